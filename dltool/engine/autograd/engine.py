@@ -1,0 +1,204 @@
+"""The backward engine: walks the graph iteratively in topological order (Kahn's algorithm).
+
+No recursion anywhere, so graphs of any depth work; each node's saved buffers are freed as soon as
+it has run, unless ``retain_graph`` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dltool.engine.autograd.function import AccumulateGrad, Node
+from dltool.engine.autograd.grad_mode import state as _grad_state
+
+
+def _as_tuple(value: Any) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, (tuple, list)):
+        return tuple(value)
+    return (value,)
+
+
+def _root_grads(outputs: tuple, grad_outputs: tuple) -> list:
+    from dltool.engine.tensor import Tensor
+
+    if grad_outputs and len(grad_outputs) != len(outputs):
+        raise RuntimeError(
+            f"grad_tensors/grad_outputs has {len(grad_outputs)} items but outputs has {len(outputs)}"
+        )
+    roots = []
+    for i, out in enumerate(outputs):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"outputs must be tensors, got {type(out).__name__} at index {i}")
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"element {i} of tensors does not require grad and does not have a grad_fn"
+            )
+        grad = grad_outputs[i] if grad_outputs else None
+        if grad is None:
+            if out.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            grad = Tensor._make(out._xp().ones(out.shape, dtype=out.dtype))
+        elif not isinstance(grad, Tensor):
+            grad = Tensor._make(out._xp().asarray(grad, dtype=out.dtype))
+        if tuple(grad.shape) != out.shape:
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(grad.shape)} and "
+                f"output[{i}] has a shape of {out.shape}."
+            )
+        roots.append((out._grad_node(), out._output_nr, grad))
+    return roots
+
+
+def _topological_order(roots: list) -> list[Node]:
+    """Nodes reachable from the roots, each after every node that feeds it a gradient."""
+    dependencies: dict[Node, int] = {}
+    stack = [node for node, _, _ in roots]
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            dependencies[child] = dependencies.get(child, 0) + 1
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    ready = [node for node in dict.fromkeys(n for n, _, _ in roots) if node not in dependencies]
+    order = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            dependencies[child] -= 1
+            if dependencies[child] == 0:
+                ready.append(child)
+    return order
+
+
+def _needed_nodes(order: list[Node], targets: set) -> set:
+    """The nodes from which a gradient can still reach one of the targets."""
+    needed: set = set()
+    for node in reversed(order):
+        if node in targets or any(child in needed for child, _ in node.next_functions):
+            needed.add(node)
+    return needed
+
+
+def _execute(
+    roots: list,
+    retain_graph: bool,
+    create_graph: bool,
+    capture: dict | None = None,
+) -> None:
+    """Propagate root gradients through the graph.
+
+    With ``capture`` (a dict keyed by ``(node, output_nr)``) the gradients arriving there are stored
+    in it instead of being accumulated into leaves, as ``autograd.grad`` needs.
+    """
+    order = _topological_order(roots)
+    buffers: dict[Node, list] = {}
+    for node, nr, grad in roots:
+        _accumulate(buffers, node, nr, grad)
+    needed = _needed_nodes(order, {node for node, _ in capture}) if capture is not None else None
+    previous, _grad_state.enabled = _grad_state.enabled, create_graph
+    try:
+        for node in order:
+            grads = buffers.pop(node, None)
+            if grads is None or (needed is not None and node not in needed):
+                continue
+            is_leaf = type(node) is AccumulateGrad
+            if not is_leaf:
+                node._apply_tensor_hooks(grads)
+            if capture is not None:
+                for nr, grad in enumerate(grads):
+                    if (node, nr) in capture:
+                        capture[(node, nr)] = _sum(capture[(node, nr)], grad)
+                if is_leaf:
+                    continue
+            if all(grad is None for grad in grads):
+                continue
+            grad_inputs = node._run(grads, retain_graph)
+            for (child, nr), grad in zip(node.next_functions, grad_inputs):
+                if child is not None and grad is not None:
+                    _accumulate(buffers, child, nr, grad)
+    finally:
+        _grad_state.enabled = previous
+
+
+def _sum(total: Any, grad: Any) -> Any:
+    if grad is None:
+        return total
+    return grad if total is None else total + grad
+
+
+def _accumulate(buffers: dict, node: Node, nr: int, grad: Any) -> None:
+    grads = buffers.get(node)
+    if grads is None:
+        grads = buffers[node] = [None] * max(len(node._output_meta), nr + 1)
+    grads[nr] = _sum(grads[nr], grad)
+
+
+def backward(
+    tensors: Any,
+    grad_tensors: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+) -> None:
+    """Accumulate into the leaves' ``.grad`` the gradients of ``tensors`` (see ``Tensor.backward``)."""
+    outputs = _as_tuple(tensors)
+    roots = _root_grads(outputs, _as_tuple(grad_tensors))
+    if retain_graph is None:
+        retain_graph = create_graph
+    _execute(roots, retain_graph, create_graph)
+
+
+def grad(
+    outputs: Any,
+    inputs: Any,
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool | None = None,
+    materialize_grads: bool = False,
+) -> tuple:
+    """Return the gradients of ``outputs`` with respect to ``inputs`` without touching ``.grad``.
+
+    Example:
+        >>> x = tensor([3.0], requires_grad=True)
+        >>> (g,) = grad(x * x, x, grad_outputs=ones(1))
+        >>> g
+        tensor([6.])
+    """
+    from dltool.engine.tensor import Tensor
+
+    outputs_t = _as_tuple(outputs)
+    inputs_t: Sequence = _as_tuple(inputs)
+    for i, tensor in enumerate(inputs_t):
+        if not isinstance(tensor, Tensor) or not tensor.requires_grad:
+            raise RuntimeError(f"One of the differentiated Tensors (index {i}) does not require grad")
+    roots = _root_grads(outputs_t, _as_tuple(grad_outputs))
+    if retain_graph is None:
+        retain_graph = create_graph
+    keys = [(tensor._grad_node(), tensor._output_nr) for tensor in inputs_t]
+    capture: dict = dict.fromkeys(keys)
+    _execute(roots, retain_graph, create_graph, capture)
+    results = []
+    for i, key in enumerate(keys):
+        value = capture[key]
+        if value is None:
+            if materialize_grads:
+                value = Tensor._make(inputs_t[i]._xp().zeros_like(inputs_t[i]._data))
+            elif not allow_unused:
+                raise RuntimeError(
+                    "One of the differentiated Tensors appears to not have been used in the graph. "
+                    "Set allow_unused=True if this is the desired behavior."
+                )
+        elif not create_graph:
+            value = value.detach()
+        results.append(value)
+    return tuple(results)

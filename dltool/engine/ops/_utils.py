@@ -1,0 +1,48 @@
+"""Helpers shared by the op families: undoing broadcasting, turning operands into tensors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dltool.engine import backend, dtypes
+from dltool.engine.tensor import Tensor, _wrap_dim
+
+
+def unbroadcast(grad: Tensor, shape: tuple) -> Tensor:
+    """Sum ``grad`` over the axes numpy broadcast to reach its shape, giving ``shape`` back."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
+    )
+    if axes:
+        grad = grad.sum(dim=axes, keepdim=True)
+    if lead:
+        grad = grad.reshape(shape)
+    return grad
+
+
+def as_tensor_like(value: Any, like: Tensor) -> Tensor:
+    """A tensor on ``like``'s device from a tensor, array or nested list."""
+    if isinstance(value, Tensor):
+        return value
+    array = np.asarray(value)
+    array = array.astype(dtypes.infer_dtype(value), copy=False)
+    return Tensor._make(backend.move(array, like.device))
+
+
+def normalize_dims(dim: Any, ndim: int) -> tuple[int, ...]:
+    """``dim`` (None, an int or a sequence) as a sorted tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (tuple, list)):
+        return tuple(sorted({_wrap_dim(d, ndim) for d in dim}))
+    return (_wrap_dim(dim, ndim),)
+
+
+def data_of(value: Any) -> Any:
+    """The array behind a tensor, or the value itself (a Python scalar or None)."""
+    return value._data if type(value) is Tensor else value

@@ -1,0 +1,309 @@
+"""Reductions (sum, mean, var, max, logsumexp, norm, ...) and the softmax family."""
+
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+from typing import Any
+
+from dltool.engine import dtypes
+from dltool.engine.autograd.function import Function
+from dltool.engine.ops._utils import normalize_dims
+from dltool.engine.ops.elementwise import _float_input, cast, exp, sqrt, where
+from dltool.engine.tensor import Tensor, _wrap_dim
+
+values_indices = namedtuple("values_indices", ["values", "indices"])
+
+
+def _restore_dims(grad: Tensor, axes: tuple, keepdim: bool) -> Tensor:
+    """Put the reduced axes back as size-1 dims so that ``grad`` broadcasts over the input."""
+    if keepdim or not axes:
+        return grad
+    shape = list(grad.shape)
+    for axis in axes:
+        shape.insert(axis, 1)
+    return grad.reshape(tuple(shape))
+
+
+# =============================================================== sums and products
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
+        return x._data.sum(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad = _restore_dims(grad_output, ctx.axes, ctx.keepdim)
+        return grad.expand(ctx.shape), None, None
+
+
+class Prod(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.save_for_backward(x)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return x._data.prod(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        axes = ctx.axes
+        grad = _restore_dims(grad_output, axes, ctx.keepdim)
+        # NOTE: out / x fails at zeros; the product of the others is rebuilt where x == 0
+        is_zero = x == 0
+        safe = where(is_zero, 1.0, x)
+        others_nonzero = safe.prod(dim=axes, keepdim=True)
+        zero_count = is_zero.sum(dim=axes, keepdim=True)
+        at_zero = where(zero_count == 1, others_nonzero, 0.0)
+        elsewhere = where(zero_count == 0, others_nonzero / safe, 0.0)
+        return grad * where(is_zero, at_zero, elsewhere), None, None
+
+
+def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A001, A002
+    """Sum over ``dim`` (an int, a tuple, or all dims); bools and ints sum as int64."""
+    if dtype is not None:
+        input = cast(input, dtype)
+    elif input._data.dtype.kind in "bu" or input._data.dtype == dtypes.int32:
+        input = cast(input, dtypes.int64)
+    return Sum.apply(input, normalize_dims(dim, input.ndim), keepdim)
+
+
+def prod(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
+    if dtype is not None:
+        input = cast(input, dtype)
+    return Prod.apply(input, normalize_dims(dim, input.ndim), keepdim)
+
+
+def _count(input: Tensor, axes: tuple) -> int:
+    n = 1
+    for axis in axes:
+        n *= input.shape[axis]
+    return n
+
+
+def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
+    """Average over ``dim``; integer inputs are an error, as in PyTorch."""
+    if dtype is not None:
+        input = cast(input, dtype)
+    if input.dtype.kind != "f":
+        raise RuntimeError(
+            f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
+            f"complex dtype. Got: {input.dtype}"
+        )
+    axes = normalize_dims(dim, input.ndim)
+    return sum(input, axes, keepdim) / builtins.max(_count(input, axes), 1)
+
+
+def var(input: Tensor, dim: Any = None, *, correction: float = 1, keepdim: bool = False, unbiased: bool | None = None) -> Tensor:  # noqa: A002
+    """Variance with Bessel's ``correction`` (1 by default, as in PyTorch)."""
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    axes = normalize_dims(dim, input.ndim)
+    centered = input - mean(input, axes, keepdim=True)
+    n = _count(input, axes)
+    return sum(centered * centered, axes, keepdim) / builtins.max(n - correction, 0)
+
+
+def std(input: Tensor, dim: Any = None, *, correction: float = 1, keepdim: bool = False, unbiased: bool | None = None) -> Tensor:  # noqa: A002
+    return sqrt(var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+
+
+def var_mean(input: Tensor, dim: Any = None, *, correction: float = 1, keepdim: bool = False) -> tuple[Tensor, Tensor]:  # noqa: A002
+    return var(input, dim, correction=correction, keepdim=keepdim), mean(input, dim, keepdim)
+
+
+# =============================================================== extremes
+
+
+class Amax(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        y = x._data.max(axis=axes, keepdims=True)
+        ctx.save_for_backward(x, Tensor._make(y))
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else y.squeeze(axes)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, y = ctx.saved_tensors
+        # NOTE: ties share the gradient evenly, as PyTorch's amax does
+        hits = cast(x == y, x.dtype)
+        grad = _restore_dims(grad_output, ctx.axes, ctx.keepdim)
+        return grad * hits / hits.sum(dim=ctx.axes, keepdim=True), None, None
+
+
+def _check_nonempty(input: Tensor, name: str) -> None:
+    if input.numel() == 0:
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+
+
+def amax(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:  # noqa: A002
+    """Largest values over ``dim`` (all dims when empty)."""
+    _check_nonempty(input, "amax")
+    return Amax.apply(input, normalize_dims(dim if dim != () else None, input.ndim), keepdim)
+
+
+def amin(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:  # noqa: A002
+    _check_nonempty(input, "amin")
+    return -Amax.apply(-input, normalize_dims(dim if dim != () else None, input.ndim), keepdim)
+
+
+def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A002
+    """Index of the largest value (over the flattened tensor when ``dim`` is None)."""
+    if dim is None:
+        return Tensor._make(input._data.argmax().astype(dtypes.int64))
+    dim = _wrap_dim(dim, input.ndim)
+    return Tensor._make(input._data.argmax(axis=dim, keepdims=keepdim).astype(dtypes.int64))
+
+
+def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A002
+    if dim is None:
+        return Tensor._make(input._data.argmin().astype(dtypes.int64))
+    dim = _wrap_dim(dim, input.ndim)
+    return Tensor._make(input._data.argmin(axis=dim, keepdims=keepdim).astype(dtypes.int64))
+
+
+def _extreme(input: Tensor, dim: Any, keepdim: bool, other: Any, largest: bool) -> Any:
+    from dltool.engine.ops.elementwise import maximum, minimum
+    from dltool.engine.ops.index import gather
+
+    if type(dim) is Tensor:
+        return maximum(input, dim) if largest else minimum(input, dim)
+    if other is not None:
+        return maximum(input, other) if largest else minimum(input, other)
+    if dim is None:
+        return amax(input) if largest else amin(input)
+    dim = _wrap_dim(dim, input.ndim)
+    indices = (argmax if largest else argmin)(input, dim, keepdim=True)
+    values = gather(input, dim, indices)
+    if not keepdim:
+        values, indices = values.squeeze(dim), indices.squeeze(dim)
+    return values_indices(values, indices)
+
+
+def max(input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Any = None) -> Any:  # noqa: A001, A002
+    """The largest value; with ``dim``, a ``(values, indices)`` pair; with a tensor, ``maximum``."""
+    return _extreme(input, dim, keepdim, other, largest=True)
+
+
+def min(input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Any = None) -> Any:  # noqa: A001, A002
+    """The smallest value; with ``dim``, a ``(values, indices)`` pair; with a tensor, ``minimum``."""
+    return _extreme(input, dim, keepdim, other, largest=False)
+
+
+def all(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
+    axes = normalize_dims(dim, input.ndim)
+    return Tensor._make(input._data.all(axis=axes, keepdims=keepdim))
+
+
+def any(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
+    axes = normalize_dims(dim, input.ndim)
+    return Tensor._make(input._data.any(axis=axes, keepdims=keepdim))
+
+
+def count_nonzero(input: Tensor, dim: Any = None) -> Tensor:  # noqa: A002
+    return sum(input != 0, dim)
+
+
+# =============================================================== log-sum-exp and softmax
+
+
+class LogSumExp(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        xp = x._xp()
+        peak = x._data.max(axis=axes, keepdims=True)
+        # NOTE: an all -inf slice would give nan through inf - inf; shift by 0 there
+        peak = xp.where(xp.isfinite(peak), peak, 0)
+        out = xp.log(xp.exp(x._data - peak).sum(axis=axes, keepdims=True)) + peak
+        ctx.save_for_backward(x, Tensor._make(out))
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return out if keepdim else out.squeeze(axes)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, out = ctx.saved_tensors
+        grad = _restore_dims(grad_output, ctx.axes, ctx.keepdim)
+        return grad * exp(x - out), None, None
+
+
+def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:  # noqa: A002
+    """``log(sum(exp(input)))`` over ``dim``, computed without overflow."""
+    return LogSumExp.apply(_float_input(input), normalize_dims(dim, input.ndim), keepdim)
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        xp = x._xp()
+        y = x._data - x._data.max(axis=dim, keepdims=True)
+        xp.exp(y, out=y)
+        y /= y.sum(axis=dim, keepdims=True)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return y * (grad_output - (grad_output * y).sum(dim=ctx.dim, keepdim=True)), None
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        xp = x._xp()
+        shifted = x._data - x._data.max(axis=dim, keepdims=True)
+        y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return grad_output - exp(y) * grad_output.sum(dim=ctx.dim, keepdim=True), None
+
+
+def _softmax_dim(input: Tensor, dim: int | None) -> int:
+    if dim is None:
+        # NOTE: PyTorch's implicit-dim rule, kept for compatibility (it warns there)
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    return _wrap_dim(dim, input.ndim)
+
+
+def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:  # noqa: A002
+    """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the max for stability."""
+    if dtype is not None:
+        input = cast(input, dtype)
+    return Softmax.apply(_float_input(input), _softmax_dim(input, dim))
+
+
+def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:  # noqa: A002
+    """``log(softmax(x))`` computed in one stable pass."""
+    if dtype is not None:
+        input = cast(input, dtype)
+    return LogSoftmax.apply(_float_input(input), _softmax_dim(input, dim))
+
+
+def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:  # noqa: A002
+    """The vector p-norm over ``dim`` (2 and 'fro' alike; also inf, -inf, 0, 1 and any float)."""
+    if dtype is not None:
+        input = cast(input, dtype)
+    if p in ("fro", 2, 2.0, None):
+        return sqrt(sum(input * input, dim, keepdim))
+    if p == "nuc":
+        raise NotImplementedError("the nuclear norm is not supported")
+    magnitude = abs(input)
+    if p == float("inf"):
+        return amax(magnitude, dim if dim is not None else (), keepdim)
+    if p == float("-inf"):
+        return amin(magnitude, dim if dim is not None else (), keepdim)
+    if p == 0:
+        return sum(cast(input != 0, input.dtype), dim, keepdim)
+    if p == 1:
+        return sum(magnitude, dim, keepdim)
+    return sum(magnitude**p, dim, keepdim) ** (1.0 / p)

@@ -1,0 +1,372 @@
+"""Shape ops: reshape and views, transposes, expand and repeat, flip, cat/stack/split, pad."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from typing import Any
+
+from dltool.engine import dtypes
+from dltool.engine.autograd.function import Function
+from dltool.engine.ops._utils import unbroadcast
+from dltool.engine.ops.elementwise import cast
+from dltool.engine.tensor import Tensor, _wrap_dim
+
+
+def _sizes(args: tuple) -> tuple:
+    """``f(2, 3)`` and ``f((2, 3))`` alike, as PyTorch accepts both."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+# =============================================================== reshape and views
+
+
+class Reshape(Function):
+    _is_view = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        return x._data.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output.reshape(ctx.shape), None
+
+
+def _infer_shape(shape: tuple, numel: int) -> tuple:
+    shape = tuple(int(n) for n in shape)
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    known = 1
+    for n in shape:
+        if n != -1:
+            known *= n
+    if -1 in shape:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape = tuple(numel // known if n == -1 else n for n in shape)
+    elif known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return shape
+
+
+def reshape(input: Tensor, *shape: Any) -> Tensor:  # noqa: A002
+    """The same elements in a new shape (one dim may be -1)."""
+    shape = _infer_shape(_sizes(shape), input._data.size)
+    if shape == input.shape:
+        return input
+    return Reshape.apply(input, shape)
+
+
+def view(input: Tensor, *shape: Any) -> Tensor:  # noqa: A002
+    """Like ``reshape``; ``view(dtype)`` is not supported."""
+    return reshape(input, *shape)
+
+
+def view_as(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    return reshape(input, other.shape)
+
+
+def reshape_as(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    return reshape(input, other.shape)
+
+
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:  # noqa: A002
+    if input.ndim == 0:
+        return reshape(input, (1,))
+    start, end = _wrap_dim(start_dim, input.ndim), _wrap_dim(end_dim, input.ndim)
+    if start > end:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shape = input.shape
+    return reshape(input, shape[:start] + (-1,) + shape[end + 1 :]) if shape else input
+
+
+def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:  # noqa: A002
+    dim = _wrap_dim(dim, input.ndim)
+    return reshape(input, input.shape[:dim] + tuple(sizes) + input.shape[dim + 1 :])
+
+
+def squeeze(input: Tensor, dim: Any = None) -> Tensor:  # noqa: A002
+    """Drop size-1 dims (all, or those in ``dim``; others in ``dim`` are kept, as in PyTorch)."""
+    if dim is None:
+        dims = {i for i, n in enumerate(input.shape) if n == 1}
+    else:
+        wanted = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = {_wrap_dim(d, input.ndim) for d in wanted if input.ndim}
+        dims = {d for d in dims if input.shape[d] == 1}
+    return reshape(input, tuple(n for i, n in enumerate(input.shape) if i not in dims))
+
+
+def unsqueeze(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+    dim = _wrap_dim(dim, input.ndim + 1)
+    return reshape(input, input.shape[:dim] + (1,) + input.shape[dim:])
+
+
+class Permute(Function):
+    _is_view = True
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return x._data.transpose(dims)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        inverse = [0] * len(ctx.dims)
+        for i, d in enumerate(ctx.dims):
+            inverse[d] = i
+        return permute(grad_output, tuple(inverse)), None
+
+
+def permute(input: Tensor, *dims: Any) -> Tensor:  # noqa: A002
+    dims = tuple(_wrap_dim(d, input.ndim) for d in _sizes(dims))
+    if sorted(dims) != list(range(input.ndim)):
+        raise RuntimeError(f"permute(): dims {list(dims)} are not a permutation of {input.ndim} dims")
+    return Permute.apply(input, dims)
+
+
+def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:  # noqa: A002
+    if input.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+        return input
+    dims = list(range(input.ndim))
+    d0, d1 = _wrap_dim(dim0, input.ndim), _wrap_dim(dim1, input.ndim)
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return Permute.apply(input, tuple(dims))
+
+
+swapaxes = swapdims = transpose
+
+
+def t(input: Tensor) -> Tensor:  # noqa: A002
+    """Transpose of a matrix; vectors come back unchanged."""
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
+    return transpose(input, 0, 1) if input.ndim == 2 else input
+
+
+def movedim(input: Tensor, source: int, destination: int) -> Tensor:  # noqa: A002
+    dims = list(range(input.ndim))
+    src = dims.pop(_wrap_dim(source, input.ndim))
+    dims.insert(_wrap_dim(destination, input.ndim), src)
+    return permute(input, tuple(dims))
+
+
+# =============================================================== expand, repeat, flip
+
+
+class Expand(Function):
+    _is_view = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        return x._xp().broadcast_to(x._data, shape)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return unbroadcast(grad_output, ctx.shape), None
+
+
+def expand(input: Tensor, *sizes: Any) -> Tensor:  # noqa: A002
+    """A broadcast view to ``sizes`` (-1 keeps a dim); no memory is copied."""
+    sizes = _sizes(sizes)
+    if len(sizes) < input.ndim:
+        raise RuntimeError(
+            f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal to the "
+            f"number of dimensions in the tensor ({input.ndim})"
+        )
+    lead = len(sizes) - input.ndim
+    shape = tuple(input.shape[i - lead] if n == -1 else n for i, n in enumerate(sizes))
+    if shape == input.shape:
+        return input
+    for i, n in enumerate(input.shape):
+        if n != 1 and n != shape[lead + i]:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({shape[lead + i]}) must match the existing size "
+                f"({n}) at non-singleton dimension {lead + i}.  Target sizes: {list(sizes)}.  "
+                f"Tensor sizes: {list(input.shape)}"
+            )
+    return Expand.apply(input, shape)
+
+
+def expand_as(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    return expand(input, other.shape)
+
+
+def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:  # noqa: A002
+    return expand(input, tuple(shape))
+
+
+class Repeat(Function):
+    @staticmethod
+    def forward(ctx, x, repeats):
+        ctx.shape = (1,) * (len(repeats) - x.ndim) + x.shape
+        ctx.repeats = repeats
+        return x._xp().tile(x._data, repeats)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        interleaved = []
+        for r, n in zip(ctx.repeats, ctx.shape):
+            interleaved += [r, n]
+        grad = grad_output.reshape(tuple(interleaved))
+        grad = grad.sum(dim=tuple(range(0, len(interleaved), 2)))
+        return grad, None
+
+
+def repeat(input: Tensor, *repeats: Any) -> Tensor:  # noqa: A002
+    """Tile the tensor ``repeats`` times along each dim."""
+    repeats = _sizes(repeats)
+    if len(repeats) < input.ndim:
+        raise RuntimeError(
+            "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor"
+        )
+    return Repeat.apply(input, repeats)
+
+
+class Flip(Function):
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return x._xp().flip(x._data, dims)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return flip(grad_output, ctx.dims), None
+
+
+def flip(input: Tensor, dims: Any) -> Tensor:  # noqa: A002
+    dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+    return Flip.apply(input, tuple(_wrap_dim(d, input.ndim) for d in dims))
+
+
+# =============================================================== joining and splitting
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, dim, *xs):
+        ctx.dim = dim
+        ctx.sizes = [x.shape[dim] for x in xs]
+        return xs[0]._xp().concatenate([x._data for x in xs], axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return (None, *split(grad_output, ctx.sizes, ctx.dim))
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join tensors along an existing ``dim``; all other dims must match."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    dim = _wrap_dim(dim, tensors[0].ndim)
+    reference = tensors[0].shape
+    for i, x in enumerate(tensors[1:], 1):
+        if x.ndim != len(reference) or x.shape[:dim] + x.shape[dim + 1 :] != reference[:dim] + reference[dim + 1 :]:
+            raise RuntimeError(
+                f"Sizes of tensors must match except in dimension {dim}. Expected {list(reference)} "
+                f"but got {list(x.shape)} for tensor number {i} in the list."
+            )
+    target = tensors[0].dtype
+    for x in tensors[1:]:
+        target = dtypes.result_type(target, x.dtype, False, False)
+    return Cat.apply(dim, *(cast(x, target) for x in tensors))
+
+
+concat = concatenate = cat
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new ``dim``."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    for i, x in enumerate(tensors[1:], 1):
+        if x.shape != tensors[0].shape:
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got {list(tensors[0].shape)} at "
+                f"entry 0 and {list(x.shape)} at entry {i}"
+            )
+    dim = _wrap_dim(dim, tensors[0].ndim + 1)
+    return cat([unsqueeze(x, dim) for x in tensors], dim)
+
+
+def hstack(tensors: Sequence[Tensor]) -> Tensor:
+    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors: Sequence[Tensor]) -> Tensor:
+    return cat([x.reshape(1, -1) if x.ndim == 1 else x for x in tensors], 0)
+
+
+def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:  # noqa: A002
+    dim = _wrap_dim(dim, input.ndim)
+    key = (slice(None),) * dim + (slice(start, start + length),)
+    return input[key]
+
+
+def split(tensor: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+    """Pieces of ``split_size`` (the last may be smaller) or of the listed section sizes."""
+    dim = _wrap_dim(dim, tensor.ndim)
+    length = tensor.shape[dim]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise RuntimeError(f"split_size must be positive, got {step}")
+        sections = [builtins.min(step, length - start) for start in range(0, length, step)] or [0]
+    else:
+        sections = list(split_size_or_sections)
+        if builtins.sum(sections) != length:
+            raise RuntimeError(
+                f"split_with_sizes expects split_sizes to sum exactly to {length} (input tensor's "
+                f"size at dimension {dim}), but got split_sizes={sections}"
+            )
+    pieces, start = [], 0
+    for size in sections:
+        pieces.append(narrow(tensor, dim, start, size))
+        start += size
+    return tuple(pieces)
+
+
+def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:  # noqa: A002
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+    length = input.shape[_wrap_dim(dim, input.ndim)]
+    return split(input, builtins.max(-(-length // chunks), 1), dim)
+
+
+def unbind(input: Tensor, dim: int = 0) -> tuple[Tensor, ...]:  # noqa: A002
+    dim = _wrap_dim(dim, input.ndim)
+    return tuple(input[(slice(None),) * dim + (i,)] for i in range(input.shape[dim]))
+
+
+class Pad(Function):
+    @staticmethod
+    def forward(ctx, x, widths, value):
+        ctx.keep = tuple(slice(before, before + n) for (before, _), n in zip(widths, x.shape))
+        return x._xp().pad(x._data, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output[ctx.keep], None, None
+
+
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:  # noqa: A002
+    """Pad the last dims by ``(left, right, top, bottom, ...)``, as ``torch.nn.functional.pad``.
+
+    Only constant padding with non-negative widths is supported.
+    """
+    if mode != "constant":
+        raise NotImplementedError(f"pad mode '{mode}' is not supported (only 'constant')")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise RuntimeError(f"Padding length must be divisible by 2 and at most twice the input's dims, got {len(pad)}")
+    if builtins.any(p < 0 for p in pad):
+        raise NotImplementedError("negative padding is not supported")
+    widths = [(0, 0)] * input.ndim
+    for i in range(len(pad) // 2):
+        widths[input.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    return Pad.apply(input, tuple(widths), 0 if value is None else value)

@@ -1,0 +1,682 @@
+"""``Tensor``: an n-dimensional array on numpy or cupy that records operations for autograd.
+
+The storage is a numpy (CPU) or cupy (GPU) array; ops live in ``dltool.engine.ops`` and the
+methods here only forward to them, so each op is written once.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from dltool.engine import backend, dtypes
+from dltool.engine.autograd.function import AccumulateGrad, Node, RemovableHandle
+from dltool.engine.autograd.grad_mode import state as _grad_state
+
+
+class Tensor:
+    """A multi-dimensional array with autograd, mirroring ``torch.Tensor``.
+
+    Build tensors with the factory functions (``tensor``, ``zeros``, ``randn``, ...).
+
+    Example:
+        >>> x = tensor([1.0, 2.0], requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad
+        tensor([2., 4.])
+    """
+
+    __slots__ = (
+        "_data",
+        "_requires_grad",
+        "grad",
+        "grad_fn",
+        "_output_nr",
+        "_version_counter",
+        "_backward_hooks",
+        "_accumulator",
+        "__dict__",
+        "__weakref__",
+    )
+
+    # numpy defers to our reflected operators instead of converting us to an array
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        array = data._data if isinstance(data, Tensor) else data
+        if not hasattr(array, "__array_namespace__") and not isinstance(array, np.ndarray):
+            array = np.asarray(array, dtype=dtypes.infer_dtype(array))
+        self._data = array
+        self._requires_grad = False
+        self.grad: Tensor | None = None
+        self.grad_fn: Node | None = None
+        self._output_nr = 0
+        self._version_counter = [0]
+        self._backward_hooks: list | None = None
+        self._accumulator: weakref.ref | None = None
+        if requires_grad:
+            self.requires_grad = True
+
+    @classmethod
+    def _make(
+        cls,
+        array: Any,
+        grad_fn: Node | None = None,
+        output_nr: int = 0,
+        version_counter: list | None = None,
+    ) -> Tensor:
+        """Wrap an array without checks (the engine's fast constructor)."""
+        t = object.__new__(Tensor)
+        t._data = array
+        t._requires_grad = grad_fn is not None
+        t.grad = None
+        t.grad_fn = grad_fn
+        t._output_nr = output_nr
+        t._version_counter = [0] if version_counter is None else version_counter
+        t._backward_hooks = None
+        t._accumulator = None
+        return t
+
+    @staticmethod
+    def _zeros_like_meta(meta: tuple) -> Tensor:
+        shape, dtype, xp = meta
+        return Tensor._make(xp.zeros(shape, dtype=dtype))
+
+    def _meta(self) -> tuple:
+        return self._data.shape, self._data.dtype, backend.array_module(self._data)
+
+    def _xp(self) -> Any:
+        return backend.array_module(self._data)
+
+    def _grad_node(self) -> Node:
+        """This tensor's place in the graph: its grad_fn, or its leaf accumulator."""
+        if self.grad_fn is not None:
+            return self.grad_fn
+        node = self._accumulator() if self._accumulator is not None else None
+        if node is None:
+            node = AccumulateGrad(self)
+            self._accumulator = weakref.ref(node)
+        return node
+
+    # ------------------------------------------------------------ attributes
+
+    @property
+    def data(self) -> Tensor:
+        """The same storage without autograd history (in-place changes are not tracked)."""
+        return Tensor._make(self._data)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        self._data = value._data if isinstance(value, Tensor) else value
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if self.grad_fn is not None and not value:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a "
+                "computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach()."
+            )
+        if value and self._data.dtype.kind != "f":
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients, got {self.dtype}"
+            )
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def _version(self) -> int:
+        return self._version_counter[0]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    def size(self, dim: int | None = None) -> Any:
+        """The shape, or the length of one dimension."""
+        if dim is None:
+            return self._data.shape
+        return self._data.shape[_wrap_dim(dim, self._data.ndim)]
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    ndimension = dim
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    nelement = numel
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def device(self) -> backend.device:
+        return backend.device_of(self._data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def is_floating_point_type(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+    def element_size(self) -> int:
+        return self._data.dtype.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        return self._data.dtype.itemsize
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - PyTorch's name
+        return _shape.permute(self, tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self) -> Tensor:  # noqa: N802
+        return _shape.transpose(self, -2, -1)
+
+    # ------------------------------------------------------------ conversion
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self._data.size} elements cannot be converted to Scalar"
+            )
+        return self._data.reshape(()).item()
+
+    def tolist(self) -> Any:
+        return self._data.tolist() if self.device.type == "cpu" else self.cpu().tolist()
+
+    def numpy(self, force: bool = False) -> np.ndarray:
+        """The storage as a numpy array (shared, not copied), for CPU tensors without grad."""
+        if self._requires_grad and not force:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
+            )
+        if self.device.type != "cpu":
+            if not force:
+                raise TypeError(
+                    f"can't convert {self.device} device type tensor to numpy. "
+                    "Use Tensor.cpu() to copy the tensor to host memory first."
+                )
+            return backend.move(self._data, backend.CPU)
+        return self._data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = backend.move(self._data, backend.CPU)
+        return array if dtype is None else array.astype(dtype)
+
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Move and/or cast: ``to(device)``, ``to(dtype)``, ``to(tensor)``, ``to(device, dtype)``."""
+        device, dtype = _parse_to(args, kwargs)
+        result = self
+        if dtype is not None and dtype != self.dtype:
+            result = _elementwise.cast(result, dtype)
+        if device is not None and device != result.device:
+            result = _elementwise.to_device(result, device)
+        if kwargs.get("copy") and result is self:
+            result = self.clone()
+        return result
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device: int | None = None) -> Tensor:
+        return self.to(backend.device("cuda", device))
+
+    def type(self, dtype: Any = None) -> Any:
+        if dtype is None:
+            return f"dltool.{self.dtype}"
+        return self.to(dtypes.to_dtype(dtype))
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.to(other.dtype)
+
+    def float(self) -> Tensor:
+        return self.to(dtypes.float32)
+
+    def double(self) -> Tensor:
+        return self.to(dtypes.float64)
+
+    def half(self) -> Tensor:
+        return self.to(dtypes.float16)
+
+    def long(self) -> Tensor:
+        return self.to(dtypes.int64)
+
+    def int(self) -> Tensor:
+        return self.to(dtypes.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(dtypes.bool)
+
+    def byte(self) -> Tensor:
+        return self.to(dtypes.uint8)
+
+    def clone(self) -> Tensor:
+        return _elementwise.clone(self)
+
+    def contiguous(self) -> Tensor:
+        """Self when already C-contiguous, else a contiguous copy (gradients flow through)."""
+        if self._data.flags.c_contiguous:
+            return self
+        return _elementwise.clone(self)
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    def detach(self) -> Tensor:
+        """The same storage and version counter, cut from the graph."""
+        return Tensor._make(self._data, None, 0, self._version_counter)
+
+    def detach_(self) -> Tensor:
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    # ------------------------------------------------------------ autograd
+
+    def backward(
+        self,
+        gradient: Tensor | None = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+    ) -> None:
+        """Accumulate the gradient of this tensor into the ``.grad`` of the leaves it came from."""
+        _engine.backward(self, gradient, retain_graph, create_graph)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` for this non-leaf tensor after backward."""
+        if self.grad_fn is None:
+            if not self._requires_grad:
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+            return
+        self.grad_fn._retain_grad(self._output_nr, self)
+
+    @property
+    def retains_grad(self) -> bool:
+        node = self.grad_fn
+        return bool(node is not None and node._retains and self._output_nr in node._retains)
+
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
+        """``hook(grad)`` runs when this tensor's gradient is computed; it may return a new one."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            return self.grad_fn._add_tensor_prehook(self._output_nr, hook)
+        if self._backward_hooks is None:
+            self._backward_hooks = []
+        self._backward_hooks.append(hook)
+        return RemovableHandle(self._backward_hooks, hook)
+
+    # ------------------------------------------------------------ in-place
+
+    def _inplace(self, op: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tensor:
+        """Run ``op(self, *args)`` and write the result into this tensor's storage.
+
+        With autograd on, the tensor moves in the graph to the new node, and a snapshot of its
+        old value stands in for it, so backward still sees what the op saw.
+        """
+        if _grad_state.enabled and (self._requires_grad or _any_requires_grad(args)):
+            if self.grad_fn is None and self._requires_grad:
+                raise RuntimeError(
+                    "a leaf Variable that requires grad is being used in an in-place operation."
+                )
+            old = Tensor._make(self._data.copy(), self.grad_fn, self._output_nr)
+            result = op(old, *args, **kwargs)
+            self._write(result)
+            self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
+            self._requires_grad = result._requires_grad
+        else:
+            previous, _grad_state.enabled = _grad_state.enabled, False
+            try:
+                self._write(op(self, *args, **kwargs))
+            finally:
+                _grad_state.enabled = previous
+        return self
+
+    def _write(self, result: Tensor) -> None:
+        if result.shape != self.shape:
+            raise RuntimeError(
+                f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                f"{list(result.shape)}"
+            )
+        if result.dtype.kind == "f" and self.dtype.kind != "f":
+            raise RuntimeError(f"result type {result.dtype} can't be cast to the desired output type {self.dtype}")
+        self._data[...] = result._data
+        self._version_counter[0] += 1
+
+    def add_(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        return self._inplace(_elementwise.add, other, alpha=alpha)
+
+    def sub_(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        return self._inplace(_elementwise.sub, other, alpha=alpha)
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._inplace(_elementwise.mul, other)
+
+    def div_(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+        return self._inplace(_elementwise.div, other, rounding_mode=rounding_mode)
+
+    def pow_(self, exponent: Any) -> Tensor:
+        return self._inplace(_elementwise.pow, exponent)
+
+    def neg_(self) -> Tensor:
+        return self._inplace(_elementwise.neg)
+
+    def abs_(self) -> Tensor:
+        return self._inplace(_elementwise.abs)
+
+    def sqrt_(self) -> Tensor:
+        return self._inplace(_elementwise.sqrt)
+
+    def exp_(self) -> Tensor:
+        return self._inplace(_elementwise.exp)
+
+    def log_(self) -> Tensor:
+        return self._inplace(_elementwise.log)
+
+    def relu_(self) -> Tensor:
+        return self._inplace(_elementwise.relu)
+
+    def sigmoid_(self) -> Tensor:
+        return self._inplace(_elementwise.sigmoid)
+
+    def tanh_(self) -> Tensor:
+        return self._inplace(_elementwise.tanh)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        return self._inplace(_elementwise.clamp, min, max)
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min: Any) -> Tensor:  # noqa: A002
+        return self._inplace(_elementwise.clamp, min, None)
+
+    def clamp_max_(self, max: Any) -> Tensor:  # noqa: A002
+        return self._inplace(_elementwise.clamp, None, max)
+
+    def masked_fill_(self, mask: Tensor, value: Any) -> Tensor:
+        return self._inplace(_elementwise.masked_fill, mask, value)
+
+    def addcmul_(self, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
+        return self._inplace(_elementwise.addcmul, tensor1, tensor2, value=value)
+
+    def addcdiv_(self, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
+        return self._inplace(_elementwise.addcdiv, tensor1, tensor2, value=value)
+
+    def lerp_(self, end: Tensor, weight: Any) -> Tensor:
+        return self._inplace(_elementwise.lerp, end, weight)
+
+    def maximum_(self, other: Tensor) -> Tensor:
+        return self._inplace(_elementwise.maximum, other)
+
+    def copy_(self, src: Any, non_blocking: bool = False) -> Tensor:
+        """Copy ``src`` (broadcast and cast as needed) into this tensor."""
+        return self._inplace(_elementwise.overwrite, src)
+
+    def fill_(self, value: Any) -> Tensor:
+        return self._inplace(_elementwise.overwrite, value)
+
+    def zero_(self) -> Tensor:
+        return self._inplace(_elementwise.overwrite, 0)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Tensor:
+        sample = backend.rng(generator).uniform(a, b, self.shape)
+        return self._inplace(_elementwise.overwrite, self._from_host(sample))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> Tensor:
+        sample = backend.rng(generator).normal(mean, std, self.shape)
+        return self._inplace(_elementwise.overwrite, self._from_host(sample))
+
+    def bernoulli_(self, p: float = 0.5, *, generator: Any = None) -> Tensor:
+        sample = backend.rng(generator).random(self.shape) < p
+        return self._inplace(_elementwise.overwrite, self._from_host(sample))
+
+    def random_(self, low: int = 0, high: int | None = None, *, generator: Any = None) -> Tensor:
+        if high is None:
+            low, high = 0, low
+        sample = backend.rng(generator).integers(low, high, self.shape)
+        return self._inplace(_elementwise.overwrite, self._from_host(sample))
+
+    def _from_host(self, array: np.ndarray) -> Tensor:
+        """A host sample as a tensor of this tensor's dtype and device."""
+        array = array.astype(self.dtype, copy=False)
+        return Tensor._make(backend.move(array, self.device))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._inplace(_index.index_put, key, value)
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self.add_(other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self.sub_(other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self.mul_(other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self.div_(other)
+
+    # ------------------------------------------------------------ operators
+
+    def __add__(self, other: Any) -> Tensor:
+        return _elementwise.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _elementwise.add(self, other)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _elementwise.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _elementwise.rsub(self, other)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _elementwise.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _elementwise.mul(self, other)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _elementwise.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _elementwise.reciprocal(self) * other
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return _elementwise.div(self, other, rounding_mode="floor")
+
+    def __mod__(self, other: Any) -> Tensor:
+        return _elementwise.remainder(self, other)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        return _elementwise.pow(self, exponent)
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return _elementwise.pow(base, self)
+
+    def __matmul__(self, other: Tensor) -> Tensor:
+        return _linalg.matmul(self, other)
+
+    def __rmatmul__(self, other: Tensor) -> Tensor:
+        return _linalg.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return _elementwise.neg(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _elementwise.abs(self)
+
+    def __invert__(self) -> Tensor:
+        return _elementwise.logical_not(self) if self.dtype == dtypes.bool else _elementwise.bitwise_not(self)
+
+    def __and__(self, other: Any) -> Tensor:
+        return _elementwise.bitwise_and(self, other)
+
+    def __or__(self, other: Any) -> Tensor:
+        return _elementwise.bitwise_or(self, other)
+
+    def __xor__(self, other: Any) -> Tensor:
+        return _elementwise.bitwise_xor(self, other)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _elementwise.eq(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _elementwise.ne(self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return _elementwise.lt(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return _elementwise.le(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return _elementwise.gt(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return _elementwise.ge(self, other)
+
+    __hash__ = object.__hash__
+
+    def __getitem__(self, key: Any) -> Tensor:
+        return _index.getitem(self, key)
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"Boolean value of Tensor with more than one value is ambiguous ({self._data.size} values)"
+            )
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __repr__(self) -> str:
+        return _format_tensor(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # DataLoader workers send tensors between processes; only the array and flag travel
+        return (_rebuild, (backend.move(self._data, backend.CPU), self._requires_grad))
+
+
+def _rebuild(array: np.ndarray, requires_grad: bool) -> Tensor:
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def _any_requires_grad(args: tuple) -> bool:
+    return any(type(arg) is Tensor and arg._requires_grad for arg in args)
+
+
+def _wrap_dim(dim: int, ndim: int) -> int:
+    """A dimension index made non-negative, with PyTorch's error for one out of range."""
+    bound = max(ndim, 1)
+    if not -bound <= dim < bound:
+        raise IndexError(
+            f"Dimension out of range (expected to be in range of [{-bound}, {bound - 1}], but got {dim})"
+        )
+    return dim % bound
+
+
+def _parse_to(args: tuple, kwargs: dict) -> tuple[backend.device | None, np.dtype | None]:
+    device = kwargs.get("device")
+    dtype = kwargs.get("dtype")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, (str, backend.device)):
+            device = arg
+        elif arg is not None:
+            dtype = arg
+    device = backend.device(device) if device is not None else None
+    dtype = dtypes.to_dtype(dtype) if dtype is not None else None
+    return device, dtype
+
+
+def _format_tensor(t: Tensor) -> str:
+    array = backend.move(t._data, backend.CPU)
+    prefix = "tensor("
+    if array.dtype.kind == "f" and array.size and np.isfinite(array).all() and (array == np.round(array)).all():
+        body = np.array2string(array, separator=", ", prefix=prefix, floatmode="unique")
+    elif array.dtype.kind == "f":
+        body = np.array2string(array, separator=", ", prefix=prefix, precision=4, floatmode="fixed")
+    else:
+        body = np.array2string(array, separator=", ", prefix=prefix)
+    extras = []
+    if t.device.type != "cpu":
+        extras.append(f"device='{t.device}'")
+    if array.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool) or not array.size:
+        if array.size == 0:
+            body = "[]"
+            shape_note = f"size={tuple(array.shape)}, " if array.ndim > 1 else ""
+            extras.append(f"{shape_note}dtype={array.dtype}")
+        else:
+            extras.append(f"dtype={array.dtype}")
+    if t.grad_fn is not None:
+        extras.append(f"grad_fn=<{t.grad_fn.name()}>")
+    elif t._requires_grad:
+        extras.append("requires_grad=True")
+    return prefix + body + "".join(", " + e for e in extras) + ")"
+
+
+# Bound at the end: the op modules import Tensor from this module.
+from dltool.engine.autograd import engine as _engine  # noqa: E402
+from dltool.engine.ops import elementwise as _elementwise  # noqa: E402
+from dltool.engine.ops import index as _index  # noqa: E402
+from dltool.engine.ops import linalg as _linalg  # noqa: E402
+from dltool.engine.ops import shape as _shape  # noqa: E402
+from dltool.engine.ops._methods import bind_methods  # noqa: E402
+
+bind_methods(Tensor)

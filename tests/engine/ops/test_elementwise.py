@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+
+import dltool.engine as dl
+from tests.op_check import check_op
+
+BINARY = [
+    ("add", lambda lib, x, y: lib.add(x, y, alpha=2)),
+    ("sub", lambda lib, x, y: x - y),
+    ("mul", lambda lib, x, y: x * y),
+    ("div", lambda lib, x, y: x / y),
+    ("maximum", lambda lib, x, y: lib.maximum(x, y)),
+    ("minimum", lambda lib, x, y: lib.minimum(x, y)),
+    ("where", lambda lib, x, y: lib.where(x > 0, x, y)),
+    ("lerp", lambda lib, x, y: lib.lerp(x, y, 0.3)),
+    ("addcmul", lambda lib, x, y: lib.addcmul(x, x, y, value=0.5)),
+]
+
+
+@pytest.mark.parametrize("shapes", [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 1), (1, 4)), ((), (2, 2))])
+@pytest.mark.parametrize("name,fn", BINARY, ids=[n for n, _ in BINARY])
+def test_binary_ops_broadcast(name, fn, shapes):
+    check_op(fn, *shapes, low=0.5, high=2.0)
+
+
+UNARY = [
+    ("neg", lambda lib, x: -x, -2, 2),
+    ("abs", lambda lib, x: x.abs(), 0.1, 2),
+    ("exp", lambda lib, x: x.exp(), -2, 2),
+    ("log", lambda lib, x: x.log(), 0.1, 3),
+    ("log1p", lambda lib, x: lib.log1p(x), -0.5, 3),
+    ("sqrt", lambda lib, x: x.sqrt(), 0.1, 3),
+    ("rsqrt", lambda lib, x: x.rsqrt(), 0.1, 3),
+    ("sin", lambda lib, x: x.sin(), -3, 3),
+    ("cos", lambda lib, x: x.cos(), -3, 3),
+    ("tanh", lambda lib, x: x.tanh(), -3, 3),
+    ("sigmoid", lambda lib, x: x.sigmoid(), -5, 5),
+    ("relu", lambda lib, x: x.relu(), -2, 2),
+    ("pow_scalar", lambda lib, x: x**3, -2, 2),
+    ("rpow", lambda lib, x: 2.0**x, -2, 2),
+    ("pow_tensor", lambda lib, x: x**x, 0.5, 2),
+    ("clamp", lambda lib, x: x.clamp(-0.5, 0.7), -2, 2),
+    ("clamp_min", lambda lib, x: lib.clamp(x, min=0.2), -2, 2),
+    ("rsub", lambda lib, x: 1 - x, -2, 2),
+    ("rdiv", lambda lib, x: 1 / x, 0.5, 2),
+    ("masked_fill", lambda lib, x: x.masked_fill(x > 0.5, -1.0), -2, 2),
+    ("square", lambda lib, x: lib.square(x), -2, 2),
+]
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 3), ()])
+@pytest.mark.parametrize("name,fn,low,high", UNARY, ids=[u[0] for u in UNARY])
+def test_unary_ops(name, fn, low, high, shape):
+    check_op(fn, shape, low=low, high=high)
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    x = dl.tensor([-1000.0, 0.0, 1000.0])
+    assert np.allclose(x.sigmoid().numpy(), [0.0, 0.5, 1.0])
+    assert dl.isfinite(x.sigmoid()).all()
+
+
+def test_maximum_splits_ties_evenly():
+    x = dl.tensor([1.0, 2.0], requires_grad=True)
+    y = dl.tensor([1.0, 0.0], requires_grad=True)
+    dl.maximum(x, y).sum().backward()
+    assert x.grad.tolist() == [0.5, 1.0]
+    assert y.grad.tolist() == [0.5, 0.0]
+
+
+@pytest.mark.parametrize(
+    "a,b,expected",
+    [
+        (dl.tensor([1, 2]), 1.5, dl.float32),
+        (dl.tensor([1, 2]), 2, dl.int64),
+        (dl.tensor([1.0], dtype=dl.float16), 2.0, dl.float16),
+        (dl.tensor([1.0]), dl.tensor([1.0], dtype=dl.float64), dl.float64),
+        (dl.tensor([1, 2], dtype=dl.int32), dl.tensor([1, 2]), dl.int64),
+        (dl.tensor([1.0]), dl.tensor(2, dtype=dl.float64), dl.float32),
+        (dl.tensor([True]), dl.tensor([2]), dl.int64),
+        (dl.tensor([1, 2]), dl.tensor([0.5]), dl.float32),
+    ],
+)
+def test_type_promotion_follows_pytorch(a, b, expected):
+    assert (a + b).dtype == expected
+    assert (b * a).dtype == expected
+
+
+def test_integer_division_gives_float32():
+    assert (dl.tensor([3]) / 2).dtype == dl.float32
+    assert (dl.tensor([7]) // 2).tolist() == [3]
+    assert (dl.tensor([-7.0]) % 3).tolist() == [2.0]
+
+
+def test_comparisons_and_logic_give_bools_without_grad():
+    x = dl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    mask = (x > 1.5) & (x < 2.5)
+    assert mask.dtype == dl.bool and not mask.requires_grad
+    assert mask.tolist() == [False, True, False]
+    assert (~mask).tolist() == [True, False, True]
+    assert dl.isclose(x, x + 1e-9).all()
+    assert dl.allclose(x, x.detach() + 1e-9)
+    assert dl.equal(x, x.clone()) and not dl.equal(x, x[:2])
+    assert dl.isnan(dl.tensor([float("nan"), 1.0])).tolist() == [True, False]
+    assert not dl.isfinite(dl.tensor([float("inf")])).any()
+
+
+def test_cast_is_differentiable_and_returns_grad_in_input_dtype():
+    x = dl.tensor([1.0, 2.0], requires_grad=True)
+    y = x.double() * 3
+    y.sum().backward()
+    assert y.dtype == dl.float64 and x.grad.dtype == dl.float32
+    assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_clamp_without_bounds_is_an_error():
+    with pytest.raises(RuntimeError, match="At least one of 'min' or 'max'"):
+        dl.clamp(dl.ones(2))
