@@ -197,6 +197,10 @@ from dltool.engine.ops.shape import (
 )
 from dltool.engine.tensor import Tensor
 
+# isort: split
+# nn builds on everything above; importing it earlier would be circular
+from dltool.engine import nn
+
 
 class cuda:  # noqa: N801 - PyTorch's namespace
     """``dltool.engine.cuda.is_available()``, as ``torch.cuda``."""

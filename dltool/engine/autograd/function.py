@@ -277,7 +277,7 @@ class Function:
         record = False
         if _grad_state.enabled:
             for arg in args:
-                if type(arg) is Tensor and arg.requires_grad:
+                if isinstance(arg, Tensor) and arg.requires_grad:
                     record = True
                     break
         _grad_state.enabled, previous = False, _grad_state.enabled
@@ -289,7 +289,7 @@ class Function:
         outputs = (result,) if single else result
         view_counter = args[0]._version_counter if cls._is_view else None
         wrapped = tuple(
-            Tensor._make(out._data if type(out) is Tensor else out, None, 0, view_counter)
+            Tensor._make(out._data if isinstance(out, Tensor) else out, None, 0, view_counter)
             for out in outputs
         )
         if record:
@@ -304,10 +304,10 @@ def _connect(ctx: Node, args: tuple, outputs: tuple, wrapped: tuple) -> None:
     from dltool.engine.tensor import Tensor
 
     ctx.next_functions = tuple(
-        (arg._grad_node(), arg._output_nr) if type(arg) is Tensor and arg.requires_grad else (None, 0)
+        (arg._grad_node(), arg._output_nr) if isinstance(arg, Tensor) and arg.requires_grad else (None, 0)
         for arg in args
     )
-    ctx.needs_input_grad = tuple(type(arg) is Tensor and arg.requires_grad for arg in args)
+    ctx.needs_input_grad = tuple(isinstance(arg, Tensor) and arg.requires_grad for arg in args)
     non_diff = ctx._non_differentiable
     for nr, (raw, out) in enumerate(zip(outputs, wrapped)):
         if out._data.dtype.kind != "f" or any(raw is t for t in non_diff):

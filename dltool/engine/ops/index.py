@@ -24,7 +24,7 @@ def _normalize_key(key: Any, xp: Any) -> tuple[Any, bool]:
     parts = key if isinstance(key, tuple) else (key,)
     normalized, advanced = [], False
     for part in parts:
-        if type(part) is Tensor:
+        if isinstance(part, Tensor):
             part = part._data
         elif isinstance(part, list):
             part = np.asarray(part)
@@ -172,7 +172,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src: Any = None, value: Any 
     dim = _check_index("scatter", input, dim, index)
     out = input._data.copy()
     xp = input._xp()
-    source = src._data[tuple(slice(0, n) for n in index.shape)] if type(src) is Tensor else (value if src is None else src)
+    source = src._data[tuple(slice(0, n) for n in index.shape)] if isinstance(src, Tensor) else (value if src is None else src)
     out[_along(index._data, dim, xp)] = source
     return Tensor._make(out)
 
