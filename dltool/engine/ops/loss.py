@@ -46,7 +46,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
-def _check_sizes(name: str, input: Tensor, target: Tensor) -> None:  # noqa: A002
+def _check_sizes(input: Tensor, target: Tensor) -> None:  # noqa: A002
     if input.shape != target.shape:
         warnings.warn(
             f"Using a target size ({tuple(target.shape)}) that is different to the input size "
@@ -239,19 +239,33 @@ def binary_cross_entropy_with_logits(
 # =============================================================== regression
 
 
-def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Tensor:  # noqa: A002
-    """Mean squared error."""
+def _weighted(loss: Tensor, weight: Tensor | None, reduction: str, mean_by_weight: bool) -> Tensor:
+    """Elementwise ``weight`` (input-shaped) applied; mse/l1 then average by ``sum(weight)``."""
+    if weight is None:
+        return _reduce(loss, reduction)
+    if weight.shape != loss.shape:
+        raise ValueError("Weights and input must have the same size.")
+    loss = loss * weight
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum'.")
+    if reduction == "mean" and mean_by_weight:
+        return loss.sum() / weight.sum()
+    return _reduce(loss, reduction)
+
+
+def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean", weight: Tensor | None = None) -> Tensor:  # noqa: A002
+    """Mean squared error (weighted by an input-shaped ``weight``: ``sum(w e²) / sum(w)``)."""
     reduction = legacy_reduction(size_average, reduce, reduction)
-    _check_sizes("mse_loss", input, target)
+    _check_sizes(input, target)
     diff = input - target
-    return _reduce(diff * diff, reduction)
+    return _weighted(diff * diff, weight, reduction, True)
 
 
-def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> Tensor:  # noqa: A002
-    """Mean absolute error."""
+def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean", weight: Tensor | None = None) -> Tensor:  # noqa: A002
+    """Mean absolute error (weighted like ``mse_loss``)."""
     reduction = legacy_reduction(size_average, reduce, reduction)
-    _check_sizes("l1_loss", input, target)
-    return _reduce(abs(input - target), reduction)
+    _check_sizes(input, target)
+    return _weighted(abs(input - target), weight, reduction, True)
 
 
 def smooth_l1_loss(
@@ -266,7 +280,7 @@ def smooth_l1_loss(
     reduction = legacy_reduction(size_average, reduce, reduction)
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
-    _check_sizes("smooth_l1_loss", input, target)
+    _check_sizes(input, target)
     distance = abs(input - target)
     if beta == 0:
         return _reduce(distance, reduction)
@@ -278,12 +292,10 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     """``0.5 d²`` where ``|d| < delta``, else ``delta (|d| - delta/2)`` (smooth L1 times delta)."""
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
-    _check_sizes("huber_loss", input, target)
+    _check_sizes(input, target)
     distance = abs(input - target)
     loss = where(distance < delta, distance * distance * 0.5, (distance - 0.5 * delta) * delta)
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _weighted(loss, weight, reduction, False)
 
 
 def kl_div(
