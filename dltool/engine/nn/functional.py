@@ -24,7 +24,15 @@ from dltool.engine.ops.activation import (
     silu,
     softplus,
 )
-from dltool.engine.ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d, fold, pad_by_index, unfold
+from dltool.engine.ops.conv import (
+    conv1d,
+    conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
+    fold,
+    pad_by_index,
+    unfold,
+)
 from dltool.engine.ops.elementwise import sigmoid, tanh
 from dltool.engine.ops.loss import (
     binary_cross_entropy,

@@ -76,14 +76,14 @@ def _col2im(cols: Any, size: tuple, kernel: tuple, dilation: tuple, padding: tup
     xp = backend.array_module(cols)
     n, c = cols.shape[:2]
     image = xp.zeros((n, c, size[0] + 2 * padding[0], size[1] + 2 * padding[1]), dtype=cols.dtype)
-    if all(s >= d * (k - 1) + 1 for k, d, s in zip(kernel, dilation, stride)):
+    if all(s >= d * (k - 1) + 1 for k, d, s in zip(kernel, dilation, stride, strict=True)):
         # disjoint windows (pools with stride == kernel): one write through a strided view
         sn, sc, sh, sw = image.strides
         strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
         xp.lib.stride_tricks.as_strided(image, cols.shape, strides)[...] = cols
     else:
-        for i, j, where in offset_slices(kernel, dilation, stride, out):
-            image[where] += cols[:, :, i, j]
+        for i, j, window in offset_slices(kernel, dilation, stride, out):
+            image[window] += cols[:, :, i, j]
     return image[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
 
 
@@ -189,9 +189,9 @@ def _same_padding(kernel: tuple, dilation: tuple, stride: tuple) -> tuple[tuple,
     """PyTorch's ``padding='same'``: the total ``d*(k-1)`` split with the extra one on the right."""
     if stride != (1, 1):
         raise ValueError("padding='same' is not supported for strided convolutions")
-    total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+    total = tuple(d * (k - 1) for k, d in zip(kernel, dilation, strict=True))
     left = tuple(t // 2 for t in total)
-    return left, tuple(t - lo for t, lo in zip(total, left))
+    return left, tuple(t - lo for t, lo in zip(total, left, strict=True))
 
 
 def _conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any, dilation: Any, groups: int) -> Tensor:
@@ -290,12 +290,12 @@ def _conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: An
     kernel = weight.shape[2:]
     stride, padding = pair(stride, "stride"), pair(padding, "padding")
     dilation, extra = pair(dilation, "dilation"), pair(output_padding, "output_padding")
-    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation, strict=True)):
         raise RuntimeError(
             f"output padding must be smaller than either stride or dilation, but got "
             f"output_padding={extra}, stride={stride}, dilation={dilation}"
         )
-    size = tuple((n_in - 1) * s - 2 * p + d * (k - 1) + e + 1 for n_in, s, p, d, k, e in zip((h, w), stride, padding, dilation, kernel, extra))
+    size = tuple((n_in - 1) * s - 2 * p + d * (k - 1) + e + 1 for n_in, s, p, d, k, e in zip((h, w), stride, padding, dilation, kernel, extra, strict=True))
     # the columns of the transposed conv are the weight's transpose times the input
     weight_t = weight.reshape(groups, c // groups, -1).transpose(1, 2)
     cols = weight_t.matmul(x.reshape(n, groups, c // groups, h * w)).reshape(n, -1, h * w)

@@ -13,8 +13,8 @@ import numpy as np
 
 from dltool.engine import backend
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops.elementwise import where
 from dltool.engine.ops.conv import Fold, offset_slices, out_size, pad_array, pair
+from dltool.engine.ops.elementwise import where
 from dltool.engine.tensor import Tensor
 
 
@@ -26,7 +26,7 @@ def _pool_geometry(name: str, x: Tensor, kernel_size: Any, stride: Any, padding:
     pad, dil = pair(padding, "padding"), pair(dilation, "dilation")
     if min(kernel) <= 0 or min(step) <= 0 or min(dil) <= 0:
         raise RuntimeError(f"{name}: kernel_size, stride and dilation must be greater than zero, got {kernel}, {step}, {dil}")
-    if any(p > (d * (k - 1) + 1) // 2 for p, k, d in zip(pad, kernel, dil)):
+    if any(p > (d * (k - 1) + 1) // 2 for p, k, d in zip(pad, kernel, dil, strict=True)):
         raise RuntimeError(
             f"{name}: pad should be at most half of effective kernel size, but got pad={pad}, "
             f"kernel_size={kernel} and dilation={dil}"
@@ -64,8 +64,8 @@ class MaxPool2d(Function):
         padded = pad_array(x._data, pad, extra, value=-np.inf)
         windows = list(offset_slices(kernel, dil, step, out))
         y = padded[windows[0][2]].copy()
-        for _, _, where in windows[1:]:
-            xp.maximum(y, padded[where], out=y)
+        for _, _, window in windows[1:]:
+            xp.maximum(y, padded[window], out=y)
         # NOTE: the gradient goes to the first maximum of a window, as PyTorch's does
         index = xp.full(y.shape, len(windows) - 1, dtype=np.int16)
         for k in range(len(windows) - 2, -1, -1):
@@ -149,8 +149,8 @@ class AvgPool2d(Function):
         windows = offset_slices(kernel, (1, 1), step, out)
         _, _, first = next(windows)
         y = padded[first].copy()
-        for _, _, where in windows:
-            y += padded[where]
+        for _, _, window in windows:
+            y += padded[window]
         y /= divisor
         ctx.geometry = x.shape, kernel, step, pad, (1, 1), out, extra
         ctx.divisor = divisor

@@ -28,7 +28,7 @@ class SplitViews(Function):
     def backward(ctx, *grads):
         shape, dtype, xp = ctx.meta
         pieces = []
-        for grad, size in zip(grads, ctx.sizes):
+        for grad, size in zip(grads, ctx.sizes, strict=True):
             if grad is None:
                 piece_shape = shape[: ctx.dim] + (size,) + shape[ctx.dim + 1 :]
                 grad = Tensor._make(xp.zeros(piece_shape, dtype=dtype))

@@ -54,7 +54,7 @@ def check_layer(
     outputs, torch_outputs = _flat(run(dl, layer, inputs)), _flat(run(torch, torch_layer, torch_inputs))
     assert len(outputs) == len(torch_outputs)
     loss, torch_loss = 0.0, 0.0
-    for out, ref in zip(outputs, torch_outputs):
+    for out, ref in zip(outputs, torch_outputs, strict=True):
         assert tuple(out.shape) == tuple(ref.shape)
         np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), atol=atol, rtol=1e-6)
         weights = rng.standard_normal(tuple(ref.shape))
@@ -62,7 +62,7 @@ def check_layer(
         torch_loss = torch_loss + (ref * torch.tensor(weights)).sum()
     loss.backward()
     torch_loss.backward()
-    for x, ref in zip(inputs, torch_inputs):
+    for x, ref in zip(inputs, torch_inputs, strict=True):
         if ref.requires_grad:
             np.testing.assert_allclose(x.grad.numpy(), ref.grad.numpy(), atol=atol, rtol=1e-6, err_msg="input grad")
     torch_params = dict(torch_layer.named_parameters())

@@ -3,7 +3,12 @@ import pytest
 
 import dltool.engine as dl
 from dltool.engine import nn
-from dltool.engine.nn.utils import clip_grad_norm_, clip_grad_value_, parameters_to_vector, vector_to_parameters
+from dltool.engine.nn.utils import (
+    clip_grad_norm_,
+    clip_grad_value_,
+    parameters_to_vector,
+    vector_to_parameters,
+)
 
 
 def _model_with_grads(seed=0):
@@ -19,12 +24,12 @@ def test_clip_grad_norm_matches_pytorch(norm_type):
     model = _model_with_grads()
     grads = [p.grad.numpy().copy() for p in model.parameters()]
     params = [torch.nn.Parameter(torch.zeros(g.shape)) for g in grads]
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         p.grad = torch.tensor(g)
     total = clip_grad_norm_(model.parameters(), 0.5, norm_type)
     ref = torch.nn.utils.clip_grad_norm_(params, 0.5, norm_type)
     assert total.item() == pytest.approx(ref.item(), rel=1e-5)
-    for p, r in zip(model.parameters(), params):
+    for p, r in zip(model.parameters(), params, strict=True):
         np.testing.assert_allclose(p.grad.numpy(), r.grad.numpy(), rtol=1e-5)
         assert p.grad.dtype == dl.float32
 
@@ -33,7 +38,7 @@ def test_clip_grad_norm_leaves_small_gradients_and_flags_nonfinite():
     model = _model_with_grads()
     before = [p.grad.numpy().copy() for p in model.parameters()]
     clip_grad_norm_(model.parameters(), 1e9)
-    for p, b in zip(model.parameters(), before):
+    for p, b in zip(model.parameters(), before, strict=True):
         np.testing.assert_allclose(p.grad.numpy(), b, rtol=1e-6)
     model[0].weight.grad[0, 0] = float("nan")
     with pytest.raises(RuntimeError, match="is non-finite, so it cannot be clipped"):

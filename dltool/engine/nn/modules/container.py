@@ -21,7 +21,7 @@ class _IndexedModules(Module):
 
     def _renumber(self) -> None:
         """Rename the children ``'0'..'n-1'`` after a deletion or insertion, as PyTorch does."""
-        self.__dict__["_modules"] = dict(zip(map(str, range(len(self._modules))), self._modules.values()))
+        self.__dict__["_modules"] = dict(zip(map(str, range(len(self._modules))), self._modules.values(), strict=True))
 
     def _from_slice(self, items: list[tuple[str, Module]]) -> _IndexedModules:
         raise NotImplementedError

@@ -87,7 +87,7 @@ class _ConvNd(Module):
         if self.padding == "valid":
             return input, 0
         if self.padding == "same":  # the total d*(k-1), the odd one on the right
-            totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation)]
+            totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
             pairs = [(t // 2, t - t // 2) for t in totals]
         else:
             pairs = [(p, p) for p in self.padding]
