@@ -111,7 +111,7 @@ def test_load_state_dict_copies_in_place_and_reports_keys():
     state = source.state_dict()
     del state["fc1.bias"]
     state["extra"] = dl.zeros(1)
-    result = target.load_state_dict(state, strict=True)
+    result = target.load_state_dict(state, strict=False)
     assert result.missing_keys == ["fc1.bias"] and result.unexpected_keys == ["extra"]
 
 
@@ -132,7 +132,7 @@ def test_load_state_dict_strict_errors_match_pytorch_text():
     assert ours == ref
     assert ours.startswith("Error(s) in loading state_dict for Sequential:\n\tMissing key(s) in state_dict: \"0.bias\", \"1.weight\". ")
     with pytest.raises(RuntimeError, match=r"size mismatch for 0.weight: copying a param with shape \(4, 2\) from checkpoint, the shape in current model is \(3, 2\)"):
-        make(dl).load_state_dict({"0.weight": dl.zeros(4, 2)}, strict=True)
+        make(dl).load_state_dict({"0.weight": dl.zeros(4, 2)}, strict=False)
 
 
 def test_load_state_dict_accepts_arrays_and_assign():
