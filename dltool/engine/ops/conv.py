@@ -255,6 +255,12 @@ def conv2d(
     return _batched(input, 2, lambda x: _conv2d(x, weight, bias, stride, padding, dilation, groups))
 
 
+def _via_2d(conv: Any, input: Tensor, weight: Tensor, bias: Tensor | None, args: tuple) -> Tensor:  # noqa: A002
+    """A 1-D convolution run as the 2-D ``conv`` over a height of 1."""
+    w2 = weight.unsqueeze(2)
+    return _batched(input, 1, lambda x: conv(x.unsqueeze(2), w2, bias, *args).squeeze(2))
+
+
 def _to_2d(value: Any, fill: int) -> Any:
     """A 1-D argument as the 2-D one with ``fill`` on the dummy height axis."""
     if isinstance(value, str):
@@ -274,9 +280,8 @@ def conv1d(
 ) -> Tensor:
     """1-D convolution of ``(N, C, L)`` with ``(O, C/groups, k)``: a 2-D one over a height of 1."""
     _check_conv("conv1d", input, weight, bias, groups, 1)
-    w2 = weight.unsqueeze(2)
     args = (_to_2d(stride, 1), _to_2d(padding, 0), _to_2d(dilation, 1), groups)
-    return _batched(input, 1, lambda x: _conv2d(x.unsqueeze(2), w2, bias, *args).squeeze(2))
+    return _via_2d(_conv2d, input, weight, bias, args)
 
 
 def _conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any, output_padding: Any, groups: int, dilation: Any) -> Tensor:
@@ -331,9 +336,8 @@ def conv_transpose1d(
 ) -> Tensor:
     """Transposed 1-D convolution, a 2-D one over a height of 1."""
     _check_conv("conv_transpose1d", input, weight, bias, groups, 1)
-    w2 = weight.unsqueeze(2)
     args = (_to_2d(stride, 1), _to_2d(padding, 0), _to_2d(output_padding, 0), groups, _to_2d(dilation, 1))
-    return _batched(input, 1, lambda x: _conv_transpose2d(x.unsqueeze(2), w2, bias, *args).squeeze(2))
+    return _via_2d(_conv_transpose2d, input, weight, bias, args)
 
 
 # =============================================================== padding modes

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from dltool.engine.creation import empty
 from dltool.engine.nn import functional as F
-from dltool.engine.nn import init
-from dltool.engine.nn.modules.linear import init_bias_uniform
+from dltool.engine.nn.modules.linear import reset_linear_parameters
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.nn.parameter import Parameter
 from dltool.engine.tensor import Tensor
@@ -76,9 +74,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            init_bias_uniform(self.bias, self.weight)
+        reset_linear_parameters(self)
 
     def _padded(self, input: Tensor) -> tuple[Tensor, Any]:  # noqa: A002
         """The input padded by ``padding_mode`` and the padding left for the conv itself."""

@@ -24,11 +24,7 @@ class Identity(Module):
 
 
 class Linear(Module):
-    """``y = x W^T + b`` with ``W`` of shape ``(out_features, in_features)``.
-
-    Initialized as PyTorch's: ``kaiming_uniform_(a=sqrt(5))`` for the weight (``U(-1/sqrt(in),
-    1/sqrt(in))``) and ``U(-1/sqrt(in), 1/sqrt(in))`` for the bias.
-    """
+    """``y = x W^T + b`` with ``W`` of shape ``(out_features, in_features)``, initialized as PyTorch's."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
@@ -42,9 +38,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            init_bias_uniform(self.bias, self.weight)
+        reset_linear_parameters(self)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.linear(input, self.weight, self.bias)
@@ -53,8 +47,14 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def init_bias_uniform(bias: Tensor, weight: Tensor) -> None:
-    """PyTorch's default bias init for Linear and conv layers: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
-    fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
-    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-    init.uniform_(bias, -bound, bound)
+def reset_linear_parameters(module: Module) -> None:
+    """PyTorch's default init of Linear and conv layers.
+
+    The weight gets ``kaiming_uniform_(a=sqrt(5))``, that is ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``,
+    and the bias the same bounds.
+    """
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if module.bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(module.weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(module.bias, -bound, bound)
