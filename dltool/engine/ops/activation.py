@@ -28,12 +28,27 @@ def _erfc_array(x: Any) -> Any:
     """
     xp = backend.array_module(x)
     z = xp.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = 0.17087277
-    for c in (-0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418, 0.37409196, 1.00002368):
-        poly = c + t * poly
-    y = t * xp.exp(-z * z - 1.26551223 + t * poly)
-    return xp.where(x >= 0, y, 2.0 - y).astype(x.dtype, copy=False)
+    t = z * 0.5
+    t += 1.0
+    xp.reciprocal(t, out=t)
+    # Horner's rule in place: the array is large and every temporary costs a pass
+    y = t * 0.17087277
+    for c in (-0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418, 0.37409196):
+        y += c
+        y *= t
+    y += 1.00002368
+    y *= t
+    y -= 1.26551223
+    z *= z
+    y -= z
+    xp.exp(y, out=y)
+    y *= t
+    # erfc(-z) = 2 - erfc(z), added branch-free: a where() on a random sign mask is ten times slower
+    flip = y * -2.0
+    flip += 2.0
+    flip *= x < 0
+    y += flip
+    return y
 
 
 class Erfc(Function):

@@ -1,7 +1,8 @@
 """Normalization: batch_norm, layer_norm, group_norm, all built on one fused ``Normalize``.
 
-``Normalize`` gives ``(x - mean) / sqrt(var + eps)`` over some axes in one pass and a backward that
-needs only the saved input and statistics; the affine ``weight``/``bias`` are plain broadcasts.
+``Normalize`` gives ``(x - mean) / sqrt(var + eps)`` over some axes in one pass; its backward uses
+the saved output and ``1/std`` (or, under ``create_graph``, rebuilds both from the input so that
+second derivatives are exact). The affine ``weight``/``bias`` are plain broadcasts.
 """
 
 from __future__ import annotations
@@ -24,23 +25,23 @@ class Normalize(Function):
         var = xp.square(y).mean(axis=axes, keepdims=True)
         invstd = 1.0 / xp.sqrt(var + eps)
         y *= invstd
-        ctx.save_for_backward(x)
-        ctx.stats, ctx.axes, ctx.eps = (mean, invstd), axes, eps
+        ctx.save_for_backward(x, y)
+        ctx.invstd, ctx.axes, ctx.eps = invstd, axes, eps
         ctx.mark_non_differentiable(mean, var)
         ctx.set_materialize_grads(False)
         return y, mean, var
 
     @staticmethod
     def backward(ctx, grad_output, _mean, _var):
-        (x,) = ctx.saved_tensors
+        x, y = ctx.saved_tensors
         axes = ctx.axes
         if _grad_state.enabled:
-            # create_graph: statistics rebuilt from x with engine ops, so higher orders are exact
-            mean = x.mean(dim=axes, keepdim=True)
-            invstd = rsqrt(((x - mean) * (x - mean)).mean(dim=axes, keepdim=True) + ctx.eps)
+            # create_graph: everything rebuilt from x with engine ops, so higher orders are exact
+            centered = x - x.mean(dim=axes, keepdim=True)
+            invstd = rsqrt((centered * centered).mean(dim=axes, keepdim=True) + ctx.eps)
+            y = centered * invstd
         else:
-            mean, invstd = (Tensor._make(s) for s in ctx.stats)
-        y = (x - mean) * invstd
+            invstd = Tensor._make(ctx.invstd)
         g = grad_output
         centered = g - g.mean(dim=axes, keepdim=True) - y * (g * y).mean(dim=axes, keepdim=True)
         return centered * invstd, None, None

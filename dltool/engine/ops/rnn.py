@@ -51,29 +51,36 @@ def _chunks(gates: Tensor, count: int) -> tuple[Tensor, ...]:
     return split_views(gates, [size] * count, gates.ndim - 1)
 
 
-def rnn_cell_step(x_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None, nonlinearity: str) -> Tensor:
-    """Elman step ``act(x W_ih^T + b_ih + h W_hh^T + b_hh)`` from the input projection ``x_proj``."""
-    pre = x_proj + _hidden_proj(h, w_hh, b_hh)
+def rnn_cell_step(x_proj: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None, nonlinearity: str) -> Tensor:
+    """Elman step ``act(x W_ih^T + b_ih + h W_hh^T + b_hh)`` from the input projection ``x_proj``.
+
+    Every step takes the hidden weight already transposed (``w_hh_t``), so a sequence transposes
+    it once; ``b_hh`` may be ``None`` when it is folded into ``x_proj``.
+    """
+    pre = x_proj + _hidden_proj(h, w_hh_t, b_hh)
     return tanh(pre) if nonlinearity == "tanh" else relu(pre)
 
 
-def lstm_cell_step(x_proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+def lstm_cell_step(x_proj: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
     """LSTM step with PyTorch's gate order (input, forget, cell, output)."""
-    i, f, g, o = _chunks(x_proj + _hidden_proj(h, w_hh, b_hh), 4)
+    i, f, g, o = _chunks(x_proj + _hidden_proj(h, w_hh_t, b_hh), 4)
     c = sigmoid(f) * c + sigmoid(i) * tanh(g)
     return sigmoid(o) * tanh(c), c
 
 
-def gru_cell_step(x_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
-    """GRU step with PyTorch's gate order (reset, update, new); ``r`` gates ``W_hn h + b_hn``."""
+def gru_cell_step(x_proj: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Tensor:
+    """GRU step with PyTorch's gate order (reset, update, new); ``r`` gates ``W_hn h + b_hn``.
+
+    ``b_hh`` cannot be folded into ``x_proj`` here: its ``n`` part sits inside the reset gate.
+    """
     x_r, x_z, x_n = _chunks(x_proj, 3)
-    h_r, h_z, h_n = _chunks(_hidden_proj(h, w_hh, b_hh), 3)
+    h_r, h_z, h_n = _chunks(_hidden_proj(h, w_hh_t, b_hh), 3)
     r = sigmoid(x_r + h_r)
     z = sigmoid(x_z + h_z)
     n = tanh(x_n + r * h_n)
     return n + z * (h - n)
 
 
-def _hidden_proj(h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
-    out = h.matmul(w_hh.t())
+def _hidden_proj(h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Tensor:
+    out = h.matmul(w_hh_t)
     return out if b_hh is None else out + b_hh

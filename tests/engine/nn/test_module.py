@@ -267,3 +267,35 @@ def test_get_submodule_parameter_and_buffer():
     assert net.get_buffer("steps") is net.steps
     with pytest.raises(AttributeError, match="has no attribute `nope`"):
         net.get_submodule("block.nope")
+
+
+FLOAT32_LAYERS = [
+    (lambda: nn.Linear(4, 3), (2, 4)),
+    (lambda: nn.Conv1d(2, 3, 3, padding="same", padding_mode="reflect"), (2, 2, 6)),
+    (lambda: nn.Conv2d(2, 4, 3, stride=2, groups=2), (2, 2, 7, 7)),
+    (lambda: nn.ConvTranspose2d(2, 3, 3, stride=2, output_padding=1), (2, 2, 3, 3)),
+    (lambda: nn.MaxPool2d(3, 2, 1, ceil_mode=True), (2, 2, 7, 7)),
+    (lambda: nn.AvgPool2d(3, 2, 1, count_include_pad=False), (2, 2, 7, 7)),
+    (lambda: nn.AdaptiveAvgPool2d((3, 2)), (2, 2, 7, 7)),
+    (lambda: nn.BatchNorm1d(4), (3, 4)),
+    (lambda: nn.GroupNorm(2, 4), (2, 4, 3)),
+    (lambda: nn.LayerNorm(4), (2, 4)),
+    (lambda: nn.GELU(), (2, 4)),
+    (lambda: nn.ELU(), (2, 4)),
+    (lambda: nn.Softplus(), (2, 4)),
+    (lambda: nn.LeakyReLU(), (2, 4)),
+    (lambda: nn.Dropout2d(0.3), (2, 4, 2, 2)),
+    (lambda: nn.GRU(4, 3, bidirectional=True), (5, 2, 4)),
+]
+
+
+@pytest.mark.parametrize("make,shape", FLOAT32_LAYERS)
+def test_every_layer_keeps_float32(make, shape):
+    layer = make()
+    x = dl.randn(*shape, requires_grad=True)
+    out = layer(x)
+    out = out[0] if isinstance(out, tuple) else out
+    out.sum().backward()
+    assert out.dtype == dl.float32 and x.grad.dtype == dl.float32
+    assert all(p.grad.dtype == dl.float32 for p in layer.parameters())
+    assert all(b.dtype in (dl.float32, dl.int64) for b in layer.buffers())

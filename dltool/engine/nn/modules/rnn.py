@@ -24,13 +24,13 @@ from dltool.engine.tensor import Tensor
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def _step(mode: str, x_proj: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor | None]:
+def _step(mode: str, x_proj: Tensor, h: Tensor, c: Tensor | None, w_hh_t: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """One time step of ``mode`` from the input projection; ``c`` is the LSTM cell state."""
     if mode == "LSTM":
-        return lstm_cell_step(x_proj, h, c, w_hh, b_hh)  # type: ignore[arg-type]
+        return lstm_cell_step(x_proj, h, c, w_hh_t, b_hh)  # type: ignore[arg-type]
     if mode == "GRU":
-        return gru_cell_step(x_proj, h, w_hh, b_hh), None
-    return rnn_cell_step(x_proj, h, w_hh, b_hh, "tanh" if mode == "RNN_TANH" else "relu"), None
+        return gru_cell_step(x_proj, h, w_hh_t, b_hh), None
+    return rnn_cell_step(x_proj, h, w_hh_t, b_hh, "tanh" if mode == "RNN_TANH" else "relu"), None
 
 
 def _reset_uniform(module: Module, hidden_size: int) -> None:
@@ -130,10 +130,13 @@ class RNNBase(Module):
 
     def _run_direction(self, x: Tensor, h: Tensor, c: Tensor | None, weights: tuple, reverse: bool) -> tuple:
         w_ih, w_hh, b_ih, b_hh = weights
+        if b_hh is not None and self.mode != "GRU":  # one bias add for the whole sequence
+            b_ih, b_hh = b_ih + b_hh, None
         steps = unbind_steps(F.linear(x, w_ih, b_ih))
+        w_hh_t = w_hh.t()
         outputs: list[Any] = [None] * len(steps)
         for t in reversed(range(len(steps))) if reverse else range(len(steps)):
-            h, c = _step(self.mode, steps[t], h, c, w_hh, b_hh)
+            h, c = _step(self.mode, steps[t], h, c, w_hh_t, b_hh)
             outputs[t] = h
         return stack(outputs), h, c
 
@@ -244,7 +247,7 @@ class _CellBase(Module):
         states = hx if isinstance(hx, (tuple, list)) else (hx, None)
         zero = zeros((x.shape[0], self.hidden_size), dtype=x.dtype, device=x.device)
         h, c = ((zero if s is None else (s if batched else s.unsqueeze(0))) for s in states)
-        h, c = _step(mode, F.linear(x, self.weight_ih, self.bias_ih), h, c, self.weight_hh, self.bias_hh)
+        h, c = _step(mode, F.linear(x, self.weight_ih, self.bias_ih), h, c, self.weight_hh.t(), self.bias_hh)
         if not batched:
             h, c = h.squeeze(0), (c.squeeze(0) if c is not None else None)
         return (h, c) if mode == "LSTM" else h
