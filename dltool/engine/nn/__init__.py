@@ -17,6 +17,7 @@ from dltool.engine.nn.modules.activation import (
     Softplus,
     Tanh,
 )
+from dltool.engine.nn.modules.attention import MultiheadAttention
 from dltool.engine.nn.modules.batchnorm import BatchNorm1d, BatchNorm2d
 from dltool.engine.nn.modules.container import ModuleDict, ModuleList, Sequential
 from dltool.engine.nn.modules.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
@@ -55,7 +56,7 @@ __all__ = [
     "Dropout2d", "Embedding", "Flatten", "GRUCell", "GroupNorm", "Hardtanh", "HuberLoss",
     "Identity", "KLDivLoss", "L1Loss", "LSTMCell", "LayerNorm", "LeakyReLU", "Linear",
     "LogSoftmax", "MSELoss", "MaxPool1d", "MaxPool2d", "Mish", "Module", "ModuleDict",
-    "ModuleList", "NLLLoss", "Parameter", "RNNBase", "RNNCell", "ReLU", "ReLU6", "Sequential",
+    "ModuleList", "MultiheadAttention", "NLLLoss", "Parameter", "RNNBase", "RNNCell", "ReLU", "ReLU6", "Sequential",
     "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Softplus", "Tanh", "Unflatten", "functional",
     "init", "utils",
 ]

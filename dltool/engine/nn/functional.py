@@ -24,6 +24,7 @@ from dltool.engine.ops.activation import (
     silu,
     softplus,
 )
+from dltool.engine.ops.attention import scaled_dot_product_attention
 from dltool.engine.ops.conv import (
     conv1d,
     conv2d,
@@ -64,7 +65,7 @@ __all__ = [
     "conv_transpose1d", "conv_transpose2d", "cross_entropy", "dropout", "dropout2d", "elu",
     "embedding", "fold", "gelu", "group_norm", "hardtanh", "huber_loss", "instance_norm", "kl_div",
     "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool1d", "max_pool2d",
-    "mish", "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6", "selu",
+    "mish", "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6", "scaled_dot_product_attention", "selu",
     "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "tanh", "unfold",
 ]
 
