@@ -61,14 +61,17 @@ def pad_array(x: Any, padding: tuple, extra: tuple = (0, 0), value: float = 0.0)
     return backend.array_module(x).pad(x, widths, constant_values=value)
 
 
-def _windows(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple) -> Any:
-    """A read-only strided view ``(N, C, kh, kw, Ho, Wo)`` of every window of the padded ``x``."""
+def _im2col(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple) -> Any:
+    """Every window of the padded ``x`` copied out of a strided view: ``(N, C*kh*kw, Ho*Wo)``."""
+    xp = backend.array_module(x)
     x = pad_array(x, padding)
     sn, sc, sh, sw = x.strides
     strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
     shape = x.shape[:2] + tuple(kernel) + tuple(out)
-    xp = backend.array_module(x)
-    return xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+    # NOTE: the view overlaps itself; it is only ever read, into a fresh array
+    cols = xp.empty(shape, dtype=x.dtype)
+    cols[...] = xp.lib.stride_tricks.as_strided(x, shape, strides)
+    return cols.reshape(shape[0], -1, out[0] * out[1])
 
 
 def _col2im(cols: Any, size: tuple, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple) -> Any:
@@ -94,11 +97,7 @@ class Unfold(Function):
     @staticmethod
     def forward(ctx, x, kernel, dilation, padding, stride, out):
         ctx.geometry = x.shape[2:], kernel, dilation, padding, stride, out
-        n, c = x.shape[:2]
-        windows = _windows(x._data, kernel, dilation, padding, stride, out)
-        cols = windows.reshape(n, c * kernel[0] * kernel[1], out[0] * out[1])
-        # NOTE: reshape copies unless the windows tile the input exactly; never return the view
-        return cols if cols.flags.writeable else cols.copy()
+        return _im2col(x._data, kernel, dilation, padding, stride, out)
 
     @staticmethod
     def backward(ctx, grad_output):
