@@ -260,8 +260,8 @@ def _via_2d(conv: Any, input: Tensor, weight: Tensor, bias: Tensor | None, args:
     return _batched(input, 1, lambda x: conv(x.unsqueeze(2), w2, bias, *args).squeeze(2))
 
 
-def _to_2d(value: Any, fill: int) -> Any:
-    """A 1-D argument as the 2-D one with ``fill`` on the dummy height axis."""
+def as_2d(value: Any, fill: int) -> Any:
+    """A 1-D argument (an int or a 1-tuple) as the 2-D one with ``fill`` on a dummy height axis."""
     if isinstance(value, str):
         return value
     value = value[0] if isinstance(value, (tuple, list)) else value
@@ -279,7 +279,7 @@ def conv1d(
 ) -> Tensor:
     """1-D convolution of ``(N, C, L)`` with ``(O, C/groups, k)``: a 2-D one over a height of 1."""
     _check_conv("conv1d", input, weight, bias, groups, 1)
-    args = (_to_2d(stride, 1), _to_2d(padding, 0), _to_2d(dilation, 1), groups)
+    args = (as_2d(stride, 1), as_2d(padding, 0), as_2d(dilation, 1), groups)
     return _via_2d(_conv2d, input, weight, bias, args)
 
 
@@ -335,7 +335,7 @@ def conv_transpose1d(
 ) -> Tensor:
     """Transposed 1-D convolution, a 2-D one over a height of 1."""
     _check_conv("conv_transpose1d", input, weight, bias, groups, 1)
-    args = (_to_2d(stride, 1), _to_2d(padding, 0), _to_2d(output_padding, 0), groups, _to_2d(dilation, 1))
+    args = (as_2d(stride, 1), as_2d(padding, 0), as_2d(output_padding, 0), groups, as_2d(dilation, 1))
     return _via_2d(_conv_transpose2d, input, weight, bias, args)
 
 

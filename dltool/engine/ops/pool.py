@@ -13,7 +13,7 @@ import numpy as np
 
 from dltool.engine import backend
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops.conv import Fold, offset_slices, out_size, pad_array, pair
+from dltool.engine.ops.conv import Fold, as_2d, offset_slices, out_size, pad_array, pair
 from dltool.engine.ops.elementwise import where
 from dltool.engine.tensor import Tensor
 
@@ -131,12 +131,9 @@ def max_pool1d(
 
 
 def _one_dim(kernel_size: Any, stride: Any, padding: Any, dilation: Any) -> tuple:
-    def lift(value: Any, fill: int) -> Any:
-        value = value[0] if isinstance(value, (tuple, list)) else value
-        return (fill, int(value))
-
-    kernel = lift(kernel_size, 1)
-    return kernel, kernel if stride is None else lift(stride, 1), lift(padding, 0), lift(dilation, 1)
+    """1-D pooling arguments as 2-D ones over a height of 1."""
+    kernel = as_2d(kernel_size, 1)
+    return kernel, kernel if stride is None else as_2d(stride, 1), as_2d(padding, 0), as_2d(dilation, 1)
 
 
 # =============================================================== average pooling
