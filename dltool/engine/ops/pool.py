@@ -157,8 +157,8 @@ class AvgPool2d(Function):
     def backward(ctx, grad_output):
         shape, kernel, *_ = geometry = ctx.geometry
         n, c, ho, wo = grad_output.shape
-        divisor = ctx.divisor
-        share = grad_output / (Tensor._make(divisor) if not isinstance(divisor, float) else divisor)
+        divisor = ctx.divisor if isinstance(ctx.divisor, float) else Tensor._make(ctx.divisor)
+        share = grad_output / divisor
         grad_cols = share.unsqueeze(2).expand(n, c, kernel[0] * kernel[1], ho, wo)
         return (_scatter_windows(grad_cols, *geometry),) + (None,) * 6
 
@@ -243,5 +243,6 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:  # noqa: A00
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:  # noqa: A002
+    """Average pooling of ``(N, C, L)`` to a fixed length."""
     size = output_size[0] if isinstance(output_size, (tuple, list)) else output_size
     return adaptive_avg_pool2d(input.unsqueeze(-2), (1, size)).squeeze(-2)
