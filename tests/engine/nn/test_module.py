@@ -299,3 +299,33 @@ def test_every_layer_keeps_float32(make, shape):
     assert out.dtype == dl.float32 and x.grad.dtype == dl.float32
     assert all(p.grad.dtype == dl.float32 for p in layer.parameters())
     assert all(b.dtype in (dl.float32, dl.int64) for b in layer.buffers())
+
+
+def test_small_cnn_learns_with_manual_sgd():
+    dl.manual_seed(0)
+    rng = np.random.default_rng(0)
+    # two classes of 6x6 images: a bright vertical or a bright horizontal bar, plus noise
+    labels = rng.integers(0, 2, 64)
+    images = rng.normal(0, 0.3, (64, 1, 6, 6)).astype(np.float32)
+    for i, label in enumerate(labels):
+        if label:
+            images[i, 0, :, 2] += 1.0
+        else:
+            images[i, 0, 2, :] += 1.0
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 2)
+    )
+    x, y = dl.tensor(images), dl.tensor(labels)
+    losses = []
+    for _ in range(30):
+        loss = nn.CrossEntropyLoss()(model(x), y)
+        model.zero_grad()
+        loss.backward()
+        with dl.no_grad():
+            for p in model.parameters():
+                p.sub_(p.grad * 0.5)
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+    model.eval()
+    accuracy = (model(x).argmax(dim=1) == y).float().mean().item()
+    assert accuracy > 0.95
