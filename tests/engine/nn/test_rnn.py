@@ -105,3 +105,54 @@ def test_recurrent_errors():
         lstm(dl.randn(1, 5, 2, 4))
     with pytest.raises(ValueError, match="Unknown nonlinearity 'gelu'"):
         nn.RNN(3, 4, nonlinearity="gelu")
+
+
+LENGTHS = [3, 5, 2, 4]
+
+
+def _packed_call(batch_first=False, enforce_sorted=False, with_state=False):
+    def call(lib, m, xs):
+        rnn_utils = lib.nn.utils.rnn
+        lengths = sorted(LENGTHS, reverse=True) if enforce_sorted else LENGTHS
+        packed = rnn_utils.pack_padded_sequence(xs[0], lengths, batch_first=batch_first, enforce_sorted=enforce_sorted)
+        state = None
+        if with_state:
+            state = (xs[1], xs[2]) if isinstance(m, lib.nn.LSTM) else xs[1]
+        output, hidden = m(packed, state)
+        padded, out_lengths = rnn_utils.pad_packed_sequence(output, batch_first=batch_first, total_length=6)
+        assert out_lengths.tolist() == lengths
+        return padded, hidden
+
+    return call
+
+
+@pytest.mark.parametrize("kind,kwargs", [("LSTM", dict(num_layers=2, bidirectional=True)), ("GRU", dict(batch_first=True)), ("RNN", dict(bidirectional=True))])
+def test_packed_sequences_match_pytorch(kind, kwargs):
+    batch_first = kwargs.get("batch_first", False)
+    shape = (4, 6, 3) if batch_first else (6, 4, 3)
+    check_layer(lambda lib: getattr(lib.nn, kind)(3, 5, **kwargs), shape, call=_packed_call(batch_first))
+    states = [(2 * kwargs.get("num_layers", 1) if kwargs.get("bidirectional") else kwargs.get("num_layers", 1), 4, 5)]
+    if kind == "LSTM":
+        states *= 2
+    check_layer(lambda lib: getattr(lib.nn, kind)(3, 5, **kwargs), shape, *states, call=_packed_call(batch_first, with_state=True))
+    check_layer(lambda lib: getattr(lib.nn, kind)(3, 5, **kwargs), shape, call=_packed_call(batch_first, enforce_sorted=True))
+
+
+def test_pack_and_pad_helpers_match_pytorch():
+    torch = pytest.importorskip("torch")
+    seqs = [np.random.default_rng(i).standard_normal((n, 2)) for i, n in enumerate(LENGTHS)]
+    ours = dl.nn.utils.rnn.pack_sequence([dl.tensor(s) for s in seqs], enforce_sorted=False)
+    ref = torch.nn.utils.rnn.pack_sequence([torch.tensor(s) for s in seqs], enforce_sorted=False)
+    for a, b in zip(ours, ref, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    padded = dl.nn.utils.rnn.pad_sequence([dl.tensor(s) for s in seqs], batch_first=True, padding_value=-1.0, padding_side="left")
+    ref_padded = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in seqs], batch_first=True, padding_value=-1.0, padding_side="left")
+    np.testing.assert_array_equal(padded.numpy(), ref_padded.numpy())
+    unpacked, lengths = dl.nn.utils.rnn.pad_packed_sequence(ours, padding_value=7.0)
+    ref_unpacked, ref_lengths = torch.nn.utils.rnn.pad_packed_sequence(ref, padding_value=7.0)
+    np.testing.assert_array_equal(unpacked.numpy(), ref_unpacked.numpy())
+    assert lengths.tolist() == ref_lengths.tolist()
+    with pytest.raises(RuntimeError, match="must be sorted in decreasing order"):
+        dl.nn.utils.rnn.pack_padded_sequence(dl.zeros(5, 4, 2), LENGTHS)
+    with pytest.raises(RuntimeError, match="has to be greater than 0"):
+        dl.nn.utils.rnn.pack_padded_sequence(dl.zeros(5, 2, 2), [3, 0])

@@ -17,7 +17,8 @@ from dltool.engine.nn import functional as F
 from dltool.engine.nn import init
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.nn.parameter import Parameter
-from dltool.engine.ops.rnn import gru_cell_step, lstm_cell_step, rnn_cell_step, unbind_steps
+from dltool.engine.nn.utils.rnn import PackedSequence
+from dltool.engine.ops.rnn import gru_cell_step, lstm_cell_step, rnn_cell_step, split_views, unbind_steps
 from dltool.engine.ops.shape import cat, stack
 from dltool.engine.tensor import Tensor
 
@@ -128,43 +129,69 @@ class RNNBase(Module):
             result.append(state)
         return result[0], (result[1] if self.mode == "LSTM" else None)
 
-    def _run_direction(self, x: Tensor, h: Tensor, c: Tensor | None, weights: tuple, reverse: bool) -> tuple:
+    def _run_direction(self, x: Tensor, h: Tensor, c: Tensor | None, weights: tuple, reverse: bool, split: Any) -> tuple:
+        """Run one direction of one layer; ``split`` cuts the projected input into time steps."""
         w_ih, w_hh, b_ih, b_hh = weights
         if b_hh is not None and self.mode != "GRU":  # one bias add for the whole sequence
             b_ih, b_hh = b_ih + b_hh, None
-        steps = unbind_steps(F.linear(x, w_ih, b_ih))
+        steps = split(F.linear(x, w_ih, b_ih))
         w_hh_t = w_hh.t()
         outputs: list[Any] = [None] * len(steps)
         for t in reversed(range(len(steps))) if reverse else range(len(steps)):
-            h, c = _step(self.mode, steps[t], h, c, w_hh_t, b_hh)
-            outputs[t] = h
-        return stack(outputs), h, c
+            running = steps[t].shape[0]
+            if running == h.shape[0]:
+                h, c = _step(self.mode, steps[t], h, c, w_hh_t, b_hh)
+                outputs[t] = h
+                continue
+            # a packed batch: only the first `running` (longest) sequences still have this step
+            rest = [running, h.shape[0] - running]
+            h_run, h_done = split_views(h, rest, 0)
+            c_run, c_done = split_views(c, rest, 0) if c is not None else (None, None)
+            h_run, c_run = _step(self.mode, steps[t], h_run, c_run, w_hh_t, b_hh)
+            h = cat([h_run, h_done])
+            c = cat([c_run, c_done]) if c is not None else None
+            outputs[t] = h_run
+        return outputs, h, c
 
-    def forward(self, input: Tensor, hx: Any = None) -> tuple[Tensor, Any]:  # noqa: A002
-        if input.ndim not in (2, 3):
-            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.ndim}D instead")
-        batched = input.ndim == 3
-        x = input.transpose(0, 1) if batched and self.batch_first else (input if batched else input.unsqueeze(1))
+    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:  # noqa: A002
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            x, batch_sizes, sorted_indices, unsorted_indices = input
+            sizes = [int(n) for n in batch_sizes.tolist()]
+            batched, batch = True, sizes[0]
+            split, join = (lambda proj: split_views(proj, sizes, 0)), (lambda outs: cat(outs, 0))
+        else:
+            if input.ndim not in (2, 3):
+                raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.ndim}D instead")
+            batched = input.ndim == 3
+            x = input.transpose(0, 1) if batched and self.batch_first else (input if batched else input.unsqueeze(1))
+            batch, split, join = x.shape[1], unbind_steps, stack
         if x.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.shape[-1]}")
-        h0, c0 = self._initial_state(hx, batched, x.shape[1], x)
-        h0s = unbind_steps(h0)
-        c0s = unbind_steps(c0) if c0 is not None else [None] * len(h0s)
+        initial = [s for s in self._initial_state(hx, batched, batch, x) if s is not None]
+        if packed and sorted_indices is not None:  # states follow the packed (longest-first) order
+            initial = [s.index_select(1, sorted_indices) for s in initial]
+        h0s = unbind_steps(initial[0])
+        c0s = unbind_steps(initial[1]) if len(initial) == 2 else [None] * len(h0s)
         directions = 2 if self.bidirectional else 1
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(directions):
                 k = layer * directions + direction
-                out, h, c = self._run_direction(x, h0s[k], c0s[k], self._layer_weights(layer, direction), direction == 1)
-                outputs.append(out)
+                steps, h, c = self._run_direction(x, h0s[k], c0s[k], self._layer_weights(layer, direction), direction == 1, split)
+                outputs.append(join(steps))
                 h_n.append(h)
                 c_n.append(c)
-            x = cat(outputs, 2) if directions == 2 else outputs[0]
+            x = cat(outputs, -1) if directions == 2 else outputs[0]
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
         states = [stack(h_n)] + ([stack(c_n)] if self.mode == "LSTM" else [])
-        if not batched:
+        if packed:
+            if unsorted_indices is not None:
+                states = [s.index_select(1, unsorted_indices) for s in states]
+            x = PackedSequence(x, batch_sizes, sorted_indices, unsorted_indices)
+        elif not batched:
             x, states = x.squeeze(1), [s.squeeze(1) for s in states]
         elif self.batch_first:
             x = x.transpose(0, 1)
