@@ -41,7 +41,10 @@ class _Halving:
 
 SCHEDULERS = {
     "step": (_sgd, lambda lib, o: lib.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)),
-    "multistep": (_sgd, lambda lib, o: lib.optim.lr_scheduler.MultiStepLR(o, milestones=[2, 5, 5, 9], gamma=0.3)),
+    "multistep": (
+        _sgd,
+        lambda lib, o: lib.optim.lr_scheduler.MultiStepLR(o, milestones=[2, 5, 5, 9], gamma=0.3),
+    ),
     "exponential": (_sgd, lambda lib, o: lib.optim.lr_scheduler.ExponentialLR(o, gamma=0.9)),
     "cosine": (_sgd, lambda lib, o: lib.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.001)),
     "linear": (_sgd, lambda lib, o: lib.optim.lr_scheduler.LinearLR(o)),
@@ -55,13 +58,21 @@ SCHEDULERS = {
         lambda lib, o: lib.optim.lr_scheduler.LambdaLR(o, [lambda e: 1 / (e + 1), _Halving()]),
     ),
     "onecycle": (_sgd, lambda lib, o: lib.optim.lr_scheduler.OneCycleLR(o, max_lr=0.5, total_steps=STEPS)),
-    "onecycle-adam": (_adam, lambda lib, o: lib.optim.lr_scheduler.OneCycleLR(o, max_lr=0.5, total_steps=STEPS)),
+    "onecycle-adam": (
+        _adam,
+        lambda lib, o: lib.optim.lr_scheduler.OneCycleLR(o, max_lr=0.5, total_steps=STEPS),
+    ),
     "onecycle-linear-3phase": (
         _sgd,
         lambda lib, o: lib.optim.lr_scheduler.OneCycleLR(
-            o, max_lr=[0.5, 0.2], total_steps=STEPS, anneal_strategy="linear", three_phase=True,
-            base_momentum=[0.8, 0.7], max_momentum=0.9,
-        ),  # fmt: skip
+            o,
+            max_lr=[0.5, 0.2],
+            total_steps=STEPS,
+            anneal_strategy="linear",
+            three_phase=True,
+            base_momentum=[0.8, 0.7],
+            max_momentum=0.9,
+        ),
     ),
     "onecycle-epochs": (
         _sgd,
@@ -81,7 +92,11 @@ def _trace(optimizer, scheduler, steps, start=0):
         scheduler.step()
         groups = optimizer.param_groups
         trace.append(
-            (scheduler.get_last_lr(), [g["lr"] for g in groups], [g.get("momentum", g.get("betas")) for g in groups])
+            (
+                scheduler.get_last_lr(),
+                [g["lr"] for g in groups],
+                [g.get("momentum", g.get("betas")) for g in groups],
+            )
         )
     return trace
 
@@ -146,7 +161,14 @@ def test_reduce_on_plateau_matches_pytorch(options):
         for metric in METRICS:
             optimizer.step()
             scheduler.step(lib.tensor(metric) if metric == 0.5 else metric)
-            trace.append((scheduler.get_last_lr(), scheduler.best, scheduler.num_bad_epochs, scheduler.cooldown_counter))
+            trace.append(
+                (
+                    scheduler.get_last_lr(),
+                    scheduler.best,
+                    scheduler.num_bad_epochs,
+                    scheduler.cooldown_counter,
+                )
+            )
         return trace
 
     trace = run(dl)
@@ -202,7 +224,11 @@ def test_step_with_epoch_uses_the_closed_form_and_warns():
         (lambda o: dl.optim.lr_scheduler.OneCycleLR(o, [0.1], 9), ValueError, "max_lr must have the same"),
         (lambda o: dl.optim.lr_scheduler.ReduceLROnPlateau(o, factor=1.0), ValueError, "Factor should be"),
         (lambda o: dl.optim.lr_scheduler.ReduceLROnPlateau(o, mode="up"), ValueError, "mode up is unknown"),
-        (lambda o: dl.optim.lr_scheduler.ReduceLROnPlateau(o, min_lr=[0.1]), ValueError, "expected 2 min_lrs"),
+        (
+            lambda o: dl.optim.lr_scheduler.ReduceLROnPlateau(o, min_lr=[0.1]),
+            ValueError,
+            "expected 2 min_lrs",
+        ),
         (
             lambda o: dl.optim.lr_scheduler.SequentialLR(o, [dl.optim.lr_scheduler.StepLR(o, 2)], [3]),
             ValueError,

@@ -64,6 +64,7 @@ def test_bad_params_are_refused():
     with pytest.warns(UserWarning, match="duplicate parameters"):
         optim.SGD([w, w])
     with pytest.raises(ValueError, match="didn't specify a value of required optimization parameter lr"):
+
         class Needy(optim.Optimizer):
             pass
 

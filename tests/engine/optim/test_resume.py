@@ -25,7 +25,9 @@ RUNS = {
     "rmsprop-sequential": (
         lambda p: dl.optim.RMSprop(p, lr=0.01, momentum=0.5, centered=True),
         lambda o: dl.optim.lr_scheduler.SequentialLR(
-            o, [dl.optim.lr_scheduler.LinearLR(o, 0.2, total_iters=5), dl.optim.lr_scheduler.StepLR(o, 4)], [5]
+            o,
+            [dl.optim.lr_scheduler.LinearLR(o, 0.2, total_iters=5), dl.optim.lr_scheduler.StepLR(o, 4)],
+            [5],
         ),
     ),
     "adagrad-plateau": (
