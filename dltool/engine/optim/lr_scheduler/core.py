@@ -105,10 +105,21 @@ class LRScheduler:
 
     def state_dict(self) -> dict[str, Any]:
         """Every attribute except the optimizer."""
-        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
+        return self._attributes()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.__dict__.update(state_dict)
+
+    def _attributes(self, *special: str) -> dict[str, Any]:
+        """The attributes to save, without the optimizer and the ``special`` ones."""
+        return {
+            key: value for key, value in self.__dict__.items() if key != "optimizer" and key not in special
+        }
+
+    def _load_attributes(self, state_dict: dict[str, Any], special: str) -> Any:
+        """Restore the attributes except ``special``, whose saved value is returned (``state_dict`` is untouched)."""
+        self.__dict__.update((key, value) for key, value in state_dict.items() if key != special)
+        return state_dict[special]
 
 
 class LambdaLR(LRScheduler):
@@ -139,16 +150,14 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
-        state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "lr_lambdas")}
+        state = self._attributes("lr_lambdas")
         state["lr_lambdas"] = [
             None if isinstance(fn, types.FunctionType) else fn.__dict__.copy() for fn in self.lr_lambdas
         ]
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict)
-        lr_lambdas = state.pop("lr_lambdas")
-        self.__dict__.update(state)
+        lr_lambdas = self._load_attributes(state_dict, "lr_lambdas")
         for fn, saved in zip(self.lr_lambdas, lr_lambdas, strict=True):
             if saved is not None:
                 fn.__dict__.update(saved)

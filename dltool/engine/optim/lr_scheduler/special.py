@@ -78,16 +78,12 @@ class SequentialLR(LRScheduler):
 
     def state_dict(self) -> dict[str, Any]:
         """The attributes except the optimizer, with each wrapped scheduler's ``state_dict``."""
-        state = {
-            key: value for key, value in self.__dict__.items() if key not in ("optimizer", "_schedulers")
-        }
+        state = self._attributes("_schedulers")
         state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict)
-        saved = state.pop("_schedulers")
-        self.__dict__.update(state)
+        saved = self._load_attributes(state_dict, "_schedulers")
         for scheduler, scheduler_state in zip(self._schedulers, saved, strict=True):
             scheduler.load_state_dict(scheduler_state)
 
