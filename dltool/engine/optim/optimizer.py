@@ -79,31 +79,7 @@ class Optimizer:
         """Add a group of parameters (with its own hyperparameters) to ``param_groups``."""
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
-        params = param_group["params"]
-        if isinstance(params, Tensor):
-            params = [params]
-        elif isinstance(params, set):
-            raise TypeError(
-                "optimizer parameters need to be organized in ordered collections, but the ordering "
-                "of tensors in sets will change between runs. Please use a list instead."
-            )
-        params = list(params)
-        names = [p[0] for p in params if isinstance(p, tuple)]
-        if names:
-            if len(names) != len(params):
-                raise ValueError(
-                    "all optimizer params should be with/without names. Some param names are missing"
-                )
-            param_group["param_names"] = names
-            params = [p[1] for p in params]
-        param_group["params"] = params
-        for param in params:
-            if not isinstance(param, Tensor):
-                raise TypeError(
-                    f"optimizer can only optimize Tensors, but one of the params is {type(param).__name__}"
-                )
-            if not (param.is_leaf or param.retains_grad):
-                raise ValueError("can't optimize a non-leaf Tensor")
+        params = param_group["params"] = _group_params(param_group)
         for name, default in self.defaults.items():
             if default is required and name not in param_group:
                 raise ValueError(
@@ -192,8 +168,8 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyperparameters and state saved by ``state_dict``.
 
-        Tensors in the state move to their parameter's device and, except ``step``, to its
-        floating dtype. Unlike PyTorch, they are always copied, so the loaded state never shares
+        Tensors in the state move to their parameter's device and floating dtype, except
+        ``step``, which stays a host tensor. Unlike PyTorch, they are always copied, so the loaded state never shares
         storage with ``state_dict`` (stepping cannot alter a checkpoint held in memory).
 
         Raises:
@@ -227,6 +203,33 @@ class Optimizer:
                 saved["param_names"] = group["param_names"]
         self.state = state
         self.param_groups = saved_groups
+
+
+def _group_params(param_group: dict[str, Any]) -> list[Tensor]:
+    """The group's tensors as a list, checked; ``(name, tensor)`` pairs also set ``param_names``."""
+    params = param_group["params"]
+    if isinstance(params, set):
+        raise TypeError(
+            "optimizer parameters need to be organized in ordered collections, but the ordering "
+            "of tensors in sets will change between runs. Please use a list instead."
+        )
+    params = [params] if isinstance(params, Tensor) else list(params)
+    names = [p[0] for p in params if isinstance(p, tuple)]
+    if names:
+        if len(names) != len(params):
+            raise ValueError(
+                "all optimizer params should be with/without names. Some param names are missing"
+            )
+        param_group["param_names"] = names
+        params = [p[1] for p in params]
+    for param in params:
+        if not isinstance(param, Tensor):
+            raise TypeError(
+                f"optimizer can only optimize Tensors, but one of the params is {type(param).__name__}"
+            )
+        if not (param.is_leaf or param.retains_grad):
+            raise ValueError("can't optimize a non-leaf Tensor")
+    return params
 
 
 def _cast_like(param: Tensor, value: Any, key: str) -> Any:

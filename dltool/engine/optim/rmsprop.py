@@ -80,5 +80,4 @@ class RMSprop(Optimizer):
             buf += grad / avg
             add_scaled_(param, buf, -group["lr"])
         else:
-            avg = xp.divide(grad * -group["lr"], avg, out=avg)
-            param += avg
+            param += xp.divide(grad * -group["lr"], avg, out=avg)

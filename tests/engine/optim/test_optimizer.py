@@ -59,6 +59,8 @@ def test_bad_params_are_refused():
         optim.SGD([w, 3])
     with pytest.raises(ValueError, match="can't optimize a non-leaf Tensor"):
         optim.SGD([w * 2])
+    with pytest.raises(ValueError, match="can't optimize a non-leaf Tensor"):
+        optim.SGD([{"params": w * 2}])
     with pytest.raises(ValueError, match="some parameters appear in more than one parameter group"):
         optim.SGD([{"params": [w]}, {"params": [w]}])
     with pytest.warns(UserWarning, match="duplicate parameters"):
