@@ -308,6 +308,7 @@ class _Scratch:
 
 
 _NO_EDGE = (None, 0)
+_ONE_OUTPUT = (None,)
 
 
 def _link_inputs(ctx: Node, args: tuple, tensor_type: type) -> None:
@@ -332,7 +333,8 @@ def _link_outputs(ctx: Node, outputs: tuple, wrapped: tuple) -> None:
         out._requires_grad = True
         out.grad_fn = ctx
         out._output_nr = nr
-    ctx._output_meta = tuple(out._meta() for out in wrapped)
+    # shapes are only needed to fill in missing gradients of multi-output nodes
+    ctx._output_meta = tuple(out._meta() for out in wrapped) if len(wrapped) > 1 else _ONE_OUTPUT
     if ctx._saved:
         ctx._saved = tuple(_pack(t, outputs, wrapped) for t in ctx._saved)
 
