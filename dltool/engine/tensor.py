@@ -486,6 +486,9 @@ class Tensor:
     def __itruediv__(self, other: Any) -> Tensor:
         return self.div_(other)
 
+    def __ipow__(self, exponent: Any) -> Tensor:
+        return self.pow_(exponent)
+
     # ------------------------------------------------------------ operators
 
     def __add__(self, other: Any) -> Tensor:
@@ -515,8 +518,14 @@ class Tensor:
     def __floordiv__(self, other: Any) -> Tensor:
         return _elementwise.div(self, other, rounding_mode="floor")
 
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return _elementwise.div(other, self, rounding_mode="floor")
+
     def __mod__(self, other: Any) -> Tensor:
         return _elementwise.remainder(self, other)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return _elementwise.remainder(other, self)
 
     def __pow__(self, exponent: Any) -> Tensor:
         return _elementwise.pow(self, exponent)
@@ -657,13 +666,14 @@ def _format_tensor(t: Tensor) -> str:
     extras = []
     if t.device.type != "cpu":
         extras.append(f"device='{t.device}'")
-    if array.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool) or not array.size:
-        if array.size == 0:
-            body = "[]"
-            shape_note = f"size={tuple(array.shape)}, " if array.ndim > 1 else ""
-            extras.append(f"{shape_note}dtype={array.dtype}")
-        else:
-            extras.append(f"dtype={array.dtype}")
+    if array.size == 0:
+        body = "[]"
+        if array.ndim > 1:
+            extras.append(f"size={tuple(array.shape)}")
+    # PyTorch names the dtype unless the values imply it (an empty list implies the float one)
+    implied = (dtypes.get_default_dtype(),) if array.size == 0 else (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool)
+    if array.dtype not in implied:
+        extras.append(f"dtype={array.dtype}")
     if t.grad_fn is not None:
         extras.append(f"grad_fn=<{t.grad_fn.name()}>")
     elif t._requires_grad:

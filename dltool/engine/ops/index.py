@@ -135,7 +135,7 @@ class IndexPut(Function):
 def index_put(input: Tensor, key: Any, value: Any) -> Tensor:  # noqa: A002
     """A copy of ``input`` with ``value`` written at ``key`` (what ``x[key] = value`` records)."""
     steps, advanced = _normalize_key(key, input._xp())
-    _, value = _pair(input, value)
+    _, value = _pair(input, value, broadcast=False)
     return IndexPut.apply(input, steps, advanced, cast(value, input.dtype))
 
 
