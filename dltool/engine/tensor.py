@@ -17,6 +17,12 @@ from dltool.engine.autograd.function import AccumulateGrad, Node, RemovableHandl
 from dltool.engine.autograd.grad_mode import state as _grad_state
 
 
+OVERLAP_MESSAGE = (
+    "unsupported operation: more than one element of the written-to tensor refers to a single "
+    "memory location. Please clone() the tensor before performing the operation."
+)
+
+
 class Tensor:
     """A multi-dimensional array with autograd, mirroring ``torch.Tensor``.
 
@@ -38,6 +44,7 @@ class Tensor:
         "_version_counter",
         "_backward_hooks",
         "_accumulator",
+        "_view",
         "__dict__",
         "__weakref__",
     )
@@ -58,6 +65,7 @@ class Tensor:
         self._version_counter = [0]
         self._backward_hooks: list | None = None
         self._accumulator: weakref.ref | None = None
+        self._view: tuple | None = None
         if requires_grad:
             self.requires_grad = True
 
@@ -79,6 +87,7 @@ class Tensor:
         t._version_counter = [0] if version_counter is None else version_counter
         t._backward_hooks = None
         t._accumulator = None
+        t._view = None
         return t
 
     @staticmethod
@@ -94,6 +103,9 @@ class Tensor:
 
     def _grad_node(self) -> Node:
         """This tensor's place in the graph: its grad_fn, or its leaf accumulator."""
+        view = self._view
+        if view is not None and view[0].grad_fn is not view[1]:
+            self._sync_view()
         if self.grad_fn is not None:
             return self.grad_fn
         node = self._accumulator() if self._accumulator is not None else None
@@ -113,8 +125,32 @@ class Tensor:
     def data(self, value: Tensor) -> None:
         self._data = value._data if isinstance(value, Tensor) else value
 
+    def _sync_view(self) -> None:
+        """Replay this view and the views it comes from on their root's history.
+
+        A view records ``(root, root's grad_fn, base, op, args)``; an in-place op on the root (or on
+        any view of it) gives the root a new grad_fn, and its views follow here when next used.
+        """
+        chain = []
+        tensor = self
+        while tensor._view is not None:
+            chain.append(tensor)
+            tensor = tensor._view[2]
+        previous, _grad_state.enabled = _grad_state.enabled, True
+        try:
+            for view in reversed(chain):
+                _, _, base, op, args = view._view
+                fresh = op.apply(base, *args)
+                view.grad_fn, view._output_nr = fresh.grad_fn, fresh._output_nr
+                view._requires_grad, view._view = fresh._requires_grad, fresh._view
+        finally:
+            _grad_state.enabled = previous
+
     @property
     def requires_grad(self) -> bool:
+        view = self._view
+        if view is not None and view[0].grad_fn is not view[1]:
+            self._sync_view()
         return self._requires_grad
 
     @requires_grad.setter
@@ -344,16 +380,23 @@ class Tensor:
         With autograd on, the tensor moves in the graph to the new node, and a snapshot of its
         old value stands in for it, so backward still sees what the op saw.
         """
-        if _grad_state.enabled and (self._requires_grad or _any_requires_grad(args)):
+        if _grad_state.enabled and (self.requires_grad or _any_requires_grad(args)):
+            view = self._view
             if self.grad_fn is None and self._requires_grad:
                 raise RuntimeError(
                     "a leaf Variable that requires grad is being used in an in-place operation."
+                )
+            if view is not None and view[0].grad_fn is None and view[0]._requires_grad:
+                raise RuntimeError(
+                    "a view of a leaf Variable that requires grad is being used in an in-place operation."
                 )
             old = Tensor._make(self._data.copy(), self.grad_fn, self._output_nr)
             result = op(old, *args, **kwargs)
             self._write(result)
             self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
             self._requires_grad = result._requires_grad
+            if view is not None:
+                self._rebase_root(result)
         else:
             previous, _grad_state.enabled = _grad_state.enabled, False
             try:
@@ -361,6 +404,16 @@ class Tensor:
             finally:
                 _grad_state.enabled = previous
         return self
+
+    def _rebase_root(self, value: Tensor) -> None:
+        """After ``value`` was written into this view, give its root the matching history."""
+        tensor = self
+        while tensor._view is not None:
+            _, _, base, op, args = tensor._view
+            value = op.put_back(base, value, *args)
+            tensor = base
+        tensor.grad_fn, tensor._output_nr = value.grad_fn, value._output_nr
+        tensor._requires_grad = value._requires_grad
 
     def _write(self, result: Tensor) -> None:
         if result.shape != self.shape:
@@ -370,7 +423,10 @@ class Tensor:
             )
         if result.dtype.kind == "f" and self.dtype.kind != "f":
             raise RuntimeError(f"result type {result.dtype} can't be cast to the desired output type {self.dtype}")
-        self._data[...] = result._data
+        try:
+            self._data[...] = result._data
+        except ValueError:  # numpy marks broadcast views (expand) read-only
+            raise RuntimeError(OVERLAP_MESSAGE) from None
         self._version_counter[0] += 1
 
     def add_(self, other: Any, *, alpha: Any = 1) -> Tensor:
@@ -626,7 +682,7 @@ def _rebuild(array: np.ndarray, requires_grad: bool) -> Tensor:
 
 
 def _any_requires_grad(args: tuple) -> bool:
-    return any(type(arg) is Tensor and arg._requires_grad for arg in args)
+    return any(type(arg) is Tensor and arg.requires_grad for arg in args)
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:

@@ -200,11 +200,12 @@ class Node:
         return grad_inputs
 
     def _release(self) -> None:
-        if self._saved:
+        # NOTE: attributes go too (index arrays can be large), so a second run must be refused even
+        # for nodes without saved tensors, where PyTorch would allow it
+        if self._saved or self.__dict__:
             self._saved = None
-            self._freed = True
-        if self.__dict__:
             self.__dict__.clear()
+            self._freed = True
 
 
 class AccumulateGrad(Node):
@@ -266,8 +267,15 @@ class Function:
     def backward(ctx: Node, *grad_outputs: Any) -> Any:
         raise NotImplementedError("a Function must implement backward(ctx, *grad_outputs)")
 
-    # views share the version counter of their first input
+    # A view op's outputs share memory and the version counter with its first input, and remember
+    # how they were made, so that in-place changes through a view or its base reach the other's
+    # history (see ``Tensor._inplace``). A view op implements ``put_back``.
     _is_view = False
+
+    @staticmethod
+    def put_back(base: Any, value: Any, *args: Any) -> Any:
+        """For a view op: ``base`` with ``value`` written where the view ``op(base, *args)`` lies."""
+        raise NotImplementedError("only view ops can put a view's new value back into their base")
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
@@ -292,6 +300,12 @@ class Function:
             Tensor._make(out._data if type(out) is Tensor else out, None, 0, view_counter)
             for out in outputs
         )
+        if view_counter is not None:
+            base = args[0]
+            root = base if base._view is None else base._view[0]
+            view = (root, root.grad_fn, base, cls, args[1:])
+            for out in wrapped:
+                out._view = view
         if record:
             _connect(ctx, args, outputs, wrapped)
         else:
