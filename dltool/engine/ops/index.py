@@ -166,7 +166,9 @@ def index_put(input: Tensor, key: Any, value: Any) -> Tensor:  # noqa: A002
 
 def _along(index: Any, dim: int, xp: Any) -> tuple:
     """Full index arrays for every position of ``index``, with ``index`` itself on ``dim``."""
-    grids = list(xp.indices(index.shape, sparse=True))
+    ndim = index.ndim
+    # NOTE: built by hand: cupy.indices has no ``sparse`` argument
+    grids = [xp.arange(n).reshape((1,) * i + (n,) + (1,) * (ndim - i - 1)) for i, n in enumerate(index.shape)]
     grids[dim] = index
     return tuple(grids)
 
