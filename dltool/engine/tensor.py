@@ -16,7 +16,6 @@ from dltool.engine import backend, dtypes
 from dltool.engine.autograd.function import AccumulateGrad, Node, RemovableHandle
 from dltool.engine.autograd.grad_mode import state as _grad_state
 
-
 OVERLAP_MESSAGE = (
     "unsupported operation: more than one element of the written-to tensor refers to a single "
     "memory location. Please clone() the tensor before performing the operation."
@@ -124,6 +123,7 @@ class Tensor:
     @data.setter
     def data(self, value: Tensor) -> None:
         self._data = value._data if isinstance(value, Tensor) else value
+        self._view = None  # the new storage is nobody's view
 
     def _sync_view(self) -> None:
         """Replay this view and the views it comes from on their root's history.
@@ -335,6 +335,7 @@ class Tensor:
     def detach_(self) -> Tensor:
         self.grad_fn = None
         self._requires_grad = False
+        self._view = None
         return self
 
     # ------------------------------------------------------------ autograd

@@ -286,9 +286,14 @@ def test_custom_function_errors():
             return grad_output
 
     a, b = dl.ones(2, requires_grad=True), dl.ones(2, requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"WrongCountBackward returned an incorrect number of gradients \(expected 2, got 1\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"WrongCountBackward returned an incorrect number of gradients \(expected 2, got 1\)",
+    ):
         WrongCount.apply(a, b).sum().backward()
-    with pytest.raises(RuntimeError, match=r"WrongShapeBackward returned an invalid gradient at index 0 - got \[\]"):
+    with pytest.raises(
+        RuntimeError, match=r"WrongShapeBackward returned an invalid gradient at index 0 - got \[\]"
+    ):
         (WrongShape.apply(a * 1) * 2).backward()
 
 
@@ -322,7 +327,9 @@ def test_autograd_grad_retain_graph_and_allow_unused():
     autograd.grad(y, x)
     with pytest.raises(RuntimeError, match="retain_graph=True"):
         autograd.grad(y, x)
-    with pytest.raises(RuntimeError, match=r"One of the differentiated Tensors \(index 0\) does not require grad"):
+    with pytest.raises(
+        RuntimeError, match=r"One of the differentiated Tensors \(index 0\) does not require grad"
+    ):
         autograd.grad((x * 2).sum(), dl.ones(1))
 
 

@@ -22,7 +22,9 @@ def test_ops_never_call_numpy_on_tensor_data():
             if not (isinstance(node.func.value, ast.Name) and node.func.value.id == "np"):
                 continue
             arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
-            if any(isinstance(n, ast.Attribute) and n.attr == "_data" for a in arguments for n in ast.walk(a)):
+            if any(
+                isinstance(n, ast.Attribute) and n.attr == "_data" for a in arguments for n in ast.walk(a)
+            ):
                 offenders.append(f"{path.name}:{node.lineno} np.{node.func.attr}")
     assert not offenders, f"numpy called on tensor data: {offenders}"
 
@@ -38,14 +40,26 @@ def _index(x, values):
 
 
 GRAPHS = [
-    ("elementwise", lambda x: (x * x.exp() / (x + 1) - x.sqrt().log() + x.sigmoid().tanh() ** 2).relu().sum()),
+    (
+        "elementwise",
+        lambda x: (x * x.exp() / (x + 1) - x.sqrt().log() + x.sigmoid().tanh() ** 2).relu().sum(),
+    ),
     ("reductions", lambda x: x.var(1).sum() + x.amax(0).sum() + x.logsumexp(-1).sum() + x.norm() + x.prod()),
-    ("max_min", lambda x: x.max(1).values.sum() + dl.minimum(x, x.t().sum(1)).sum() + x.clamp(0.8, 1.5).sum()),
+    (
+        "max_min",
+        lambda x: x.max(1).values.sum() + dl.minimum(x, x.t().sum(1)).sum() + x.clamp(0.8, 1.5).sum(),
+    ),
     ("softmax", lambda x: (x.softmax(-1) * x.log_softmax(0)).sum()),
     ("matmul", lambda x: (x @ x.t()).sum() + (x.unsqueeze(0) @ x.t().unsqueeze(0)).mean() + x[0].dot(x[1])),
     ("shape", lambda x: dl.cat([x, x.flip(0)], 1).repeat(2, 1).permute(1, 0).reshape(-1)[::3].sum()),
-    ("indexing", lambda x: x[[0, 0, 2]].sum() + x[x > 1].sum() + x.gather(1, _index(x, [[0], [1], [0]])).sum()),
-    ("scatter_add", lambda x: x.scatter_add(1, _index(x, [[0, 0], [1, 1], [3, 3]]), x[:, :2] ** 2).pow(2).sum()),
+    (
+        "indexing",
+        lambda x: x[[0, 0, 2]].sum() + x[x > 1].sum() + x.gather(1, _index(x, [[0], [1], [0]])).sum(),
+    ),
+    (
+        "scatter_add",
+        lambda x: x.scatter_add(1, _index(x, [[0, 0], [1, 1], [3, 3]]), x[:, :2] ** 2).pow(2).sum(),
+    ),
     ("inplace_view", lambda x: _buffer_filled_through_a_view(x)),
 ]
 
@@ -86,8 +100,14 @@ def test_moving_between_devices_keeps_gradients_flowing():
 
 @requires_gpu
 def test_factories_on_gpu():
-    for tensor in (dl.zeros(2, device="cuda"), dl.ones(2, device="cuda"), dl.eye(2, device="cuda"),
-                   dl.arange(3, device="cuda"), dl.full((2,), 3.0, device="cuda"), dl.rand(2, device="cuda")):
+    for tensor in (
+        dl.zeros(2, device="cuda"),
+        dl.ones(2, device="cuda"),
+        dl.eye(2, device="cuda"),
+        dl.arange(3, device="cuda"),
+        dl.full((2,), 3.0, device="cuda"),
+        dl.rand(2, device="cuda"),
+    ):
         assert tensor.device.type == "cuda"
     first = dl.randn(4, device="cuda", generator=dl.Generator().manual_seed(1))
     again = dl.randn(4, device="cuda", generator=dl.Generator().manual_seed(1))

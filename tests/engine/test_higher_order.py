@@ -59,8 +59,16 @@ SECOND_ORDER = [
     # shape and indexing
     ("getitem_repeated", lambda x: x[[0, 0, 1]] ** 2, [((2, 3),) + ANY]),
     ("gather", lambda x: x.gather(1, dl.tensor([[0, 0], [2, 1]])) ** 2, [((2, 3),) + ANY]),
-    ("scatter_add", lambda x, s: x.scatter_add(1, dl.tensor([[0, 0], [2, 1]]), s * s), [((2, 3),) + ANY, ((2, 2),) + ANY]),
-    ("cat_flip_repeat", lambda x, y: dl.cat([x, y]).flip(0).repeat(2, 1) ** 2, [((2, 3),) + ANY, ((1, 3),) + ANY]),
+    (
+        "scatter_add",
+        lambda x, s: x.scatter_add(1, dl.tensor([[0, 0], [2, 1]]), s * s),
+        [((2, 3),) + ANY, ((2, 2),) + ANY],
+    ),
+    (
+        "cat_flip_repeat",
+        lambda x, y: dl.cat([x, y]).flip(0).repeat(2, 1) ** 2,
+        [((2, 3),) + ANY, ((1, 3),) + ANY],
+    ),
     ("expand_permute", lambda x: x.expand(2, 3).permute(1, 0) ** 2, [((1, 3),) + ANY]),
     ("pad", lambda x: pad(x, (1, 1)) ** 2, [((2, 2),) + ANY]),
 ]
@@ -136,7 +144,7 @@ def test_gradient_penalty_matches_pytorch():
         penalty = _gradient_penalty(lib, *(lib.tensor(a) for a in data), *weights)
         penalty.backward()
         results.append([penalty.item()] + [w.grad.numpy() for w in weights])
-    for ours, theirs in zip(*results):
+    for ours, theirs in zip(*results, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
 
 

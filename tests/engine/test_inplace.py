@@ -92,7 +92,10 @@ def test_changing_a_tensor_backward_needs_raises_at_backward(modify):
     y = x * 1
     z = y * y  # saves y
     modify(y)  # no error yet, as in PyTorch
-    with pytest.raises(RuntimeError, match=r"modified by an inplace operation: \[float32 \[2\]\], which is saved by MulBackward0"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"modified by an inplace operation: \[float32 \[2\]\], which is saved by MulBackward0",
+    ):
         z.sum().backward()
 
 
@@ -114,12 +117,20 @@ def test_changing_a_tensor_backward_does_not_need_is_fine():
 
 @pytest.mark.parametrize(
     "modify",
-    [lambda t: t.add_(1), lambda t: t.zero_(), lambda t: t.normal_(), lambda t: t.__setitem__(0, 1.0),
-     lambda t: t.__imul__(2), lambda t: t.copy_(dl.ones(2))],
+    [
+        lambda t: t.add_(1),
+        lambda t: t.zero_(),
+        lambda t: t.normal_(),
+        lambda t: t.__setitem__(0, 1.0),
+        lambda t: t.__imul__(2),
+        lambda t: t.copy_(dl.ones(2)),
+    ],
 )
 def test_inplace_on_a_leaf_that_requires_grad_raises(modify):
     w = dl.ones(2, requires_grad=True)
-    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation"):
+    with pytest.raises(
+        RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation"
+    ):
         modify(w)
     with dl.no_grad():
         modify(w)  # what optimizers do
@@ -142,7 +153,10 @@ def test_inplace_with_an_operand_that_requires_grad_gives_history_to_a_plain_ten
 
 
 def test_inplace_into_an_expanded_tensor_is_refused():
-    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor refers to a single memory location"):
+    with pytest.raises(
+        RuntimeError,
+        match="more than one element of the written-to tensor refers to a single memory location",
+    ):
         dl.ones(3, 1).expand(3, 4).add_(1)
 
 
@@ -208,3 +222,14 @@ def test_reshape_of_a_non_contiguous_tensor_copies():
     flat.zero_()
     assert x.sum().item() == 15.0
     assert np.shares_memory(x.view(-1).numpy(), x.numpy())
+
+
+def test_a_view_given_new_data_or_detached_in_place_stops_following_its_base():
+    x = dl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    base = x * 1
+    view = base[1:]
+    view.data = dl.zeros(2)
+    view.add_(5.0)
+    assert base.tolist() == [1.0, 2.0, 3.0] and view.tolist() == [5.0, 5.0]
+    other = base[:2].detach_()
+    assert not other.requires_grad and other.grad_fn is None

@@ -35,7 +35,9 @@ def test_item_tolist_numpy():
 def test_clone_contiguous_detach():
     x = dl.tensor([1.0, 2.0], requires_grad=True)
     c = x.clone()
-    assert c.grad_fn.name() == "CloneBackward0" and not np.shares_memory(c.detach().numpy(), x.detach().numpy())
+    assert c.grad_fn.name() == "CloneBackward0" and not np.shares_memory(
+        c.detach().numpy(), x.detach().numpy()
+    )
     t = dl.ones(2, 3).t()
     assert not t.is_contiguous() and t.contiguous().is_contiguous()
     assert x.contiguous() is x
@@ -47,8 +49,14 @@ def test_clone_contiguous_detach():
 
 @pytest.mark.parametrize(
     "method,dtype",
-    [("float", dl.float32), ("double", dl.float64), ("half", dl.float16), ("long", dl.int64),
-     ("int", dl.int32), ("bool", dl.bool)],
+    [
+        ("float", dl.float32),
+        ("double", dl.float64),
+        ("half", dl.float16),
+        ("long", dl.int64),
+        ("int", dl.int32),
+        ("bool", dl.bool),
+    ],
 )
 def test_dtype_conversion_methods(method, dtype):
     x = dl.tensor([0.0, 1.5])
@@ -69,7 +77,11 @@ def test_to_dtype_device_and_tensor():
 def test_cuda_without_gpu_is_a_clear_error():
     if dl.cuda.is_available():
         pytest.skip("a GPU is present")
-    for call in (lambda: dl.ones(2).cuda(), lambda: dl.ones(2).to("cuda"), lambda: dl.zeros(2, device="cuda")):
+    for call in (
+        lambda: dl.ones(2).cuda(),
+        lambda: dl.ones(2).to("cuda"),
+        lambda: dl.zeros(2, device="cuda"),
+    ):
         with pytest.raises(RuntimeError, match="CUDA is not available.*dltool\\[gpu\\]"):
             call()
 
@@ -151,21 +163,48 @@ def test_reflected_and_unary_operators():
     "call,error,message",
     [
         (lambda: dl.ones(2).item(), RuntimeError, "a Tensor with 2 elements cannot be converted to Scalar"),
-        (lambda: bool(dl.ones(2)), RuntimeError, "Boolean value of Tensor with more than one value is ambiguous"),
-        (lambda: dl.ones(2, 3) + dl.ones(3, 2), RuntimeError,
-         r"The size of tensor a \(3\) must match the size of tensor b \(2\) at non-singleton dimension 1"),
-        (lambda: dl.tensor([1]).requires_grad_(), RuntimeError, "only Tensors of floating point dtype can require gradients"),
-        (lambda: dl.tensor([1.0], requires_grad=True).numpy(), RuntimeError, "Use tensor.detach\\(\\).numpy\\(\\) instead"),
+        (
+            lambda: bool(dl.ones(2)),
+            RuntimeError,
+            "Boolean value of Tensor with more than one value is ambiguous",
+        ),
+        (
+            lambda: dl.ones(2, 3) + dl.ones(3, 2),
+            RuntimeError,
+            r"The size of tensor a \(3\) must match the size of tensor b \(2\) at non-singleton dimension 1",
+        ),
+        (
+            lambda: dl.tensor([1]).requires_grad_(),
+            RuntimeError,
+            "only Tensors of floating point dtype can require gradients",
+        ),
+        (
+            lambda: dl.tensor([1.0], requires_grad=True).numpy(),
+            RuntimeError,
+            "Use tensor.detach\\(\\).numpy\\(\\) instead",
+        ),
         (lambda: dl.tensor("abc"), TypeError, "can't convert str to a tensor"),
         (lambda: dl.tensor([1.0], dtype="complex64"), TypeError, "unsupported dtype: complex64"),
         (lambda: dl.ones(2).to("gpu"), RuntimeError, "Expected one of cpu, cuda device type"),
         (lambda: dl.ones(2).size(2), IndexError, "Dimension out of range"),
         (lambda: len(dl.tensor(1.0)), TypeError, "len\\(\\) of a 0-d tensor"),
         (lambda: dl.tensor([1]) ** -1, RuntimeError, "Integers to negative integer powers are not allowed"),
-        (lambda: dl.div(dl.ones(1), 2, rounding_mode="round"), ValueError, "rounding_mode to be one of None, 'trunc', or 'floor'"),
+        (
+            lambda: dl.div(dl.ones(1), 2, rounding_mode="round"),
+            ValueError,
+            "rounding_mode to be one of None, 'trunc', or 'floor'",
+        ),
         (lambda: dl.ones(2).add_(dl.ones(3)), RuntimeError, "must match the size of tensor b"),
-        (lambda: dl.ones(2).add_(dl.ones(3, 2)), RuntimeError, r"output with shape \[2\] doesn't match the broadcast shape \[3, 2\]"),
-        (lambda: dl.tensor([1, 2]).add_(0.5), RuntimeError, "result type float32 can't be cast to the desired output type int64"),
+        (
+            lambda: dl.ones(2).add_(dl.ones(3, 2)),
+            RuntimeError,
+            r"output with shape \[2\] doesn't match the broadcast shape \[3, 2\]",
+        ),
+        (
+            lambda: dl.tensor([1, 2]).add_(0.5),
+            RuntimeError,
+            "result type float32 can't be cast to the desired output type int64",
+        ),
     ],
 )
 def test_errors_read_like_pytorch(call, error, message):

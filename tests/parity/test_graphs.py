@@ -26,7 +26,7 @@ def _run(graph, arrays, dtype_name):
 def _assert_same(graph, arrays, dtype_name="float64", rtol=1e-9, atol=1e-11):
     (out, grads), (ref, ref_grads) = _run(graph, arrays, dtype_name)
     np.testing.assert_allclose(out, ref, rtol=rtol, atol=atol)
-    for i, (g, r) in enumerate(zip(grads, ref_grads)):
+    for i, (g, r) in enumerate(zip(grads, ref_grads, strict=True)):
         np.testing.assert_allclose(g, r, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
 
 
@@ -41,8 +41,10 @@ def _mlp(lib, x, w1, b1, w2, b2, target):
 def _mlp_arrays(rng):
     return [
         rng.standard_normal((8, 5)),  # x
-        rng.standard_normal((16, 5)) * 0.5, rng.standard_normal(16) * 0.1,  # layer 1
-        rng.standard_normal((3, 16)) * 0.5, rng.standard_normal(3) * 0.1,  # layer 2
+        rng.standard_normal((16, 5)) * 0.5,
+        rng.standard_normal(16) * 0.1,  # layer 1
+        rng.standard_normal((3, 16)) * 0.5,
+        rng.standard_normal(3) * 0.1,  # layer 2
         rng.standard_normal((8, 3)),  # soft targets (logits)
     ]
 
@@ -78,7 +80,9 @@ def _indexing_heavy(lib, table, x):
     embedded = table[tokens]  # (2, 4, d), repeated rows
     pooled = embedded.sum(dim=1) / 4
     picked = x.gather(1, lib.tensor([[0, 0, 2], [1, 2, 2], [3, 3, 0]]))
-    scattered = lib.zeros(3, 4, dtype=x.dtype).scatter_add(1, lib.tensor([[1, 1, 0], [3, 3, 3], [0, 2, 2]]), picked * 2)
+    scattered = lib.zeros(3, 4, dtype=x.dtype).scatter_add(
+        1, lib.tensor([[1, 1, 0], [3, 3, 3], [0, 2, 2]]), picked * 2
+    )
     masked = x[x > 0.1].sum() + x[:, [1, 1, 3]][1:].pow(2).sum()
     selected = table.index_select(0, lib.tensor([4, 0, 4])).flip(0)
     mixed = table[1:, [0, 2]][lib.tensor([True, False, True, True])]
@@ -95,7 +99,10 @@ def _elementwise_zoo(lib, x, y):
     a = (x * y + x / (y.abs() + 1) - 2**x).tanh()
     b = lib.where(a > 0, a.sigmoid(), (a * 3).exp()) + lib.maximum(x, y.flip(0)).clamp(-1, 1)
     c = (b.abs() + 0.1).log1p().sqrt() * (x.sin() - y.cos().mean())
-    d = c.reshape(2, -1).var(dim=1, correction=0).rsqrt() + lib.minimum(c, lib.ones(4, dtype=c.dtype) * 0.5).amax(dim=0).sum()
+    d = (
+        c.reshape(2, -1).var(dim=1, correction=0).rsqrt()
+        + lib.minimum(c, lib.ones(4, dtype=c.dtype) * 0.5).amax(dim=0).sum()
+    )
     return d.prod() + c.norm(p=3) + lib.cat([c, b], dim=1).log_softmax(dim=1).mean()
 
 

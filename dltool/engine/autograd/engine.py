@@ -123,7 +123,7 @@ def _execute(
             if all(grad is None for grad in grads):
                 continue
             grad_inputs = node._run(grads, retain_graph)
-            for i, ((child, nr), grad) in enumerate(zip(node.next_functions, grad_inputs)):
+            for i, ((child, nr), grad) in enumerate(zip(node.next_functions, grad_inputs, strict=False)):
                 if child is not None and grad is not None:
                     if grad._data.shape != child._output_meta[nr][0]:
                         _invalid_gradient(node, i, grad, child._output_meta[nr][0])

@@ -26,7 +26,7 @@ def _scalar(value: Any, like: Tensor) -> Tensor:
 def _check_broadcast(x_shape: tuple, y_shape: tuple) -> None:
     """PyTorch's error for shapes that do not broadcast (numpy's ValueError reads differently)."""
     ndim = builtins.max(len(x_shape), len(y_shape))
-    for i, (m, n) in enumerate(zip(reversed(x_shape), reversed(y_shape))):
+    for i, (m, n) in enumerate(zip(reversed(x_shape), reversed(y_shape), strict=False)):
         if m != n and m != 1 and n != 1:
             raise RuntimeError(
                 f"The size of tensor a ({m}) must match the size of tensor b ({n}) at "

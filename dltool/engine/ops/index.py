@@ -59,10 +59,10 @@ def _normalize_key(key: Any, xp: Any) -> tuple[tuple, bool]:
         return (tuple(parts),), False
     if not any(isinstance(part, int) for part in parts):
         return (tuple(parts),), True
-    basic = tuple(slice(None) if array else part for part, array in zip(parts, is_array))
+    basic = tuple(slice(None) if array else part for part, array in zip(parts, is_array, strict=True))
     rest = tuple(
         part if array or part is Ellipsis else slice(None)
-        for part, array in zip(parts, is_array)
+        for part, array in zip(parts, is_array, strict=True)
         if not isinstance(part, int)
     )
     return (basic, rest), True
@@ -205,7 +205,7 @@ class ScatterAdd(Function):
         if ctx.needs_input_grad[3]:
             src_grad = gather(grad_output, ctx.dim, index)
             if src_grad.shape != ctx.src_shape:  # src entries beyond index's extent got no use
-                widths = zip(reversed(ctx.src_shape), reversed(index.shape))
+                widths = zip(reversed(ctx.src_shape), reversed(index.shape), strict=True)
                 src_grad = pad(src_grad, [w for n_src, n_index in widths for w in (0, n_src - n_index)])
         return grad_output, None, None, src_grad
 

@@ -55,7 +55,11 @@ INDEX_OPS = [
     ("index_select_neg", lambda lib, x: lib.index_select(x, -1, lib.tensor([1, 1, 3])), (2, 3, 4)),
     ("masked_select", lambda lib, x: lib.masked_select(x, x > 0.5), (3, 4)),
     ("masked_fill_mask", lambda lib, x: x.masked_fill(_mask(lib), 0.25), (3, 4)),
-    ("masked_fill_broadcast", lambda lib, x: x.masked_fill(lib.tensor([True, False, False, True]), -1.0), (3, 4)),
+    (
+        "masked_fill_broadcast",
+        lambda lib, x: x.masked_fill(lib.tensor([True, False, False, True]), -1.0),
+        (3, 4),
+    ),
     ("where_mask", lambda lib, x: lib.where(_mask(lib), x, x * 2), (3, 4)),
     ("take", lambda lib, x: lib.take(x, lib.tensor([0, 5, 5, 11])), (3, 4)),
     ("sort", lambda lib, x: x.sort(-1), (3, 4)),
@@ -133,12 +137,24 @@ def test_setitem_gradients(name, key, value_shape):
     "call,error,message",
     [
         (lambda: dl.ones(3)[5], IndexError, r"out of bounds.*shape \[3\]"),
-        (lambda: dl.ones(3)[dl.tensor([0.5])], IndexError, "tensors used as indices must be long, int, byte or bool"),
+        (
+            lambda: dl.ones(3)[dl.tensor([0.5])],
+            IndexError,
+            "tensors used as indices must be long, int, byte or bool",
+        ),
         (lambda: dl.ones(2, 2).gather(1, dl.tensor([0, 1])), RuntimeError, "same number of dimensions"),
         (lambda: dl.ones(2, 2).gather(1, dl.tensor([[0.0]])), RuntimeError, "Expected dtype int64 for index"),
-        (lambda: dl.ones(2, 2).index_select(0, dl.tensor([[0]])), IndexError, "Index is supposed to be a vector"),
+        (
+            lambda: dl.ones(2, 2).index_select(0, dl.tensor([[0]])),
+            IndexError,
+            "Index is supposed to be a vector",
+        ),
         (lambda: dl.ones(3).topk(4), RuntimeError, "selected index k out of range"),
-        (lambda: dl.ones(3).masked_fill(dl.tensor([1, 0, 1]), 0.0), RuntimeError, "only supports boolean masks"),
+        (
+            lambda: dl.ones(3).masked_fill(dl.tensor([1, 0, 1]), 0.0),
+            RuntimeError,
+            "only supports boolean masks",
+        ),
     ],
 )
 def test_index_errors(call, error, message):

@@ -106,7 +106,9 @@ def test_mean_of_integers_is_an_error():
 
 
 def test_reduction_dim_out_of_range():
-    with pytest.raises(IndexError, match=r"Dimension out of range \(expected to be in range of \[-2, 1\], but got 2\)"):
+    with pytest.raises(
+        IndexError, match=r"Dimension out of range \(expected to be in range of \[-2, 1\], but got 2\)"
+    ):
         dl.ones(2, 3).sum(2)
 
 

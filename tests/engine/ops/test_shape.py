@@ -107,15 +107,31 @@ def test_expand_does_not_copy():
 @pytest.mark.parametrize(
     "call,error,message",
     [
-        (lambda: dl.ones(2, 3).reshape(4, 2), RuntimeError, r"shape '\[4, 2\]' is invalid for input of size 6"),
+        (
+            lambda: dl.ones(2, 3).reshape(4, 2),
+            RuntimeError,
+            r"shape '\[4, 2\]' is invalid for input of size 6",
+        ),
         (lambda: dl.ones(2, 3).view(-1, -1), RuntimeError, "only one dimension can be inferred"),
-        (lambda: dl.ones(2, 3).expand(4, 3), RuntimeError, "must match the existing size \\(2\\) at non-singleton dimension 0"),
+        (
+            lambda: dl.ones(2, 3).expand(4, 3),
+            RuntimeError,
+            "must match the existing size \\(2\\) at non-singleton dimension 0",
+        ),
         (lambda: dl.ones(2, 3).expand(3), RuntimeError, "number of sizes provided \\(1\\)"),
         (lambda: dl.ones(2, 3).permute(0, 0), RuntimeError, "not a permutation"),
         (lambda: dl.ones(2, 3, 4).t(), RuntimeError, "t\\(\\) expects a tensor with <= 2 dimensions"),
-        (lambda: dl.cat([dl.ones(2, 3), dl.ones(2, 4)]), RuntimeError, "Sizes of tensors must match except in dimension 0"),
+        (
+            lambda: dl.cat([dl.ones(2, 3), dl.ones(2, 4)]),
+            RuntimeError,
+            "Sizes of tensors must match except in dimension 0",
+        ),
         (lambda: dl.cat([]), RuntimeError, "expected a non-empty list"),
-        (lambda: dl.stack([dl.ones(2), dl.ones(3)]), RuntimeError, "stack expects each tensor to be equal size"),
+        (
+            lambda: dl.stack([dl.ones(2), dl.ones(3)]),
+            RuntimeError,
+            "stack expects each tensor to be equal size",
+        ),
         (lambda: dl.ones(5).split([2, 2]), RuntimeError, "split_sizes to sum exactly to 5"),
         (lambda: dl.ones(5).chunk(0), RuntimeError, "chunk expects `chunks` to be greater than 0"),
         (lambda: dl.ones(2, 2).repeat(2), RuntimeError, "repeat dims can not be smaller"),
