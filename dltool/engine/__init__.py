@@ -205,9 +205,9 @@ class cuda:  # noqa: N801 - PyTorch's namespace
     from dltool.engine.backend import cuda_is_available as is_available  # noqa: F401
 
     @staticmethod
-    def manual_seed_all(seed: "int") -> None:
+    def manual_seed_all(seed_value: "int") -> None:
         """Seeds the one generator dltool draws from (samples are drawn on the host)."""
-        manual_seed(seed)
+        manual_seed(seed_value)
 
 
 def is_tensor(obj: object) -> "bool":

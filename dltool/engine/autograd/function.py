@@ -165,7 +165,7 @@ class Node:
         if len(grads) > 1 and self.materialize_grads:
             grads = [
                 g if g is not None else _Tensor._zeros_like_meta(meta)
-                for g, meta in zip(grads, self._output_meta)
+                for g, meta in zip(grads, self._output_meta, strict=True)
             ]
         grad_inputs = self._fn.backward(self, *grads)
         if not isinstance(grad_inputs, tuple):
@@ -290,16 +290,21 @@ class Function:
             _grad_state.enabled = previous
         make = tensor_type._make
         counter = args[0]._version_counter if cls._is_view else None
-        single = type(result) is not tuple
-        outputs = (result,) if single else result
+        if type(result) is not tuple:  # the common case, kept free of loops
+            out = make(result._data if isinstance(result, tensor_type) else result, None, 0, counter)
+            if counter is not None:
+                _mark_views((out,), cls, args)
+            if record:
+                _link_outputs(ctx, (result,), (out,))
+            return out
         wrapped = tuple(
-            make(r._data if isinstance(r, tensor_type) else r, None, 0, counter) for r in outputs
+            make(r._data if isinstance(r, tensor_type) else r, None, 0, counter) for r in result
         )
         if counter is not None:
             _mark_views(wrapped, cls, args)
         if record:
-            _link_outputs(ctx, outputs, wrapped)
-        return wrapped[0] if single else wrapped
+            _link_outputs(ctx, result, wrapped)
+        return wrapped
 
 
 def _mark_views(views: tuple, op: type, args: tuple) -> None:
@@ -357,7 +362,7 @@ def _link_outputs(ctx: Node, outputs: tuple, wrapped: tuple) -> None:
         out._requires_grad = True
         out.grad_fn = ctx
         out._output_nr = nr
-    ctx._output_meta = tuple(out._meta() for out in wrapped)
+    ctx._output_meta = (wrapped[0]._meta(),) if len(wrapped) == 1 else tuple(out._meta() for out in wrapped)
     if ctx._saved:
         ctx._saved = tuple(_pack(t, outputs, wrapped) for t in ctx._saved)
 

@@ -51,9 +51,9 @@ def _analytical_jacobian(output: Any, targets: list) -> list[np.ndarray]:
         one_hot = xp.zeros(output.numel(), dtype=output.dtype)
         one_hot[i] = 1
         grads = grad(output, targets, Tensor._make(one_hot.reshape(output.shape)), retain_graph=True, allow_unused=True)
-        for j, (g, x) in enumerate(zip(grads, targets)):
+        for j, (g, x) in enumerate(zip(grads, targets, strict=True)):
             rows[j].append(np.zeros(x.numel()) if g is None else _host(g._data).reshape(-1))
-    return [np.stack(r, axis=1) if r else np.zeros((x.numel(), 0)) for r, x in zip(rows, targets)]
+    return [np.stack(r, axis=1) if r else np.zeros((x.numel(), 0)) for r, x in zip(rows, targets, strict=True)]
 
 
 def gradcheck(

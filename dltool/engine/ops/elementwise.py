@@ -47,7 +47,7 @@ def _pair(x: Any, y: Any, broadcast: bool = True) -> tuple[Tensor, Tensor]:
         x = _scalar(x, y) if isinstance(x, _Number) else as_tensor_like(x, y)
     if type(y) is not Tensor:
         y = _scalar(y, x) if isinstance(y, _Number) else as_tensor_like(y, x)
-    if broadcast and x._data.shape != y._data.shape:
+    if broadcast and x._data.shape != y._data.shape and x._data.ndim and y._data.ndim:
         _check_broadcast(x._data.shape, y._data.shape)
     dx, dy = x._data.dtype, y._data.dtype
     if dx is not dy and dx != dy:

@@ -229,7 +229,7 @@ class Repeat(Function):
     def backward(ctx, grad_output):
         padded = (1,) * (len(ctx.repeats) - len(ctx.shape)) + ctx.shape
         interleaved = []
-        for r, n in zip(ctx.repeats, padded):
+        for r, n in zip(ctx.repeats, padded, strict=True):
             interleaved += [r, n]
         grad = grad_output.reshape(tuple(interleaved))
         grad = grad.sum(dim=tuple(range(0, len(interleaved), 2)))
@@ -366,7 +366,7 @@ def unbind(input: Tensor, dim: int = 0) -> tuple[Tensor, ...]:  # noqa: A002
 class Pad(Function):
     @staticmethod
     def forward(ctx, x, widths, value):
-        ctx.keep = tuple(slice(before, before + n) for (before, _), n in zip(widths, x.shape))
+        ctx.keep = tuple(slice(before, before + n) for (before, _), n in zip(widths, x.shape, strict=True))
         return x._xp().pad(x._data, widths, mode="constant", constant_values=value)
 
     @staticmethod
