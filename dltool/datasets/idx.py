@@ -61,7 +61,9 @@ def read_idx(path: str | os.PathLike, magic: int | None = None) -> np.ndarray:
             f"but only {actual} bytes follow"
         )
     if actual > expected:
-        raise ValueError(f"{path}: {actual - expected} bytes past the data of shape {shape} the header declares")
+        raise ValueError(
+            f"{path}: {actual - expected} bytes past the data of shape {shape} the header declares"
+        )
     array = np.frombuffer(raw, dtype, count=int(np.prod(shape)), offset=header).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 

@@ -94,7 +94,9 @@ class MNIST(Dataset):
 
     def _load_data(self) -> tuple[Tensor, Tensor]:
         paths = [self._find(stem) for stem in self._split_files()]
-        missing = [f"{stem}.gz" for stem, path in zip(self._split_files(), paths, strict=True) if path is None]
+        missing = [
+            f"{stem}.gz" for stem, path in zip(self._split_files(), paths, strict=True) if path is None
+        ]
         if missing:
             raise RuntimeError(
                 f"{type(self).__name__} not found: missing {', '.join(missing)} in {self.raw_folder}. "
@@ -108,7 +110,9 @@ class MNIST(Dataset):
                 f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
             )
         if labels.size and labels.max() >= len(self.classes):
-            raise ValueError(f"{labels_path}: label {labels.max()} is out of range for {len(self.classes)} classes")
+            raise ValueError(
+                f"{labels_path}: label {labels.max()} is out of range for {len(self.classes)} classes"
+            )
         return from_numpy(images), from_numpy(labels.astype(np.int64))
 
     def download(self) -> None:

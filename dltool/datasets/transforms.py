@@ -116,7 +116,9 @@ def crop(img: Any, top: int, left: int, height: int, width: int) -> Any:
 
 def _flip(img: Any, horizontal: bool) -> Any:
     if isinstance(img, Image.Image):
-        return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT if horizontal else Image.Transpose.FLIP_TOP_BOTTOM)
+        return img.transpose(
+            Image.Transpose.FLIP_LEFT_RIGHT if horizontal else Image.Transpose.FLIP_TOP_BOTTOM
+        )
     return img.flip(-1 if horizontal else -2)
 
 
@@ -184,7 +186,9 @@ class ToTensor:
 
     def __call__(self, pic: Any) -> Tensor:
         if isinstance(pic, Image.Image):
-            array = np.array(pic, dtype={"I": np.int32, "I;16": np.int16, "F": np.float32}.get(pic.mode, np.uint8))
+            array = np.array(
+                pic, dtype={"I": np.int32, "I;16": np.int16, "F": np.float32}.get(pic.mode, np.uint8)
+            )
             if pic.mode == "1":
                 array = array * np.uint8(255)
             array = array.reshape(pic.height, pic.width, len(pic.getbands()))
@@ -228,7 +232,9 @@ class Normalize:
         mean = np.asarray(self.mean, dtype=array.dtype).reshape(-1, 1, 1)
         std = np.asarray(self.std, dtype=array.dtype).reshape(-1, 1, 1)
         if (std == 0).any():
-            raise ValueError(f"std evaluated to zero after conversion to {array.dtype}, leading to division by zero.")
+            raise ValueError(
+                f"std evaluated to zero after conversion to {array.dtype}, leading to division by zero."
+            )
         out = np.subtract(array, mean, out=array if self.inplace else None)
         out /= std
         return tensor if self.inplace else from_numpy(out)
@@ -252,7 +258,9 @@ class Grayscale:
             gray = img.convert("L")
             return gray if self.num_output_channels == 1 else Image.merge("RGB", (gray, gray, gray))
         if img.shape[-3] not in (1, 3):
-            raise TypeError(f"Input image tensor permitted channel values are [1, 3], but found {img.shape[-3]}")
+            raise TypeError(
+                f"Input image tensor permitted channel values are [1, 3], but found {img.shape[-3]}"
+            )
         array = img.numpy()
         if array.shape[-3] == 3:
             weights = np.asarray([0.2989, 0.587, 0.114], dtype=np.float32).reshape(3, 1, 1)

@@ -74,7 +74,7 @@ def default_collate(batch: Any) -> Any:
     if isinstance(elem, collections.abc.Sequence):
         if any(len(sample) != len(elem) for sample in batch):
             raise RuntimeError("each element in list of batch should be of equal size")
-        return _rebuild(elem, [default_collate(list(field)) for field in zip(*batch)])
+        return _rebuild(elem, [default_collate(list(field)) for field in zip(*batch, strict=True)])
     raise TypeError(_ERROR.format(type(elem)))
 
 

@@ -83,4 +83,3 @@ class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
 
     def _next_data(self) -> Any:
         return self._fetcher.fetch(self._next_index())
-

@@ -190,9 +190,18 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         worker = context.Process(
             target=_worker_loop,
             args=(
-                self._is_iterable, self._dataset, index_queue, self._data_queue,
-                self._workers_done_event, self._auto_collation, self._collate_fn, self._drop_last,
-                self._base_seed, loader.worker_init_fn, worker_id, self._num_workers,
+                self._is_iterable,
+                self._dataset,
+                index_queue,
+                self._data_queue,
+                self._workers_done_event,
+                self._auto_collation,
+                self._collate_fn,
+                self._drop_last,
+                self._base_seed,
+                loader.worker_init_fn,
+                worker_id,
+                self._num_workers,
             ),
             daemon=True,
         )

@@ -194,4 +194,4 @@ def random_split(
         raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
     indices = backend.rng(generator).permutation(total).tolist()
     bounds = np.cumsum([0, *counts]).tolist()
-    return [Subset(dataset, indices[start:stop]) for start, stop in zip(bounds[:-1], bounds[1:])]
+    return [Subset(dataset, indices[start:stop]) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -68,7 +68,9 @@ def test_shuffle_order_with_a_generator_ignores_the_global_seed():
     orders = []
     for global_seed in (0, 1):
         dl.manual_seed(global_seed)
-        orders.append(_order(DataLoader(Items(12), batch_size=5, shuffle=True, generator=dl.Generator().manual_seed(7))))
+        orders.append(
+            _order(DataLoader(Items(12), batch_size=5, shuffle=True, generator=dl.Generator().manual_seed(7)))
+        )
     assert orders[0] == orders[1]
 
 
@@ -112,7 +114,9 @@ def test_iterable_dataset_batches_drop_last_and_len():
 
 def test_settings_are_frozen_after_init():
     loader = DataLoader(Items(3))
-    with pytest.raises(ValueError, match="batch_size attribute should not be set after DataLoader is initialized"):
+    with pytest.raises(
+        ValueError, match="batch_size attribute should not be set after DataLoader is initialized"
+    ):
         loader.batch_size = 2
 
 
@@ -147,9 +151,11 @@ def test_bad_options_raise_pytorchs_errors(kind, options):
         return data.DataLoader(dataset, **kwargs)
 
     torch_data = torch.utils.data
-    torch_dataset = torch_data.TensorDataset(torch.zeros(4)) if kind == "map" else type(
-        "S", (torch_data.IterableDataset,), {"__iter__": lambda self: iter([])}
-    )()
+    torch_dataset = (
+        torch_data.TensorDataset(torch.zeros(4))
+        if kind == "map"
+        else type("S", (torch_data.IterableDataset,), {"__iter__": lambda self: iter([])})()
+    )
     with pytest.raises((ValueError, TypeError)) as expected:
         build(torch, torch_dataset)
     ours = TensorDataset(dl.zeros(4)) if kind == "map" else Stream(0)

@@ -97,7 +97,9 @@ def test_random_split_fractions_give_pytorchs_lengths(fractions, n):
 
 
 def test_random_split_errors():
-    with pytest.raises(ValueError, match="Sum of input lengths does not equal the length of the input dataset!"):
+    with pytest.raises(
+        ValueError, match="Sum of input lengths does not equal the length of the input dataset!"
+    ):
         random_split(range(10), [3, 3])
     with pytest.warns(UserWarning, match="Length of split at index 1 is 0"):
         random_split(range(2), [0.9, 0.1])

@@ -64,9 +64,13 @@ def test_weighted_random_sampler_follows_the_weights():
 
 
 def test_weighted_random_sampler_errors():
-    with pytest.raises(ValueError, match="num_samples should be a positive integer value, but got num_samples=0"):
+    with pytest.raises(
+        ValueError, match="num_samples should be a positive integer value, but got num_samples=0"
+    ):
         ours.WeightedRandomSampler([1.0], 0)
-    with pytest.raises(ValueError, match=r"weights should be a 1d sequence but given weights have shape \(1, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"weights should be a 1d sequence but given weights have shape \(1, 2\)"
+    ):
         ours.WeightedRandomSampler([[1.0, 2.0]], 1)
     with pytest.raises(RuntimeError, match="cannot sample n_sample > prob_dist.size"):
         ours.WeightedRandomSampler([1.0, 1.0], 3, replacement=False)

@@ -18,14 +18,20 @@ def _dataset():
 
 CONFIGS = {
     "shuffle": lambda: DataLoader(_dataset(), batch_size=2, shuffle=True),
-    "generator": lambda: DataLoader(_dataset(), batch_size=2, shuffle=True, generator=dl.Generator().manual_seed(9)),
+    "generator": lambda: DataLoader(
+        _dataset(), batch_size=2, shuffle=True, generator=dl.Generator().manual_seed(9)
+    ),
     "sequential": lambda: DataLoader(_dataset(), batch_size=2),
     "drop_last": lambda: DataLoader(_dataset(), batch_size=2, shuffle=True, drop_last=True),
     "weighted": lambda: DataLoader(_dataset(), batch_size=2, sampler=WeightedRandomSampler([1.0] * 11, 9)),
-    "custom_sampler": lambda: DataLoader(_dataset(), batch_size=2, sampler=[10, 0, 9, 1, 8, 2, 7, 3, 6, 4, 5]),
+    "custom_sampler": lambda: DataLoader(
+        _dataset(), batch_size=2, sampler=[10, 0, 9, 1, 8, 2, 7, 3, 6, 4, 5]
+    ),
     "iterable": lambda: DataLoader(Stream(), batch_size=2),
     "workers": lambda: DataLoader(_dataset(), batch_size=2, shuffle=True, num_workers=2),
-    "persistent": lambda: DataLoader(_dataset(), batch_size=2, shuffle=True, num_workers=2, persistent_workers=True),
+    "persistent": lambda: DataLoader(
+        _dataset(), batch_size=2, shuffle=True, num_workers=2, persistent_workers=True
+    ),
 }
 
 
