@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import queue
 import random
+import secrets
 import sys
 import traceback
 import warnings
@@ -24,6 +25,7 @@ import numpy as np
 from dltool.engine import backend
 from dltool.engine.utils.data._fetch import create_fetcher
 from dltool.engine.utils.data._iter import _BaseDataLoaderIter
+from dltool.engine.utils.data._shared import discard, pack, unpack
 
 if TYPE_CHECKING:
     from dltool.engine.utils.data.dataloader import DataLoader
@@ -108,6 +110,7 @@ def _worker_loop(
     init_fn: Callable[[int], None] | None,
     worker_id: int,
     num_workers: int,
+    shm_prefix: str,
 ) -> None:
     global _worker_info
     parent = os.getppid()
@@ -142,7 +145,7 @@ def _worker_loop(
             data, init_error = init_error, None
         else:
             try:
-                data = fetcher.fetch(index)  # type: ignore[union-attr]
+                data = pack(fetcher.fetch(index), shm_prefix)  # type: ignore[union-attr]
             except StopIteration:
                 if not is_iterable:
                     data = ExceptionWrapper(where)
@@ -175,6 +178,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._workers_done_event = context.Event()
         self._index_queues: list[Any] = []
         self._workers: list[Any] = []
+        self._shm_prefix = f"dltool-{os.getpid()}-{secrets.token_hex(4)}"
         self._shutdown = False
         try:
             for worker_id in range(self._num_workers):
@@ -202,6 +206,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 loader.worker_init_fn,
                 worker_id,
                 self._num_workers,
+                self._shm_prefix,
             ),
             daemon=True,
         )
@@ -223,8 +228,10 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             for index_queue in self._index_queues:
                 index_queue.put(_ResumeIteration())
             acks = 0
-            while acks < self._num_workers:
-                acks += isinstance(self._get_data()[0], _ResumeIteration)
+            while acks < self._num_workers:  # batches of an epoch that ended early are dropped
+                idx, data = self._get_data()
+                acks += isinstance(idx, _ResumeIteration)
+                unpack(data)
         for _ in range(self._prefetch_factor * self._num_workers):
             self._try_put_index()
         for _ in range(drop):
@@ -301,7 +308,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             self._shutdown_workers()
             data.reraise()
         self._try_put_index()
-        return data
+        return unpack(data)
 
     def _shutdown_workers(self) -> None:
         if self._shutdown:
@@ -319,6 +326,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             index_queue.close()
         self._data_queue.cancel_join_thread()
         self._data_queue.close()
+        discard(self._shm_prefix)
 
     def __del__(self) -> None:
         if hasattr(self, "_shutdown"):

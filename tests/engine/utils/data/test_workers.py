@@ -1,13 +1,16 @@
 """DataLoader with worker processes: order, errors, seeding and clean shutdown (small datasets)."""
 
+import glob
 import multiprocessing
 import os
 import time
 
+import numpy as np
 import pytest
 
 import dltool.engine as dl
 from dltool.engine.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, get_worker_info
+from dltool.engine.utils.data._shared import _Packed, pack, unpack
 
 
 class Items(Dataset):
@@ -46,8 +49,22 @@ class Shards(IterableDataset):
         return iter(range(info.id, self.n, info.num_workers))
 
 
+class Large(Dataset):
+    """64 KiB samples: their batches travel through shared memory."""
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        return {"image": np.full((128, 128), i, np.float32), "label": i}
+
+
 def _no_children():
     return multiprocessing.active_children() == []
+
+
+def _shared_files():
+    return glob.glob(f"/dev/shm/dltool-{os.getpid()}-*")
 
 
 def test_batches_arrive_in_order_and_match_single_process():
@@ -169,3 +186,27 @@ def test_spawn_context():
     )
     assert [b.tolist() for (b,) in loader] == [[0, 1], [2, 3], [4]]
     assert _no_children()
+
+
+def test_large_batches_travel_through_shared_memory_and_are_cleaned_up():
+    loader = DataLoader(Large(), batch_size=4, num_workers=2)
+    batches = list(loader)
+    assert [b["label"].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    images = batches[1]["image"]
+    assert images.shape == (4, 128, 128) and images.numpy()[2].min() == images.numpy()[2].max() == 6
+    images.add_(1)  # batches are ordinary writable tensors
+    assert images.numpy()[0, 0, 0] == 5
+    first = next(iter(DataLoader(Large(), batch_size=2, num_workers=2, prefetch_factor=3)))
+    assert first["label"].tolist() == [0, 1]  # the batches still in flight were dropped with their files
+    assert _shared_files() == [] and _no_children()
+
+
+def test_pack_moves_large_buffers_out_of_band():
+    data = {"big": dl.arange(20000, dtype=dl.float32), "small": np.arange(3), "text": "x"}
+    packed = pack(data, f"dltool-{os.getpid()}-test")
+    assert isinstance(packed, _Packed) and len(packed.layout) == 1 and len(packed.payload) < 1000
+    restored = unpack(packed)
+    assert restored["big"].tolist() == data["big"].tolist() and restored["small"].tolist() == [0, 1, 2]
+    assert _shared_files() == []
+    small = {"a": np.arange(3)}
+    assert pack(small, "unused") is small
