@@ -95,6 +95,22 @@ def test_resume_between_epochs_starts_the_next_epoch(name):
     assert _epoch(resumed) == reference[1]
 
 
+def test_state_round_trips_through_a_checkpoint_file(tmp_path):
+    make = CONFIGS["generator"]
+    dl.manual_seed(0)
+    reference = _epoch(make())
+    dl.manual_seed(0)
+    loader = make()
+    iterator = iter(loader)
+    seen = [(_values(next(iterator)), dl.rand(1).item()) for _ in range(3)]
+    dl.save({"loader": loader.state_dict(), "rng": dl.get_rng_state()}, tmp_path / "last.ckpt")
+    checkpoint = dl.load(tmp_path / "last.ckpt")
+    resumed = make()
+    dl.set_rng_state(checkpoint["rng"])
+    resumed.load_state_dict(checkpoint["loader"])
+    assert seen + _epoch(resumed) == reference
+
+
 def test_state_holds_the_epoch_order_and_position():
     loader = DataLoader(_dataset(), batch_size=4, shuffle=True)
     iterator = iter(loader)
