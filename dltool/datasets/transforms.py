@@ -204,7 +204,7 @@ class ToTensor:
         """``N x H x W (x C)`` images to one ``N x C x H x W`` tensor."""
         chw = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
         if chw.dtype == np.uint8:
-            return from_numpy(np.divide(chw, 255, dtype=dtypes.get_default_dtype()))
+            return from_numpy(np.divide(chw, 255, dtype=dtypes.get_default_dtype(), order="C"))
         return from_numpy(np.ascontiguousarray(chw))
 
     def __repr__(self) -> str:

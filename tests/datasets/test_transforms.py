@@ -18,6 +18,7 @@ def test_to_tensor_hwc_uint8():
     hwc = np.array([[[0, 51, 255], [102, 153, 204]]], dtype=np.uint8)  # 1 x 2 x 3
     x = T.ToTensor()(hwc)
     assert x.shape == (3, 1, 2) and x.dtype == dl.float32
+    assert T.ToTensor()(np.zeros((2, 3, 3), np.uint8)).is_contiguous()  # CHW in memory, as PyTorch's
     np.testing.assert_allclose(x.numpy(), [[[0.0, 0.4]], [[0.2, 0.6]], [[1.0, 0.8]]], rtol=1e-6)
 
 

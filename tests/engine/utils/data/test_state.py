@@ -53,25 +53,38 @@ def _through_checkpoint(value):
     return value
 
 
+def _uninterrupted(make):
+    """Two epochs of a run that never stops."""
+    dl.manual_seed(0)
+    loader = make()
+    return [_epoch(loader) for _ in range(2)]
+
+
+def _start(make, stop):
+    """A fresh run, stopped after ``stop`` batches: its loader, iterator and what it saw."""
+    dl.manual_seed(0)
+    loader = make()
+    iterator = iter(loader)
+    return loader, iterator, [(_values(next(iterator)), dl.rand(1).item()) for _ in range(stop)]
+
+
+def _resume(make, loader_state, rng_state):
+    dl.manual_seed(123)  # the resumed process starts from elsewhere
+    resumed = make()
+    dl.set_rng_state(rng_state)
+    resumed.load_state_dict(loader_state)
+    return resumed
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("stop", [0, 2, 4])
 def test_resume_mid_epoch_sees_the_uninterrupted_batches(name, stop):
     make = CONFIGS[name]
-    dl.manual_seed(0)
-    loader = make()
-    reference = [_epoch(loader) for _ in range(2)]
-
-    dl.manual_seed(0)
-    loader = make()
-    iterator = iter(loader)
-    seen = [(_values(next(iterator)), dl.rand(1).item()) for _ in range(stop)]
+    reference = _uninterrupted(make)
+    loader, iterator, seen = _start(make, stop)
     state, rng_state = _through_checkpoint(loader.state_dict()), dl.get_rng_state().numpy().copy()
     del iterator, loader
-
-    dl.manual_seed(123)  # the resumed process starts from elsewhere
-    resumed = make()
-    dl.set_rng_state(rng_state)
-    resumed.load_state_dict(state)
+    resumed = _resume(make, state, rng_state)
     assert seen + _epoch(resumed) == reference[0]
     assert _epoch(resumed) == reference[1]
 
@@ -79,36 +92,21 @@ def test_resume_mid_epoch_sees_the_uninterrupted_batches(name, stop):
 @pytest.mark.parametrize("name", ["shuffle", "generator", "workers"])
 def test_resume_between_epochs_starts_the_next_epoch(name):
     make = CONFIGS[name]
-    dl.manual_seed(0)
-    loader = make()
-    reference = [_epoch(loader) for _ in range(2)]
-
-    dl.manual_seed(0)
-    loader = make()
-    assert _epoch(loader) == reference[0]
-    state, rng_state = _through_checkpoint(loader.state_dict()), dl.get_rng_state()
+    reference = _uninterrupted(make)
+    loader, iterator, seen = _start(make, 0)
+    assert seen + _epoch(iterator) == reference[0]
+    state = _through_checkpoint(loader.state_dict())
     assert state["batches_yielded"] == 0 and state["base_seed"] is None
-
-    resumed = make()
-    dl.set_rng_state(rng_state)
-    resumed.load_state_dict(state)
-    assert _epoch(resumed) == reference[1]
+    assert _epoch(_resume(make, state, dl.get_rng_state())) == reference[1]
 
 
 def test_state_round_trips_through_a_checkpoint_file(tmp_path):
     make = CONFIGS["generator"]
-    dl.manual_seed(0)
-    reference = _epoch(make())
-    dl.manual_seed(0)
-    loader = make()
-    iterator = iter(loader)
-    seen = [(_values(next(iterator)), dl.rand(1).item()) for _ in range(3)]
+    reference = _uninterrupted(make)
+    loader, _, seen = _start(make, 3)
     dl.save({"loader": loader.state_dict(), "rng": dl.get_rng_state()}, tmp_path / "last.ckpt")
     checkpoint = dl.load(tmp_path / "last.ckpt")
-    resumed = make()
-    dl.set_rng_state(checkpoint["rng"])
-    resumed.load_state_dict(checkpoint["loader"])
-    assert seen + _epoch(resumed) == reference
+    assert seen + _epoch(_resume(make, checkpoint["loader"], checkpoint["rng"])) == reference[0]
 
 
 def test_state_holds_the_epoch_order_and_position():
