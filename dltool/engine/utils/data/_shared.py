@@ -24,12 +24,12 @@ _counter = itertools.count()
 
 @dataclass
 class _Packed:
-    """A pickled batch whose large buffers wait in the shared-memory file ``name``."""
+    """A pickled batch; with a ``name``, its large buffers wait in that shared-memory file."""
 
     payload: bytes
-    name: str
-    layout: list[tuple[int, int]]  # (offset, nbytes) of each out-of-band buffer
-    size: int
+    name: str | None = None
+    layout: tuple[tuple[int, int], ...] = ()  # (offset, nbytes) of each out-of-band buffer
+    size: int = 0
 
 
 def _write(path: str, buffers: list[memoryview], layout: list[tuple[int, int]], size: int) -> None:
@@ -49,7 +49,7 @@ def _write(path: str, buffers: list[memoryview], layout: list[tuple[int, int]], 
 
 
 def pack(data: Any, prefix: str) -> Any:
-    """``data`` ready for the queue: a ``_Packed`` when it holds large arrays, else itself."""
+    """``data`` pickled for the queue, its large arrays in a shared-memory file when possible."""
     if not os.path.isdir(_SHM_DIR):
         return data
     buffers: list[memoryview] = []
@@ -63,7 +63,7 @@ def pack(data: Any, prefix: str) -> Any:
 
     payload = pickle.dumps(data, protocol=5, buffer_callback=in_band)
     if not buffers:
-        return data
+        return _Packed(payload)
     layout, size = [], 0
     for buffer in buffers:
         size = -(-size // _ALIGN) * _ALIGN
@@ -74,13 +74,15 @@ def pack(data: Any, prefix: str) -> Any:
         _write(os.path.join(_SHM_DIR, name), buffers, layout, size)
     except OSError:
         return data
-    return _Packed(payload, name, layout, size)
+    return _Packed(payload, name, tuple(layout), size)
 
 
 def unpack(item: Any) -> Any:
-    """The batch ``pack`` sent; its arrays are views of the mapped file, which is unlinked."""
+    """The batch ``pack`` sent; its large arrays are views of the mapped file, which is unlinked."""
     if not isinstance(item, _Packed):
         return item
+    if item.name is None:
+        return pickle.loads(item.payload)
     path = os.path.join(_SHM_DIR, item.name)
     fd = os.open(path, os.O_RDWR)
     try:

@@ -208,5 +208,6 @@ def test_pack_moves_large_buffers_out_of_band():
     restored = unpack(packed)
     assert restored["big"].tolist() == data["big"].tolist() and restored["small"].tolist() == [0, 1, 2]
     assert _shared_files() == []
-    small = {"a": np.arange(3)}
-    assert pack(small, "unused") is small
+    small = pack({"a": np.arange(3)}, "unused")
+    assert isinstance(small, _Packed) and small.name is None  # pickled once, in band
+    assert unpack(small)["a"].tolist() == [0, 1, 2]
