@@ -97,6 +97,18 @@ def _seed_worker_rngs(base_seed: int, worker_id: int) -> int:
     return seed
 
 
+def _answer(fetcher: Any, index: Any, is_iterable: bool, worker_id: int, shm_prefix: str) -> tuple[Any, bool]:
+    """The reply to one task, and whether an iterable dataset has run out."""
+    try:
+        return pack(fetcher.fetch(index), shm_prefix), False
+    except StopIteration:
+        if is_iterable:
+            return _IterableDatasetStopIteration(worker_id), True
+        return ExceptionWrapper(f"in DataLoader worker process {worker_id}"), False
+    except Exception:
+        return ExceptionWrapper(f"in DataLoader worker process {worker_id}"), False
+
+
 def _worker_loop(
     is_iterable: bool,
     dataset: Any,
@@ -112,18 +124,17 @@ def _worker_loop(
     num_workers: int,
     shm_prefix: str,
 ) -> None:
+    """Answer ``(task index, batch indices)`` from ``index_queue`` until told to stop or orphaned."""
     global _worker_info
     parent = os.getppid()
-    seed = _seed_worker_rngs(base_seed, worker_id)
-    _worker_info = WorkerInfo(worker_id, num_workers, seed, dataset)
-    where = f"in DataLoader worker process {worker_id}"
+    _worker_info = WorkerInfo(worker_id, num_workers, _seed_worker_rngs(base_seed, worker_id), dataset)
     init_error = fetcher = None
     try:
         if init_fn is not None:
             init_fn(worker_id)
         fetcher = create_fetcher(is_iterable, dataset, auto_collation, collate_fn, drop_last)
     except Exception:
-        init_error = ExceptionWrapper(where)
+        init_error = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
     iteration_end = False
     while os.getppid() == parent:
         try:
@@ -136,25 +147,14 @@ def _worker_loop(
             data_queue.put((task, None))
             iteration_end = False
             fetcher = create_fetcher(is_iterable, dataset, auto_collation, collate_fn, drop_last)
-            continue
-        if done_event.is_set() or iteration_end:
-            continue
-        idx, index = task
-        data: Any
-        if init_error is not None:
-            data, init_error = init_error, None
-        else:
-            try:
-                data = pack(fetcher.fetch(index), shm_prefix)  # type: ignore[union-attr]
-            except StopIteration:
-                if not is_iterable:
-                    data = ExceptionWrapper(where)
-                else:
-                    data, iteration_end = _IterableDatasetStopIteration(worker_id), True
-            except Exception:
-                data = ExceptionWrapper(where)
-        data_queue.put((idx, data))
-        del data, task
+        elif init_error is not None:
+            data_queue.put((task[0], init_error))
+            init_error = None
+        elif not (done_event.is_set() or iteration_end):
+            data, iteration_end = _answer(fetcher, task[1], is_iterable, worker_id, shm_prefix)
+            data_queue.put((task[0], data))
+            del data
+        del task
     if done_event.is_set():
         # NOTE: the main process reads no more; don't block exit on flushing to the pipe
         data_queue.cancel_join_thread()

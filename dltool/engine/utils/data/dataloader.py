@@ -211,7 +211,7 @@ def _resolve_samplers(
     """PyTorch's rules for which samplers a loader uses, with its errors for conflicting options."""
     if isinstance(dataset, IterableDataset):
         for name, value in (("shuffle", shuffle), ("sampler", sampler), ("batch_sampler", batch_sampler)):
-            if value not in (None, False):
+            if value is not None and value is not False:
                 raise ValueError(
                     f"DataLoader with IterableDataset: expected unspecified {name} option, but got {name}={value}"
                 )
