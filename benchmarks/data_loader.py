@@ -31,13 +31,18 @@ MEAN, STD = 0.2860, 0.3530
 TINY = 2048
 
 
-def fashion_loader(batch_size: int = BATCH, limit: int | None = None) -> DataLoader:
-    """The training split as a trainer loads it: ToTensor + Normalize, shuffled."""
-    transform = T.Compose([T.ToTensor(), T.Normalize((MEAN,), (STD,))])
-    dataset = FashionMNIST(default_root(), train=True, transform=transform)
-    if limit is not None:
-        dataset = Subset(dataset, range(limit))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True)
+def fashion_train() -> FashionMNIST:
+    """The training split as a trainer reads it: ToTensor + Normalize."""
+    return FashionMNIST(
+        default_root(), train=True, transform=T.Compose([T.ToTensor(), T.Normalize((MEAN,), (STD,))])
+    )
+
+
+def fashion_loader(dataset: FashionMNIST, batch_size: int = BATCH, limit: int | None = None) -> DataLoader:
+    """Shuffled batches of ``dataset`` (its first ``limit`` samples)."""
+    return DataLoader(
+        dataset if limit is None else Subset(dataset, range(limit)), batch_size=batch_size, shuffle=True
+    )
 
 
 def epoch_seconds(loader: DataLoader) -> float:
@@ -62,12 +67,13 @@ def numpy_epoch(images: np.ndarray, batch_size: int = BATCH) -> None:
 
 def cases(settings: Settings) -> dict[str, Callable[[], float]]:
     limit = TINY if settings.tiny else None
-    loader = fashion_loader(limit=limit)
-    images = FashionMNIST(default_root(), train=True).data.numpy()[:limit]
+    dataset = fashion_train()
+    loader = fashion_loader(dataset, limit=limit)
+    images = dataset.data.numpy()[:limit]
     result = {"dltool": lambda: epoch_seconds(loader), "numpy": lambda: timed(lambda: numpy_epoch(images))}
     if torch is not None:
         x = torch.from_numpy((images[:, None] / np.float32(255) - np.float32(MEAN)) / np.float32(STD))
-        y = torch.from_numpy(FashionMNIST(default_root(), train=True).targets.numpy()[:limit])
+        y = torch.from_numpy(dataset.targets.numpy()[:limit])
         torch_loader = torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(x, y), batch_size=BATCH, shuffle=True
         )
