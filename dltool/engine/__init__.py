@@ -198,6 +198,10 @@ from dltool.engine.ops.shape import (
 from dltool.engine.serialization import load, save
 from dltool.engine.tensor import Tensor
 
+# isort: split
+# NOTE: the data package builds on Tensor and the ops, so it is imported after them
+from dltool.engine import utils
+
 
 class cuda:  # noqa: N801 - PyTorch's namespace
     """``dltool.engine.cuda.is_available()``, as ``torch.cuda``."""
