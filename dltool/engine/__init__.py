@@ -3,7 +3,7 @@
 ``import dltool.engine as torch`` and PyTorch code for the implemented subset runs unchanged.
 """
 
-from dltool.engine import autograd
+from dltool.engine import autograd, optim
 from dltool.engine.autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from dltool.engine.backend import (
     Generator,
@@ -195,9 +195,12 @@ from dltool.engine.ops.shape import (
     unsqueeze,
     vstack,
 )
+from dltool.engine.serialization import load, save
 from dltool.engine.tensor import Tensor
 
 # isort: split
+# NOTE: the data package builds on Tensor and the ops, so it is imported after them
+from dltool.engine import utils
 # nn builds on everything above; importing it earlier would be circular
 from dltool.engine import nn
 
@@ -208,9 +211,9 @@ class cuda:  # noqa: N801 - PyTorch's namespace
     from dltool.engine.backend import cuda_is_available as is_available  # noqa: F401
 
     @staticmethod
-    def manual_seed_all(seed: "int") -> None:
+    def manual_seed_all(seed_value: "int") -> None:
         """Seeds the one generator dltool draws from (samples are drawn on the host)."""
-        manual_seed(seed)
+        manual_seed(seed_value)
 
 
 def is_tensor(obj: object) -> "bool":

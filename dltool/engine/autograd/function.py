@@ -14,6 +14,9 @@ from typing import Any
 
 from dltool.engine.autograd.grad_mode import state as _grad_state
 
+# The Tensor class, bound by dltool.engine.tensor once it exists (that module imports this one).
+_Tensor: Any = None
+
 _FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
     "they have already been freed). Saved intermediate values of the graph are freed when you call "
@@ -40,36 +43,23 @@ class Node:
     for shapes and axes, into plain attributes.
     """
 
-    __slots__ = (
-        "_fn",
-        "next_functions",
-        "needs_input_grad",
-        "_saved",
-        "_freed",
-        "_non_differentiable",
-        "_output_meta",
-        "_tensor_prehooks",
-        "_retains",
-        "_prehooks",
-        "_hooks",
-        "materialize_grads",
-        "__dict__",
-        "__weakref__",
-    )
+    __slots__ = ("_fn", "next_functions", "needs_input_grad", "_saved", "_output_meta", "__dict__", "__weakref__")
+
+    # Rarely set, so they live on the class until a node sets its own (keeps node creation cheap).
+    _freed = False
+    _non_differentiable: tuple = ()
+    _tensor_prehooks: dict | None = None
+    _retains: dict | None = None
+    _prehooks: list | None = None
+    _hooks: list | None = None
+    materialize_grads = True
 
     def __init__(self, fn: type) -> None:
         self._fn = fn
         self.next_functions: tuple = ()
         self.needs_input_grad: tuple = ()
         self._saved: tuple | None = None
-        self._freed = False
-        self._non_differentiable: tuple = ()
         self._output_meta: tuple = ()
-        self._tensor_prehooks: dict | None = None
-        self._retains: dict | None = None
-        self._prehooks: list | None = None
-        self._hooks: list | None = None
-        self.materialize_grads = True
 
     # ---- what forward calls
 
@@ -91,8 +81,6 @@ class Node:
             raise RuntimeError(_FREED_MESSAGE)
         if not self._saved:
             return ()
-        from dltool.engine.tensor import Tensor
-
         unpacked = []
         for entry in self._saved:
             if entry is None:
@@ -101,7 +89,7 @@ class Node:
             tensor, version, output_nr = entry
             if output_nr is not None:  # an output saved without a reference cycle
                 array, counter = tensor
-                tensor = Tensor._make(array, self, output_nr, counter)
+                tensor = _Tensor._make(array, self, output_nr, counter)
             if tensor._version_counter[0] != version:
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by an "
@@ -174,12 +162,10 @@ class Node:
                 result = hook(tuple(grads))
                 if result is not None:
                     grads = list(result)
-        if self.materialize_grads and any(g is None for g in grads):
-            from dltool.engine.tensor import Tensor
-
+        if len(grads) > 1 and self.materialize_grads:
             grads = [
-                g if g is not None else Tensor._zeros_like_meta(meta)
-                for g, meta in zip(grads, self._output_meta)
+                g if g is not None else _Tensor._zeros_like_meta(meta)
+                for g, meta in zip(grads, self._output_meta, strict=True)
             ]
         grad_inputs = self._fn.backward(self, *grads)
         if not isinstance(grad_inputs, tuple):
@@ -200,11 +186,18 @@ class Node:
         return grad_inputs
 
     def _release(self) -> None:
-        if self._saved:
+        """Drop what forward kept (saved tensors and the op's own attributes); hooks stay.
+
+        NOTE: attributes go too (index arrays can be large), so a second run is refused even for
+        nodes without saved tensors, where PyTorch would allow it.
+        """
+        state = self.__dict__
+        kept = [k for k in state if not k.startswith("_") and k != "materialize_grads"] if state else ()
+        if self._saved or kept:
             self._saved = None
+            for key in kept:
+                del state[key]
             self._freed = True
-        if self.__dict__:
-            self.__dict__.clear()
 
 
 class AccumulateGrad(Node):
@@ -266,56 +259,110 @@ class Function:
     def backward(ctx: Node, *grad_outputs: Any) -> Any:
         raise NotImplementedError("a Function must implement backward(ctx, *grad_outputs)")
 
-    # views share the version counter of their first input
+    # A view op's outputs share memory and the version counter with its first input, and remember
+    # how they were made, so that in-place changes through a view or its base reach the other's
+    # history (see ``Tensor._inplace``). A view op implements ``put_back``.
     _is_view = False
+
+    @staticmethod
+    def put_back(base: Any, value: Any, *args: Any) -> Any:
+        """For a view op: ``base`` with ``value`` written where the view ``op(base, *args)`` lies."""
+        raise NotImplementedError("only view ops can put a view's new value back into their base")
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
-        from dltool.engine.tensor import Tensor
-
-        ctx = Node(cls)
+        tensor_type = _Tensor
         record = False
         if _grad_state.enabled:
             for arg in args:
-                if isinstance(arg, Tensor) and arg.requires_grad:
+                if isinstance(arg, tensor_type) and _requires_grad(arg):
                     record = True
                     break
+        if record:
+            ctx = Node(cls)
+            _link_inputs(ctx, args, tensor_type)
+        else:
+            ctx = _Scratch()
         _grad_state.enabled, previous = False, _grad_state.enabled
         try:
             result = cls.forward(ctx, *args, **kwargs)
         finally:
             _grad_state.enabled = previous
-        single = not isinstance(result, tuple)
-        outputs = (result,) if single else result
-        view_counter = args[0]._version_counter if cls._is_view else None
+        make = tensor_type._make
+        counter = args[0]._version_counter if cls._is_view else None
+        if type(result) is not tuple:  # the common case, kept free of loops
+            out = make(result._data if isinstance(result, tensor_type) else result, None, 0, counter)
+            if counter is not None:
+                _mark_views((out,), cls, args)
+            if record:
+                _link_outputs(ctx, (result,), (out,))
+            return out
         wrapped = tuple(
-            Tensor._make(out._data if isinstance(out, Tensor) else out, None, 0, view_counter)
-            for out in outputs
+            make(r._data if isinstance(r, tensor_type) else r, None, 0, counter) for r in result
         )
+        if counter is not None:
+            _mark_views(wrapped, cls, args)
         if record:
-            _connect(ctx, args, outputs, wrapped)
+            _link_outputs(ctx, result, wrapped)
+        return wrapped
+
+
+def _mark_views(views: tuple, op: type, args: tuple) -> None:
+    """Remember how each view was made, so in-place changes reach between it and its root."""
+    base = args[0]
+    root = base if base._view is None else base._view[0]
+    record = (root, root.grad_fn, base, op, args[1:])
+    for view in views:
+        view._view = record
+
+
+class _Scratch:
+    """The ``ctx`` of a call that records nothing: saves are dropped at once."""
+
+    needs_input_grad: tuple = ()
+
+    def save_for_backward(self, *tensors: Any) -> None:
+        pass
+
+    def mark_non_differentiable(self, *tensors: Any) -> None:
+        pass
+
+    def set_materialize_grads(self, value: bool) -> None:
+        pass
+
+
+_NO_EDGE = (None, 0)
+
+
+def _requires_grad(tensor: Any) -> bool:
+    # a view first catches up with in-place changes made through its root (see Tensor._sync_view)
+    return tensor._requires_grad if tensor._view is None else tensor.requires_grad
+
+
+
+def _link_inputs(ctx: Node, args: tuple, tensor_type: type) -> None:
+    edges, needs = [], []
+    for arg in args:
+        if isinstance(arg, tensor_type) and _requires_grad(arg):
+            edges.append((arg._grad_node(), arg._output_nr))
+            needs.append(True)
         else:
-            ctx._saved = None
-        return wrapped[0] if single else wrapped
+            edges.append(_NO_EDGE)
+            needs.append(False)
+    ctx.next_functions = tuple(edges)
+    ctx.needs_input_grad = tuple(needs)
 
 
-def _connect(ctx: Node, args: tuple, outputs: tuple, wrapped: tuple) -> None:
-    """Make ``ctx`` the grad_fn of ``wrapped`` and link it to the inputs' nodes."""
-    from dltool.engine.tensor import Tensor
-
-    ctx.next_functions = tuple(
-        (arg._grad_node(), arg._output_nr) if isinstance(arg, Tensor) and arg.requires_grad else (None, 0)
-        for arg in args
-    )
-    ctx.needs_input_grad = tuple(isinstance(arg, Tensor) and arg.requires_grad for arg in args)
+def _link_outputs(ctx: Node, outputs: tuple, wrapped: tuple) -> None:
+    """Make ``ctx`` the grad_fn of the float outputs and pack what forward saved."""
     non_diff = ctx._non_differentiable
-    for nr, (raw, out) in enumerate(zip(outputs, wrapped)):
-        if out._data.dtype.kind != "f" or any(raw is t for t in non_diff):
+    for nr, out in enumerate(wrapped):
+        if out._data.dtype.kind != "f" or (non_diff and any(outputs[nr] is t for t in non_diff)):
             continue
-        out.requires_grad = True
+        out._requires_grad = True
         out.grad_fn = ctx
         out._output_nr = nr
-    ctx._output_meta = tuple(out._meta() for out in wrapped)
+    ctx._output_meta = (wrapped[0]._meta(),) if len(wrapped) == 1 else tuple(out._meta() for out in wrapped)
     if ctx._saved:
         ctx._saved = tuple(_pack(t, outputs, wrapped) for t in ctx._saved)
 

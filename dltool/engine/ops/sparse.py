@@ -29,7 +29,7 @@ class Embedding(Function):
             grad = grad / Tensor._make(counts[..., None].astype(grad.dtype))
         if padding_idx is not None:
             grad = where(Tensor._make(indices[..., None] != padding_idx), grad, 0.0)
-        return IndexAdd.apply(grad, ctx.shape, indices, True), None, None, None
+        return IndexAdd.apply(grad, ctx.shape, (indices,), True), None, None, None
 
 
 def _renorm_rows(weight: Tensor, indices: Any, max_norm: float, norm_type: float) -> None:

@@ -79,7 +79,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
     running = np.arange(length)[:, None] < lengths[None, :]
     xp = data._xp()
     key = tuple(xp.asarray(k) for k in np.nonzero(running))
-    padded = IndexAdd.apply(data, (length, batch) + data.shape[1:], key, True)
+    padded = IndexAdd.apply(data, (length, batch) + data.shape[1:], (key,), True)
     if padding_value:
         fill = (~running).astype(data.dtype).reshape((length, batch) + (1,) * (data.ndim - 1)) * padding_value
         padded = padded + Tensor._make(backend.move(fill, data.device))
