@@ -61,33 +61,47 @@ def pad_array(x: Any, padding: tuple, extra: tuple = (0, 0), value: float = 0.0)
     return backend.array_module(x).pad(x, widths, constant_values=value)
 
 
-def _im2col(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple) -> Any:
-    """Every window of the padded ``x`` copied out of a strided view: ``(N, C*kh*kw, Ho*Wo)``."""
+def _im2col(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple, gemm: bool) -> Any:
+    """Every window of the padded ``x`` copied out of a strided view.
+
+    The columns are ``(N, C*kh*kw, Ho*Wo)`` (PyTorch's unfold), or with ``gemm`` ``(C*kh*kw, N*Ho*Wo)``:
+    the layout in which a convolution is one large matmul rather than a batch of small ones.
+    """
     xp = backend.array_module(x)
     x = pad_array(x, padding)
     sn, sc, sh, sw = x.strides
     strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
-    shape = x.shape[:2] + tuple(kernel) + tuple(out)
     # NOTE: the view overlaps itself; it is only ever read, into a fresh array
-    cols = xp.empty(shape, dtype=x.dtype)
-    cols[...] = xp.lib.stride_tricks.as_strided(x, shape, strides)
-    return cols.reshape(shape[0], -1, out[0] * out[1])
+    windows = xp.lib.stride_tricks.as_strided(x, x.shape[:2] + tuple(kernel) + tuple(out), strides)
+    if gemm:
+        windows = windows.transpose(1, 2, 3, 0, 4, 5)
+    cols = xp.empty(windows.shape, dtype=x.dtype)
+    cols[...] = windows
+    n, spatial = x.shape[0], out[0] * out[1]
+    return cols.reshape(-1, n * spatial) if gemm else cols.reshape(n, -1, spatial)
 
 
-def _col2im(cols: Any, size: tuple, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple) -> Any:
-    """Sum windows ``(N, C, kh, kw, Ho, Wo)`` back into an ``(N, C, *size)`` image (unfold's adjoint)."""
+def _col2im(cols: Any, size: tuple, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple, gemm: bool) -> Any:
+    """Sum the windows in ``cols`` (either layout of ``_im2col``) back into an ``(N, C, *size)`` image."""
     xp = backend.array_module(cols)
-    n, c = cols.shape[:2]
-    image = xp.zeros((n, c, size[0] + 2 * padding[0], size[1] + 2 * padding[1]), dtype=cols.dtype)
+    spatial = out[0] * out[1]
+    # blocks (A, B, kh, kw, Ho, Wo): (N, C, ...), or (C, N, ...) for gemm columns, whose image is
+    # then summed channel-major (the order the columns are stored in) and handed back as a view
+    if gemm:
+        blocks = cols.reshape(-1, kernel[0], kernel[1], cols.shape[1] // spatial, out[0], out[1]).transpose(0, 3, 1, 2, 4, 5)
+    else:
+        blocks = cols.reshape(cols.shape[0], -1, kernel[0], kernel[1], out[0], out[1])
+    image = xp.zeros(blocks.shape[:2] + (size[0] + 2 * padding[0], size[1] + 2 * padding[1]), dtype=cols.dtype)
     if all(s >= d * (k - 1) + 1 for k, d, s in zip(kernel, dilation, stride, strict=True)):
         # disjoint windows (pools with stride == kernel): one write through a strided view
         sn, sc, sh, sw = image.strides
         strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
-        xp.lib.stride_tricks.as_strided(image, cols.shape, strides)[...] = cols
+        xp.lib.stride_tricks.as_strided(image, blocks.shape, strides)[...] = blocks
     else:
         for i, j, window in offset_slices(kernel, dilation, stride, out):
-            image[window] += cols[:, :, i, j]
-    return image[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
+            image[window] += blocks[:, :, i, j]
+    image = image[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
+    return image.transpose(1, 0, 2, 3) if gemm else image
 
 
 # =============================================================== unfold and fold
@@ -95,26 +109,50 @@ def _col2im(cols: Any, size: tuple, kernel: tuple, dilation: tuple, padding: tup
 
 class Unfold(Function):
     @staticmethod
-    def forward(ctx, x, kernel, dilation, padding, stride, out):
-        ctx.geometry = x.shape[2:], kernel, dilation, padding, stride, out
-        return _im2col(x._data, kernel, dilation, padding, stride, out)
+    def forward(ctx, x, kernel, dilation, padding, stride, out, gemm):
+        ctx.geometry = x.shape[2:], kernel, dilation, padding, stride, out, gemm
+        return _im2col(x._data, kernel, dilation, padding, stride, out, gemm)
 
     @staticmethod
     def backward(ctx, grad_output):
-        return Fold.apply(grad_output, *ctx.geometry), None, None, None, None, None
+        return (Fold.apply(grad_output, *ctx.geometry),) + (None,) * 6
 
 
 class Fold(Function):
     @staticmethod
-    def forward(ctx, cols, size, kernel, dilation, padding, stride, out):
-        ctx.geometry = kernel, dilation, padding, stride, out
-        n = cols.shape[0]
-        blocks = cols._data.reshape(n, -1, kernel[0], kernel[1], out[0], out[1])
-        return _col2im(blocks, size, kernel, dilation, padding, stride, out)
+    def forward(ctx, cols, size, kernel, dilation, padding, stride, out, gemm):
+        ctx.geometry = kernel, dilation, padding, stride, out, gemm
+        return _col2im(cols._data, size, kernel, dilation, padding, stride, out, gemm)
 
     @staticmethod
     def backward(ctx, grad_output):
-        return (Unfold.apply(grad_output, *ctx.geometry),) + (None,) * 6
+        return (Unfold.apply(grad_output, *ctx.geometry),) + (None,) * 7
+
+
+class WeightMatmul(Function):
+    """``weight @ cols`` for flattened weights ``(..., O, K)`` and columns ``(..., K, N*L)``.
+
+    The same product as ``matmul``, with the weight's gradient taken as ``(cols @ grad^T)^T``
+    instead of ``grad @ cols^T``.
+    """
+
+    # NOTE: with two threads OpenBLAS runs grad @ cols^T (an O x K result summed over N*H*W,
+    # e.g. 64 x 288 over 65536) about 30 times slower than the transposed orientation
+
+    @staticmethod
+    def forward(ctx, weight, cols):
+        ctx.save_for_backward(weight, cols)
+        return weight._xp().matmul(weight._data, cols._data)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        weight, cols = ctx.saved_tensors
+        weight_grad = cols_grad = None
+        if ctx.needs_input_grad[0]:
+            weight_grad = cols.matmul(grad_output.transpose(-1, -2)).transpose(-1, -2)
+        if ctx.needs_input_grad[1]:
+            cols_grad = weight.transpose(-1, -2).matmul(grad_output)
+        return weight_grad, cols_grad
 
 
 def _geometry(size: tuple, kernel_size: Any, dilation: Any, padding: Any, stride: Any) -> tuple:
@@ -145,7 +183,7 @@ def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
     """
     if input.ndim != 4:
         raise RuntimeError(f"Input Error: Only 4D input Tensors are supported (got {input.ndim}D)")
-    return Unfold.apply(input, *_geometry(input.shape[2:], kernel_size, dilation, padding, stride))
+    return Unfold.apply(input, *_geometry(input.shape[2:], kernel_size, dilation, padding, stride), False)
 
 
 def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0, stride: Any = 1) -> Tensor:  # noqa: A002
@@ -161,7 +199,7 @@ def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, p
             f"stride={step}, expected input of shape (N, C * {blocks}, {out[0]} * {out[1]}), but got "
             f"{list(input.shape)}"
         )
-    return Fold.apply(input, size, kernel, dil, pad, step, out)
+    return Fold.apply(input, size, kernel, dil, pad, step, out, False)
 
 
 # =============================================================== convolutions
@@ -215,18 +253,15 @@ def _conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding
             x = pad_op(x, (0, right[1] - left[1], 0, right[0] - left[0]))
             h, w = x.shape[2:]
         padding = left
-    padding = pair(padding, "padding")
-    if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0):
-        cols, out = x.reshape(n, c, h * w), (h, w)
-    else:
-        kernel, dilation, padding, stride, out = _geometry((h, w), (kh, kw), dilation, padding, stride)
-        cols = Unfold.apply(x, kernel, dilation, padding, stride, out)
+    kernel, dilation, padding, stride, out = _geometry((h, w), (kh, kw), dilation, padding, stride)
+    cols = Unfold.apply(x, kernel, dilation, padding, stride, out, True)
     if groups == 1:
-        y = weight.reshape(o, -1).matmul(cols)
+        y = WeightMatmul.apply(weight.reshape(o, -1), cols)
     else:
-        grouped = cols.reshape(n, groups, -1, out[0] * out[1])
-        y = weight.reshape(groups, o // groups, -1).matmul(grouped)
-    y = y.reshape(n, o, out[0], out[1])
+        y = WeightMatmul.apply(weight.reshape(groups, o // groups, -1), cols.reshape(groups, -1, cols.shape[1]))
+    # NOTE: the result stays in (O, N, H, W) memory order behind an (N, O, H, W) view; copying it
+    # to NCHW would cost a pass, and the ops after a convolution take any strides
+    y = y.reshape(o, n, out[0], out[1]).permute(1, 0, 2, 3)
     return y if bias is None else y + bias.reshape(1, o, 1, 1)
 
 
@@ -300,10 +335,10 @@ def _conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: An
             f"output_padding={extra}, stride={stride}, dilation={dilation}"
         )
     size = tuple((n_in - 1) * s - 2 * p + d * (k - 1) + e + 1 for n_in, s, p, d, k, e in zip((h, w), stride, padding, dilation, kernel, extra, strict=True))
-    # the columns of the transposed conv are the weight's transpose times the input
+    # the columns of the transposed conv are the weight's transpose times the input, in one matmul
     weight_t = weight.reshape(groups, c // groups, -1).transpose(1, 2)
-    cols = weight_t.matmul(x.reshape(n, groups, c // groups, h * w)).reshape(n, -1, h * w)
-    y = fold(cols, size, kernel, dilation, padding, stride)
+    cols = WeightMatmul.apply(weight_t, x.transpose(0, 1).reshape(groups, c // groups, n * h * w)).reshape(-1, n * h * w)
+    y = Fold.apply(cols, size, kernel, dilation, padding, stride, (h, w), True)
     return y if bias is None else y + bias.reshape(1, o, 1, 1)
 
 

@@ -44,7 +44,7 @@ def _scatter_windows(grad_cols: Tensor, shape: tuple, kernel: tuple, step: tuple
     """Window gradients ``(N, C, kh*kw, Ho, Wo)`` summed back onto an input of ``shape``."""
     n, c = grad_cols.shape[:2]
     size = (shape[-2] + extra[0], shape[-1] + extra[1])
-    image = Fold.apply(grad_cols.reshape(n, -1, out[0] * out[1]), size, kernel, dil, pad, step, out)
+    image = Fold.apply(grad_cols.reshape(n, -1, out[0] * out[1]), size, kernel, dil, pad, step, out, False)
     if any(extra):
         image = image[..., : shape[-2], : shape[-1]]
     return image
