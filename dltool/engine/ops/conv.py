@@ -1,9 +1,10 @@
 """Convolutions as im2col plus one BLAS matmul: ``unfold``/``fold``, conv1d/2d, conv_transpose1d/2d.
 
-``unfold`` copies every sliding window of the (padded) input out of a strided view into an
-``(N, C*kh*kw, L)`` matrix; a convolution is then one batched matmul with the flattened weight.
-``fold`` is unfold's adjoint (overlapping windows add up), so each is the other's backward and a
-convolution's gradients, of any order, come from the matmul's and these two.
+``unfold`` copies every sliding window of the (padded) input out of a strided view into columns.
+PyTorch's ``F.unfold`` layout is ``(N, C*kh*kw, L)``; convolutions use ``(C*kh*kw, N*L)`` instead,
+so that a convolution is one large matmul with the flattened weight (a batch of N small ones runs
+far slower on two BLAS threads). ``fold`` is unfold's adjoint (overlapping windows add up), so each
+is the other's backward and a convolution's gradients, of any order, come from these and a matmul.
 """
 
 from __future__ import annotations
