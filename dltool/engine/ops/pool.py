@@ -14,7 +14,6 @@ import numpy as np
 from dltool.engine import backend
 from dltool.engine.autograd.function import Function
 from dltool.engine.ops.conv import Fold, as_2d, offset_slices, out_size, pad_array, pair
-from dltool.engine.ops.elementwise import where
 from dltool.engine.tensor import Tensor
 
 
@@ -62,14 +61,15 @@ class MaxPool2d(Function):
     def forward(ctx, x, kernel, step, pad, dil, out, extra):
         xp = x._xp()
         padded = pad_array(x._data, pad, extra, value=-np.inf)
-        windows = list(offset_slices(kernel, dil, step, out))
-        y = padded[windows[0][2]].copy()
-        for _, _, window in windows[1:]:
+        windows = offset_slices(kernel, dil, step, out)
+        y = padded[next(windows)[2]].copy()
+        index = xp.zeros(y.shape, dtype=np.int16)
+        for k, (_, _, window) in enumerate(windows, 1):
+            # NOTE: strictly greater, so the gradient goes to a window's first maximum, as in PyTorch;
+            # arithmetic rather than where(): masked writes on a random mask are slower
+            greater = padded[window] > y
             xp.maximum(y, padded[window], out=y)
-        # NOTE: the gradient goes to the first maximum of a window, as PyTorch's does
-        index = xp.full(y.shape, len(windows) - 1, dtype=np.int16)
-        for k in range(len(windows) - 2, -1, -1):
-            xp.copyto(index, k, where=padded[windows[k][2]] == y)
+            index += greater * (np.int16(k) - index)
         ctx.index = index
         ctx.set_materialize_grads(False)
         ctx.geometry = x.shape, kernel, step, pad, dil, out, extra
@@ -81,7 +81,7 @@ class MaxPool2d(Function):
         xp = grad_output._xp()
         offsets = xp.arange(kernel[0] * kernel[1], dtype=np.int16).reshape(-1, 1, 1)
         hits = Tensor._make(ctx.index[:, :, None] == offsets)
-        grad_cols = where(hits, grad_output.unsqueeze(2), 0.0)
+        grad_cols = grad_output.unsqueeze(2) * hits
         return (_scatter_windows(grad_cols, *geometry),) + (None,) * 6
 
 
