@@ -534,27 +534,10 @@ class Tensor:
         return self.pow_(exponent)
 
     # ------------------------------------------------------------ operators
-
-    def __add__(self, other: Any) -> Tensor:
-        return _elementwise.add(self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return _elementwise.add(self, other)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return _elementwise.sub(self, other)
+    # (+, -, * and / are the op functions themselves, bound in ops/_methods.py: one call less)
 
     def __rsub__(self, other: Any) -> Tensor:
         return _elementwise.rsub(self, other)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return _elementwise.mul(self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return _elementwise.mul(self, other)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return _elementwise.div(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
         return _elementwise.reciprocal(self) * other

@@ -275,7 +275,9 @@ class Function:
         record = False
         if _grad_state.enabled:
             for arg in args:
-                if isinstance(arg, tensor_type) and _requires_grad(arg):
+                if isinstance(arg, tensor_type) and (
+                    arg._requires_grad if arg._view is None else arg.requires_grad  # see _requires_grad
+                ):
                     record = True
                     break
         if record:

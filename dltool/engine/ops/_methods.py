@@ -35,3 +35,7 @@ def bind_methods(cls: type) -> None:
         for name in names.split():
             setattr(cls, name, getattr(module, name))
     cls.where = lambda self, condition, other: elementwise.where(condition, self, other)
+    cls.__add__ = cls.__radd__ = elementwise.add
+    cls.__sub__ = elementwise.sub
+    cls.__mul__ = cls.__rmul__ = elementwise.mul
+    cls.__truediv__ = elementwise.div
