@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from dltool.engine import backend, dtypes
+from dltool.engine.autograd import function as _function
 from dltool.engine.autograd.function import AccumulateGrad, Node, RemovableHandle
 from dltool.engine.autograd.grad_mode import state as _grad_state
 
@@ -29,18 +30,12 @@ class Tensor:
         tensor([2., 4.])
     """
 
-    __slots__ = (
-        "_data",
-        "_requires_grad",
-        "grad",
-        "grad_fn",
-        "_output_nr",
-        "_version_counter",
-        "_backward_hooks",
-        "_accumulator",
-        "__dict__",
-        "__weakref__",
-    )
+    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_version_counter", "__dict__", "__weakref__")
+
+    # Rarely set, so they live on the class until a tensor sets its own (keeps creation cheap).
+    grad: Tensor | None = None
+    _backward_hooks: list | None = None
+    _accumulator: weakref.ref | None = None
 
     # numpy defers to our reflected operators instead of converting us to an array
     __array_ufunc__ = None
@@ -52,12 +47,9 @@ class Tensor:
             array = np.asarray(array, dtype=dtypes.infer_dtype(array))
         self._data = array
         self._requires_grad = False
-        self.grad: Tensor | None = None
         self.grad_fn: Node | None = None
         self._output_nr = 0
         self._version_counter = [0]
-        self._backward_hooks: list | None = None
-        self._accumulator: weakref.ref | None = None
         if requires_grad:
             self.requires_grad = True
 
@@ -77,8 +69,6 @@ class Tensor:
         t.grad_fn = grad_fn
         t._output_nr = output_nr
         t._version_counter = [0] if version_counter is None else version_counter
-        t._backward_hooks = None
-        t._accumulator = None
         return t
 
     @staticmethod
@@ -671,7 +661,8 @@ def _format_tensor(t: Tensor) -> str:
     return prefix + body + "".join(", " + e for e in extras) + ")"
 
 
-# Bound at the end: the op modules import Tensor from this module.
+# Bound at the end: the op modules and the autograd Function import Tensor from this module.
+_function._Tensor = Tensor
 from dltool.engine.autograd import engine as _engine  # noqa: E402
 from dltool.engine.ops import elementwise as _elementwise  # noqa: E402
 from dltool.engine.ops import index as _index  # noqa: E402

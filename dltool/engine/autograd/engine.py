@@ -6,7 +6,7 @@ it has run, unless ``retain_graph`` is set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dltool.engine.autograd.function import AccumulateGrad, Node
@@ -52,36 +52,44 @@ def _root_grads(outputs: tuple, grad_outputs: tuple) -> list:
     return roots
 
 
-def _topological_order(roots: list) -> list[Node]:
-    """Nodes reachable from the roots, each after every node that feeds it a gradient."""
+def _count_dependencies(roots: list) -> dict[Node, int]:
+    """For each node reachable from the roots, how many edges bring it a gradient."""
     dependencies: dict[Node, int] = {}
     stack = [node for node, _, _ in roots]
     seen = set(stack)
     while stack:
-        node = stack.pop()
-        for child, _ in node.next_functions:
+        for child, _ in stack.pop().next_functions:
             if child is None:
                 continue
-            dependencies[child] = dependencies.get(child, 0) + 1
+            if child in dependencies:
+                dependencies[child] += 1
+            else:
+                dependencies[child] = 1
             if child not in seen:
                 seen.add(child)
                 stack.append(child)
+    return dependencies
+
+
+def _in_order(roots: list, dependencies: dict[Node, int]) -> Iterator[Node]:
+    """The reachable nodes, each after every node that feeds it (Kahn's algorithm).
+
+    Consumes ``dependencies``.
+    """
     ready = [node for node in dict.fromkeys(n for n, _, _ in roots) if node not in dependencies]
-    order = []
     while ready:
         node = ready.pop()
-        order.append(node)
+        yield node
         for child, _ in node.next_functions:
-            if child is None:
-                continue
-            dependencies[child] -= 1
-            if dependencies[child] == 0:
-                ready.append(child)
-    return order
+            if child is not None:
+                dependencies[child] -= 1
+                if dependencies[child] == 0:
+                    ready.append(child)
 
 
-def _needed_nodes(order: list[Node], targets: set) -> set:
+def _needed_nodes(roots: list, targets: set) -> set:
     """The nodes from which a gradient can still reach one of the targets."""
+    order = list(_in_order(roots, _count_dependencies(roots)))
     needed: set = set()
     for node in reversed(order):
         if node in targets or any(child in needed for child, _ in node.next_functions):
@@ -100,19 +108,18 @@ def _execute(
     With ``capture`` (a dict keyed by ``(node, output_nr)``) the gradients arriving there are stored
     in it instead of being accumulated into leaves, as ``autograd.grad`` needs.
     """
-    order = _topological_order(roots)
+    needed = _needed_nodes(roots, {node for node, _ in capture}) if capture is not None else None
     buffers: dict[Node, list] = {}
     for node, nr, grad in roots:
         _accumulate(buffers, node, nr, grad)
-    needed = _needed_nodes(order, {node for node, _ in capture}) if capture is not None else None
     previous, _grad_state.enabled = _grad_state.enabled, create_graph
     try:
-        for node in order:
+        for node in _in_order(roots, _count_dependencies(roots)):
             grads = buffers.pop(node, None)
             if grads is None or (needed is not None and node not in needed):
                 continue
             is_leaf = type(node) is AccumulateGrad
-            if not is_leaf:
+            if not is_leaf and (node._tensor_prehooks or node._retains):
                 node._apply_tensor_hooks(grads)
             if capture is not None:
                 for nr, grad in enumerate(grads):
@@ -120,8 +127,6 @@ def _execute(
                         capture[(node, nr)] = _sum(capture[(node, nr)], grad)
                 if is_leaf:
                     continue
-            if all(grad is None for grad in grads):
-                continue
             grad_inputs = node._run(grads, retain_graph)
             for (child, nr), grad in zip(node.next_functions, grad_inputs):
                 if child is not None and grad is not None:
@@ -139,8 +144,8 @@ def _sum(total: Any, grad: Any) -> Any:
 def _accumulate(buffers: dict, node: Node, nr: int, grad: Any) -> None:
     grads = buffers.get(node)
     if grads is None:
-        grads = buffers[node] = [None] * max(len(node._output_meta), nr + 1)
-    grads[nr] = _sum(grads[nr], grad)
+        grads = buffers[node] = [None] * len(node._output_meta)
+    grads[nr] = grad if grads[nr] is None else grads[nr] + grad
 
 
 def backward(

@@ -14,6 +14,9 @@ from typing import Any
 
 from dltool.engine.autograd.grad_mode import state as _grad_state
 
+# The Tensor class, bound by dltool.engine.tensor once it exists (that module imports this one).
+_Tensor: Any = None
+
 _FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
     "they have already been freed). Saved intermediate values of the graph are freed when you call "
@@ -40,36 +43,23 @@ class Node:
     for shapes and axes, into plain attributes.
     """
 
-    __slots__ = (
-        "_fn",
-        "next_functions",
-        "needs_input_grad",
-        "_saved",
-        "_freed",
-        "_non_differentiable",
-        "_output_meta",
-        "_tensor_prehooks",
-        "_retains",
-        "_prehooks",
-        "_hooks",
-        "materialize_grads",
-        "__dict__",
-        "__weakref__",
-    )
+    __slots__ = ("_fn", "next_functions", "needs_input_grad", "_saved", "_output_meta", "__dict__", "__weakref__")
+
+    # Rarely set, so they live on the class until a node sets its own (keeps node creation cheap).
+    _freed = False
+    _non_differentiable: tuple = ()
+    _tensor_prehooks: dict | None = None
+    _retains: dict | None = None
+    _prehooks: list | None = None
+    _hooks: list | None = None
+    materialize_grads = True
 
     def __init__(self, fn: type) -> None:
         self._fn = fn
         self.next_functions: tuple = ()
         self.needs_input_grad: tuple = ()
         self._saved: tuple | None = None
-        self._freed = False
-        self._non_differentiable: tuple = ()
         self._output_meta: tuple = ()
-        self._tensor_prehooks: dict | None = None
-        self._retains: dict | None = None
-        self._prehooks: list | None = None
-        self._hooks: list | None = None
-        self.materialize_grads = True
 
     # ---- what forward calls
 
@@ -91,8 +81,6 @@ class Node:
             raise RuntimeError(_FREED_MESSAGE)
         if not self._saved:
             return ()
-        from dltool.engine.tensor import Tensor
-
         unpacked = []
         for entry in self._saved:
             if entry is None:
@@ -101,7 +89,7 @@ class Node:
             tensor, version, output_nr = entry
             if output_nr is not None:  # an output saved without a reference cycle
                 array, counter = tensor
-                tensor = Tensor._make(array, self, output_nr, counter)
+                tensor = _Tensor._make(array, self, output_nr, counter)
             if tensor._version_counter[0] != version:
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by an "
@@ -174,11 +162,9 @@ class Node:
                 result = hook(tuple(grads))
                 if result is not None:
                     grads = list(result)
-        if self.materialize_grads and any(g is None for g in grads):
-            from dltool.engine.tensor import Tensor
-
+        if len(grads) > 1 and self.materialize_grads:
             grads = [
-                g if g is not None else Tensor._zeros_like_meta(meta)
+                g if g is not None else _Tensor._zeros_like_meta(meta)
                 for g, meta in zip(grads, self._output_meta)
             ]
         grad_inputs = self._fn.backward(self, *grads)
@@ -200,11 +186,14 @@ class Node:
         return grad_inputs
 
     def _release(self) -> None:
+        """Drop what forward kept (saved tensors and the op's own attributes); hooks stay."""
         if self._saved:
             self._saved = None
             self._freed = True
-        if self.__dict__:
-            self.__dict__.clear()
+        state = self.__dict__
+        if state:
+            for key in [k for k in state if not k.startswith("_") and k != "materialize_grads"]:
+                del state[key]
 
 
 class AccumulateGrad(Node):
@@ -271,51 +260,81 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
-        from dltool.engine.tensor import Tensor
-
-        ctx = Node(cls)
+        tensor_type = _Tensor
         record = False
         if _grad_state.enabled:
             for arg in args:
-                if type(arg) is Tensor and arg.requires_grad:
+                if isinstance(arg, tensor_type) and arg._requires_grad:
                     record = True
                     break
+        if record:
+            ctx = Node(cls)
+            _link_inputs(ctx, args, tensor_type)
+        else:
+            ctx = _Scratch()
         _grad_state.enabled, previous = False, _grad_state.enabled
         try:
             result = cls.forward(ctx, *args, **kwargs)
         finally:
             _grad_state.enabled = previous
-        single = not isinstance(result, tuple)
-        outputs = (result,) if single else result
-        view_counter = args[0]._version_counter if cls._is_view else None
+        make = tensor_type._make
+        counter = args[0]._version_counter if cls._is_view else None
+        if type(result) is not tuple:
+            out = make(result._data if isinstance(result, tensor_type) else result, None, 0, counter)
+            if record:
+                _link_outputs(ctx, (result,), (out,))
+            return out
         wrapped = tuple(
-            Tensor._make(out._data if type(out) is Tensor else out, None, 0, view_counter)
-            for out in outputs
+            make(r._data if isinstance(r, tensor_type) else r, None, 0, counter) for r in result
         )
         if record:
-            _connect(ctx, args, outputs, wrapped)
+            _link_outputs(ctx, result, wrapped)
+        return wrapped
+
+
+class _Scratch:
+    """The ``ctx`` of a call that records nothing: saves are dropped at once."""
+
+    needs_input_grad: tuple = ()
+
+    def save_for_backward(self, *tensors: Any) -> None:
+        pass
+
+    def mark_non_differentiable(self, *tensors: Any) -> None:
+        pass
+
+    def set_materialize_grads(self, value: bool) -> None:
+        pass
+
+
+_NO_EDGE = (None, 0)
+_ONE_OUTPUT = (None,)
+
+
+def _link_inputs(ctx: Node, args: tuple, tensor_type: type) -> None:
+    edges, needs = [], []
+    for arg in args:
+        if isinstance(arg, tensor_type) and arg._requires_grad:
+            edges.append((arg.grad_fn or arg._grad_node(), arg._output_nr))
+            needs.append(True)
         else:
-            ctx._saved = None
-        return wrapped[0] if single else wrapped
+            edges.append(_NO_EDGE)
+            needs.append(False)
+    ctx.next_functions = tuple(edges)
+    ctx.needs_input_grad = tuple(needs)
 
 
-def _connect(ctx: Node, args: tuple, outputs: tuple, wrapped: tuple) -> None:
-    """Make ``ctx`` the grad_fn of ``wrapped`` and link it to the inputs' nodes."""
-    from dltool.engine.tensor import Tensor
-
-    ctx.next_functions = tuple(
-        (arg._grad_node(), arg._output_nr) if type(arg) is Tensor and arg.requires_grad else (None, 0)
-        for arg in args
-    )
-    ctx.needs_input_grad = tuple(type(arg) is Tensor and arg.requires_grad for arg in args)
+def _link_outputs(ctx: Node, outputs: tuple, wrapped: tuple) -> None:
+    """Make ``ctx`` the grad_fn of the float outputs and pack what forward saved."""
     non_diff = ctx._non_differentiable
-    for nr, (raw, out) in enumerate(zip(outputs, wrapped)):
-        if out._data.dtype.kind != "f" or any(raw is t for t in non_diff):
+    for nr, out in enumerate(wrapped):
+        if out._data.dtype.kind != "f" or (non_diff and any(outputs[nr] is t for t in non_diff)):
             continue
-        out.requires_grad = True
+        out._requires_grad = True
         out.grad_fn = ctx
         out._output_nr = nr
-    ctx._output_meta = tuple(out._meta() for out in wrapped)
+    # shapes are only needed to fill in missing gradients of multi-output nodes
+    ctx._output_meta = tuple(out._meta() for out in wrapped) if len(wrapped) > 1 else _ONE_OUTPUT
     if ctx._saved:
         ctx._saved = tuple(_pack(t, outputs, wrapped) for t in ctx._saved)
 

@@ -17,10 +17,14 @@ _Number = (builtins.int, builtins.float, builtins.bool, np.generic)
 
 def _scalar(value: Any, like: Tensor) -> Tensor:
     """A Python number as a 0-dim tensor of the dtype PyTorch would compute in."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    dtype = dtypes.result_type(like.dtype, dtypes.scalar_dtype(value), False, True)
-    return Tensor._make(backend.array_module(like._data).asarray(value, dtype=dtype))
+    dtype = like._data.dtype
+    kind = type(value)
+    # fast path: a Python float with a float tensor, or a Python int with a numeric one
+    if not (kind is builtins.float and dtype.kind == "f" or kind is builtins.int and dtype.kind in "fiu"):
+        if isinstance(value, np.generic):
+            value = value.item()
+        dtype = dtypes.result_type(dtype, dtypes.scalar_dtype(value), False, True)
+    return Tensor._make(like._xp().asarray(value, dtype=dtype))
 
 
 def _pair(x: Any, y: Any) -> tuple[Tensor, Tensor]:

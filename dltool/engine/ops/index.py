@@ -13,96 +13,130 @@ import numpy as np
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
 from dltool.engine.ops._utils import unbroadcast
-from dltool.engine.ops.elementwise import _pair, cast
+from dltool.engine.ops.elementwise import _pair, cast, zeros_like_value
+from dltool.engine.ops.shape import pad
 from dltool.engine.tensor import Tensor, _wrap_dim
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
 
 
-def _normalize_key(key: Any, xp: Any) -> tuple[Any, bool]:
-    """The key with tensors and lists as arrays of ``xp``, and whether it uses advanced indexing."""
-    parts = key if isinstance(key, tuple) else (key,)
-    normalized, advanced = [], False
-    for part in parts:
-        if type(part) is Tensor:
-            part = part._data
-        elif isinstance(part, list):
-            part = np.asarray(part)
-        if hasattr(part, "dtype") and getattr(part, "ndim", 0) >= 0 and not isinstance(part, np.generic):
-            if part.dtype.kind not in "iub":
-                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-            part = xp.asarray(part)
-            advanced = True
-            if part.dtype.kind == "b":  # a mask becomes its coordinates, which add.at accepts
-                normalized.extend(xp.nonzero(part))
-                continue
-        normalized.append(part)
-    return (tuple(normalized) if isinstance(key, tuple) or advanced else normalized[0]), advanced
+def _index_part(part: Any, xp: Any) -> Any:
+    """One entry of a key: tensors and lists as ``xp`` arrays, 0-dim integer tensors as ints."""
+    if type(part) is Tensor:
+        part = part._data
+    elif isinstance(part, list):
+        part = np.asarray(part)
+    if not hasattr(part, "dtype") or isinstance(part, np.generic):
+        return part
+    if part.dtype.kind not in "iub":
+        raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+    if part.ndim == 0 and part.dtype.kind != "b":
+        return int(part)
+    return xp.asarray(part)
+
+
+def _normalize_key(key: Any, xp: Any) -> tuple[tuple, bool]:
+    """The key as indexing steps applied in turn, and whether the last step is advanced.
+
+    All steps but the last are basic (numpy views). PyTorch applies integers before advanced
+    indices, while numpy broadcasts them together (which moves the advanced dims), so a key that
+    mixes both becomes an integer step followed by an advanced one.
+    """
+    if isinstance(key, (int, slice)):
+        return (key,), False
+    parts = []
+    for part in key if isinstance(key, tuple) else (key,):
+        part = _index_part(part, xp)
+        if hasattr(part, "dtype") and part.dtype.kind == "b":  # a mask becomes its coordinates
+            parts.extend(xp.nonzero(part))
+        else:
+            parts.append(part)
+    is_array = [hasattr(part, "dtype") for part in parts]
+    if not any(is_array):
+        return (tuple(parts),), False
+    if not any(isinstance(part, int) for part in parts):
+        return (tuple(parts),), True
+    basic = tuple(slice(None) if array else part for part, array in zip(parts, is_array))
+    rest = tuple(
+        part if array or part is Ellipsis else slice(None)
+        for part, array in zip(parts, is_array)
+        if not isinstance(part, int)
+    )
+    return (basic, rest), True
+
+
+def _locate(array: Any, steps: tuple) -> Any:
+    """The view of ``array`` that the last step of ``steps`` indexes."""
+    for step in steps[:-1]:
+        array = array[step]
+    return array
 
 
 class IndexAdd(Function):
-    """Zeros of ``shape`` with ``values`` added at ``key``: the gradient of indexing."""
+    """Zeros of ``shape`` with ``values`` added at ``steps``: the gradient of indexing."""
 
     @staticmethod
-    def forward(ctx, values, shape, key, advanced):
-        ctx.key, ctx.advanced = key, advanced
+    def forward(ctx, values, shape, steps, advanced):
+        ctx.steps, ctx.advanced = steps, advanced
         xp = values._xp()
         out = xp.zeros(shape, dtype=values.dtype)
+        target = _locate(out, steps)
         if advanced:
-            xp.add.at(out, key, values._data)
+            xp.add.at(target, steps[-1], values._data)
         else:
-            out[key] = values._data
+            target[steps[-1]] = values._data
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
-        return Getitem.apply(grad_output, ctx.key, ctx.advanced), None, None, None
+        return Getitem.apply(grad_output, ctx.steps, ctx.advanced), None, None, None
 
 
 class Getitem(Function):
     @staticmethod
-    def forward(ctx, x, key, advanced):
-        ctx.shape, ctx.key, ctx.advanced = x.shape, key, advanced
-        return x._data[key]
+    def forward(ctx, x, steps, advanced):
+        ctx.shape, ctx.steps, ctx.advanced = x.shape, steps, advanced
+        return _locate(x._data, steps)[steps[-1]]
 
     @staticmethod
     def backward(ctx, grad_output):
-        return IndexAdd.apply(grad_output, ctx.shape, ctx.key, ctx.advanced), None, None
+        return IndexAdd.apply(grad_output, ctx.shape, ctx.steps, ctx.advanced), None, None
 
 
 def getitem(input: Tensor, key: Any) -> Tensor:  # noqa: A002
     """``input[key]`` with ints, slices, None, Ellipsis, bool masks and integer tensors or lists."""
-    key, advanced = _normalize_key(key, input._xp())
+    steps, advanced = _normalize_key(key, input._xp())
     try:
-        return Getitem.apply(input, key, advanced)
+        return Getitem.apply(input, steps, advanced)
     except IndexError as error:
         raise IndexError(f"{error} (indexing a tensor of shape {list(input.shape)})") from None
 
 
 class IndexPut(Function):
     @staticmethod
-    def forward(ctx, x, key, value):
-        ctx.key = key
+    def forward(ctx, x, steps, advanced, value):
+        ctx.steps, ctx.advanced = steps, advanced
         ctx.value_shape = value.shape
         out = x._data.copy()
-        out[key] = value._data
+        _locate(out, steps)[steps[-1]] = value._data
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
         x_grad = value_grad = None
         if ctx.needs_input_grad[0]:
-            x_grad = index_put(grad_output, ctx.key, 0.0)
-        if ctx.needs_input_grad[2]:
-            value_grad = unbroadcast(getitem(grad_output, ctx.key), ctx.value_shape)
-        return x_grad, None, value_grad
+            zero = zeros_like_value(grad_output)
+            x_grad = IndexPut.apply(grad_output, ctx.steps, ctx.advanced, zero)
+        if ctx.needs_input_grad[3]:
+            value_grad = unbroadcast(Getitem.apply(grad_output, ctx.steps, ctx.advanced), ctx.value_shape)
+        return x_grad, None, None, value_grad
 
 
 def index_put(input: Tensor, key: Any, value: Any) -> Tensor:  # noqa: A002
     """A copy of ``input`` with ``value`` written at ``key`` (what ``x[key] = value`` records)."""
-    key, _ = _normalize_key(key, input._xp())
+    steps, advanced = _normalize_key(key, input._xp())
     _, value = _pair(input, value)
-    return IndexPut.apply(input, key, cast(value, input.dtype))
+    return IndexPut.apply(input, steps, advanced, cast(value, input.dtype))
 
 
 # =============================================================== gather and scatter
@@ -132,7 +166,7 @@ class Gather(Function):
 class ScatterAdd(Function):
     @staticmethod
     def forward(ctx, x, dim, index, src):
-        ctx.dim = dim
+        ctx.dim, ctx.src_shape = dim, src.shape
         ctx.save_for_backward(index)
         xp = x._xp()
         out = x._data.copy()
@@ -143,7 +177,12 @@ class ScatterAdd(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (index,) = ctx.saved_tensors
-        src_grad = gather(grad_output, ctx.dim, index) if ctx.needs_input_grad[3] else None
+        src_grad = None
+        if ctx.needs_input_grad[3]:
+            src_grad = gather(grad_output, ctx.dim, index)
+            if src_grad.shape != ctx.src_shape:  # src entries beyond index's extent got no use
+                widths = zip(reversed(ctx.src_shape), reversed(index.shape))
+                src_grad = pad(src_grad, [w for n_src, n_index in widths for w in (0, n_src - n_index)])
         return grad_output, None, None, src_grad
 
 

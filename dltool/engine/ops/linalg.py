@@ -21,10 +21,10 @@ class Matmul(Function):
         x2 = x.unsqueeze(0) if x.ndim == 1 else x
         y2 = y.unsqueeze(-1) if y.ndim == 1 else y
         grad = grad_output
-        if x.ndim == 1:
-            grad = grad.unsqueeze(-2)
         if y.ndim == 1:
             grad = grad.unsqueeze(-1)
+        if x.ndim == 1:
+            grad = grad.unsqueeze(-2)
         x_grad = y_grad = None
         if ctx.needs_input_grad[0]:
             x_grad = unbroadcast(grad.matmul(y2.transpose(-1, -2)), x2.shape).reshape(x.shape)

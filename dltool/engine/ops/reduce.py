@@ -219,15 +219,17 @@ class LogSumExp(Function):
         # NOTE: an all -inf slice would give nan through inf - inf; shift by 0 there
         peak = xp.where(xp.isfinite(peak), peak, 0)
         out = xp.log(xp.exp(x._data - peak).sum(axis=axes, keepdims=True)) + peak
-        ctx.save_for_backward(x, Tensor._make(out))
+        y = out if keepdim else out.squeeze(axes)
+        # the output itself is saved, so that under create_graph its own gradient flows too
+        ctx.save_for_backward(x, y)
         ctx.axes, ctx.keepdim = axes, keepdim
-        return out if keepdim else out.squeeze(axes)
+        return y
 
     @staticmethod
     def backward(ctx, grad_output):
-        x, out = ctx.saved_tensors
+        x, y = ctx.saved_tensors
         grad = _restore_dims(grad_output, ctx.axes, ctx.keepdim)
-        return grad * exp(x - out), None, None
+        return grad * exp(x - _restore_dims(y, ctx.axes, ctx.keepdim)), None, None
 
 
 def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:  # noqa: A002

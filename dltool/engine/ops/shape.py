@@ -203,18 +203,19 @@ def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:  # noqa: A002
 class Repeat(Function):
     @staticmethod
     def forward(ctx, x, repeats):
-        ctx.shape = (1,) * (len(repeats) - x.ndim) + x.shape
+        ctx.shape = x.shape
         ctx.repeats = repeats
         return x._xp().tile(x._data, repeats)
 
     @staticmethod
     def backward(ctx, grad_output):
+        padded = (1,) * (len(ctx.repeats) - len(ctx.shape)) + ctx.shape
         interleaved = []
-        for r, n in zip(ctx.repeats, ctx.shape):
+        for r, n in zip(ctx.repeats, padded):
             interleaved += [r, n]
         grad = grad_output.reshape(tuple(interleaved))
         grad = grad.sum(dim=tuple(range(0, len(interleaved), 2)))
-        return grad, None
+        return grad.reshape(ctx.shape), None
 
 
 def repeat(input: Tensor, *repeats: Any) -> Tensor:  # noqa: A002

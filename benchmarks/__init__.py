@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of dltool against PyTorch CPU and hand-written numpy."""

@@ -1,0 +1,66 @@
+"""What every workload shares: the timer, the oracle, the thread settings, the data."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+try:
+    import torch
+except ImportError:  # the PyTorch columns are left out
+    torch = None
+
+
+@dataclass
+class Settings:
+    """Options every workload reads: ``tiny`` shrinks sizes so CI can run the whole suite fast."""
+
+    tiny: bool = False
+    threads: int = os.cpu_count() or 1
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def configure_threads(threads: int) -> None:
+    """Give PyTorch the same number of threads numpy's BLAS uses."""
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def environment(threads: int) -> dict[str, Any]:
+    """The facts that make figures comparable: machine, versions, BLAS and thread settings."""
+    info: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "threads": threads,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
+    }
+    config = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    info["numpy_blas"] = f"{config.get('name', '?')} {config.get('version', '')}".strip()
+    if torch is not None:
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def fashion_mnist_arrays(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST training images as normalized float32 rows and int64 labels."""
+    from dltool.datasets import FashionMNIST, default_root
+
+    dataset = FashionMNIST(default_root(), train=True)
+    images = np.asarray(dataset.data[:limit], dtype=np.float32).reshape(-1, 784) / 255.0
+    images = (images - 0.2860) / 0.3530
+    return images.astype(np.float32), np.asarray(dataset.targets[:limit], dtype=np.int64)

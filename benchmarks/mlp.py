@@ -1,0 +1,75 @@
+"""Workload 2: one epoch of an MLP 784-256-10 on Fashion-MNIST, batch 256, SGD."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+import dltool.engine as dl
+from benchmarks.common import Settings, fashion_mnist_arrays, timed, torch
+from benchmarks.models import copy_weights, reference_model, mlp, train_epoch
+
+TITLE = "MLP 784-256-10 epoch (Fashion-MNIST, batch 256, SGD)"
+BATCH, LR = 256, 0.1
+
+
+def numpy_epoch(params: list[np.ndarray], images: np.ndarray, labels: np.ndarray, order: np.ndarray) -> float:
+    """The same network and update written by hand: the floor any numpy engine can reach."""
+    w1, b1, w2, b2 = params
+    loss = 0.0
+    for start in range(0, len(order), BATCH):
+        index = order[start : start + BATCH]
+        x, y = images[index], labels[index]
+        rows = np.arange(len(y))
+        hidden = x @ w1.T + b1
+        active = np.maximum(hidden, 0)
+        logits = active @ w2.T + b2
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        loss = float((np.log(total[:, 0]) - shifted[rows, y]).mean())
+        grad_logits = exp / total
+        grad_logits[rows, y] -= 1
+        grad_logits /= len(y)
+        grad_active = grad_logits @ w2
+        grad_active[hidden <= 0] = 0
+        w2 -= LR * (grad_logits.T @ active)
+        b2 -= LR * grad_logits.sum(axis=0)
+        w1 -= LR * (grad_active.T @ x)
+        b1 -= LR * grad_active.sum(axis=0)
+    return loss
+
+
+def cases(settings: Settings) -> dict[str, Callable[[], float]]:
+    images, labels = fashion_mnist_arrays(2048 if settings.tiny else None)
+    order = np.random.default_rng(0).permutation(len(labels))
+    reference = reference_model(mlp)
+
+    def dltool() -> float:
+        model = mlp(dl)
+        if reference is not None:
+            copy_weights(reference, model, dl)
+        optimizer = dl.optim.SGD(model.parameters(), lr=LR)
+        x, y, idx = dl.from_numpy(images), dl.from_numpy(labels), dl.from_numpy(order)
+        return timed(lambda: train_epoch(dl, model, optimizer, x, y, idx, BATCH))
+
+    def numpy_floor() -> float:
+        model = mlp(dl)
+        if reference is not None:
+            copy_weights(reference, model, dl)
+        params = [p.detach().numpy().copy() for p in model.parameters()]
+        return timed(lambda: numpy_epoch(params, images, labels, order))
+
+    result = {"dltool": dltool, "numpy": numpy_floor}
+    if torch is not None:
+
+        def pytorch() -> float:
+            model = mlp(torch)
+            model.load_state_dict(reference.state_dict())
+            optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+            x, y, idx = torch.from_numpy(images), torch.from_numpy(labels), torch.from_numpy(order)
+            return timed(lambda: train_epoch(torch, model, optimizer, x, y, idx, BATCH))
+
+        result["torch"] = pytorch
+    return result

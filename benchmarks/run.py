@@ -1,0 +1,107 @@
+"""Run the benchmarks side by side and print ratios: ``python -m benchmarks.run``.
+
+Every workload times dltool, PyTorch CPU (when installed) and, where it applies, a hand-written
+numpy loop doing the same arithmetic, interleaved in one run; the table shows medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from benchmarks.common import Settings, configure_threads, environment
+
+# workload name -> (module, goal as "baseline: ratio")
+WORKLOADS = {
+    "overhead": ("benchmarks.overhead", {"torch": 1.5}),
+    "mlp": ("benchmarks.mlp", {"numpy": 1.10, "torch": 1.25}),
+    "lenet": ("benchmarks.lenet", {"torch": 2.0}),
+    "conv": ("benchmarks.conv", {"torch": 2.0}),
+    "data_loader": ("benchmarks.data_loader", {}),
+    "trainer": ("benchmarks.trainer", {"bare": 1.05}),
+    "memory": ("benchmarks.memory", {"torch": 1.5}),
+}
+
+
+def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
+    """Median seconds per implementation and the ratios of dltool to each baseline."""
+    module_name, goals = WORKLOADS[name]
+    module = importlib.import_module(module_name)
+    cases = module.cases(settings)
+    samples: dict[str, list[float]] = {impl: [] for impl in cases}
+    for i in range(warmup + repeat):
+        for impl, run in cases.items():  # interleaved, so load on the machine hits all alike
+            seconds = run()
+            if i >= warmup:
+                samples[impl].append(seconds)
+    medians = {impl: statistics.median(values) for impl, values in samples.items()}
+    ratios = {base: medians["dltool"] / medians[base] for base in medians if base != "dltool"}
+    result = {
+        "title": module.TITLE,
+        "unit": getattr(module, "UNIT", "s"),
+        "median": medians,
+        "ratios": ratios,
+        "goals": {base: goal for base, goal in goals.items() if base in ratios},
+    }
+    extra = getattr(module, "extra", None)
+    if extra is not None:
+        result["extra"] = extra(medians, settings)
+    return result
+
+
+def _table(results: dict) -> str:
+    lines = [f"{'workload':<58} {'dltool':>10} {'baseline':>18} {'ratio':>7} {'goal':>7}"]
+    for result in results.values():
+        unit = result["unit"]
+        dltool = f"{result['median']['dltool']:.4g} {unit}"
+        if not result["ratios"]:
+            lines.append(f"{result['title']:<58} {dltool:>10}")
+        for base, ratio in result["ratios"].items():
+            goal = result["goals"].get(base)
+            mark = "" if goal is None else ("ok" if ratio <= goal else "MISS")
+            baseline = f"{base} {result['median'][base]:.4g} {unit}"
+            goal_text = f"<={goal}" if goal else "-"
+            lines.append(f"{result['title']:<58} {dltool:>10} {baseline:>18} {ratio:>7.2f} {goal_text:>5} {mark}")
+        for key, value in result.get("extra", {}).items():
+            lines.append(f"    {key}: {value}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset")
+    parser.add_argument("--repeat", type=int, default=5, help="timed repetitions (median reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
+    parser.add_argument("--tiny", action="store_true", help="small sizes: shows the suite works")
+    parser.add_argument("--threads", type=int, default=None, help="threads for BLAS and torch")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/latest.json"))
+    args = parser.parse_args(argv)
+    names = [n for n in args.workloads.split(",") if n]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
+    settings = Settings(tiny=args.tiny)
+    if args.threads:
+        settings.threads = args.threads
+    configure_threads(settings.threads)
+    env = environment(settings.threads)
+    print("  ".join(f"{k}={v}" for k, v in env.items()))
+    results = {}
+    for name in names:
+        results[name] = measure(name, settings, args.repeat, args.warmup)
+        print(f"done: {name}", file=sys.stderr)
+    print(_table(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    report = {"date": datetime.date.today().isoformat(), "environment": env, "results": results}
+    args.json.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
