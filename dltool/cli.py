@@ -7,6 +7,7 @@ work is in ``dltool.training`` (``trainer.train``, ``evaluation.evaluate_checkpo
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -31,7 +32,27 @@ from dltool.training.errors import Interrupted
 _GROUP_OPTIONS_SKIP = ("hydra", "__pycache__")
 
 
+class _Failed(BaseException):
+    """Carries a command's error past Hydra's job runner, which reports any ``Exception`` itself."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _reported(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        except Exception as ex:
+            raise _Failed(ex) from ex
+
+    return wrapper
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@_reported
 def train_command(cfg: DictConfig) -> float:
     """Train; return the monitored metric's best value (what a sweeper plugin optimizes)."""
     from dltool.training.resume import resume_config
@@ -53,6 +74,7 @@ def train_command(cfg: DictConfig) -> float:
 
 
 @hydra.main(config_path="conf", config_name="eval", version_base="1.3")
+@_reported
 def eval_command(cfg: DictConfig) -> None:
     from dltool.training.evaluation import evaluate_checkpoint
 
@@ -61,6 +83,7 @@ def eval_command(cfg: DictConfig) -> None:
 
 
 @hydra.main(config_path="conf", config_name="predict", version_base="1.3")
+@_reported
 def predict_command(cfg: DictConfig) -> None:
     from dltool.training.predict import predict
 
@@ -114,15 +137,23 @@ def _run(command: str, args: list[str]) -> int:
     try:
         COMMANDS[command][0]()
         return 0
+    except _Failed as failed:
+        if saved_full_error == "1":
+            raise failed.error from None
+        print(f"dltool {command}: error: {_one_line(failed.error)}", file=sys.stderr)
+        return 1
     except Interrupted as ex:
         name = signal.Signals(ex.signum).name
-        hint = f"; saved {ex.checkpoint}. Resume with: dltool train resume={ex.checkpoint}" if ex.checkpoint else ""
+        path = _display(ex.checkpoint) if ex.checkpoint else None
+        hint = f"; saved {path}. Resume with: dltool train resume={path}" if path else ""
         print(f"dltool {command}: stopped by {name}{hint}", file=sys.stderr)
         return 128 + ex.signum
     except KeyboardInterrupt:
         print(f"dltool {command}: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
-    except SystemExit as ex:  # --help, argparse usage errors
+    except SystemExit as ex:  # --help, argparse usage errors, a sweep with failed jobs
+        if isinstance(ex.code, str):
+            print(f"dltool {command}: error: {ex.code}", file=sys.stderr)
         return ex.code if isinstance(ex.code, int) else 0 if ex.code is None else 1
     except Exception as ex:
         if saved_full_error == "1":
@@ -167,6 +198,12 @@ def _override_values(args: list[str]) -> dict[str, Any]:
     return {o.key_or_group: o.value() for o in overrides}
 
 
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (shorter to paste)."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
 def _quote(value: str) -> str:
     if re.fullmatch(r"[\w./\\:@~+-]+", value):
         return value
@@ -181,7 +218,8 @@ def _one_line(ex: BaseException) -> str:
             continue
         lines = [line.strip() for line in str(error).splitlines()]
         lines = [line for line in lines if line and not line.startswith(("full_key:", "object_type=",
-                                                                           "reference_type=", "Set the environment"))]
+                                                                           "reference_type=", "Set the environment",
+                                                                           "Config search path", "provider="))]
         parts.append(_join(lines) or type(error).__name__)
     return ". ".join(p.rstrip(".") for p in parts)
 

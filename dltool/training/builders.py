@@ -172,9 +172,9 @@ def build_scheduler(cfg: DictConfig, optimizer: dl.optim.Optimizer, total_steps:
     interval = node.get("interval", "epoch")
     if interval not in ("epoch", "step"):
         raise ConfigError(f"scheduler.interval: must be 'epoch' or 'step', got {interval!r}")
-    node = OmegaConf.masked_copy(node, [k for k in node if k not in SCHEDULER_KEYS])
+    spec = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in SCHEDULER_KEYS}
     extra = {}
-    if "total_steps" in node and node.total_steps is None:
+    if "total_steps" in spec and spec["total_steps"] is None:
+        del spec["total_steps"]
         extra["total_steps"] = total_steps
-        node = OmegaConf.masked_copy(node, [k for k in node if k != "total_steps"])
-    return build("scheduler", node, optimizer, **extra), interval
+    return build("scheduler", OmegaConf.create(spec), optimizer, **extra), interval

@@ -17,6 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 log = logging.getLogger("dltool")
 
 _console = Console(soft_wrap=True)
+if not _console.is_terminal:  # a pipe or a file has no width to fit tables into
+    _console.width = max(_console.width, 160)
 
 
 def console() -> Console:

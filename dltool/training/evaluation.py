@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from rich import box
 from rich.table import Table
 
 import dltool.engine as dl
@@ -84,7 +85,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     classes = list(meta["classes"]) if meta["task"] == "classification" else []
     metrics, matrix = evaluate(model, loader, build("loss", run_cfg.loss), meta["task"], cfg.split,
                                device=device, num_classes=len(classes) or None)
-    result: dict[str, Any] = {"checkpoint": str(path), "split": cfg.split, "samples": len(dataset), **metrics}
+    scores = {tag.split("/", 1)[1]: value for tag, value in metrics.items()}
+    result: dict[str, Any] = {"checkpoint": str(path), "split": cfg.split, "samples": len(dataset), **scores}
     if matrix is not None:
         accuracy = per_class_accuracy(matrix)
         result["per_class_acc"] = dict(zip(classes, accuracy, strict=True))
@@ -107,16 +109,16 @@ def _split(run_cfg: DictConfig, options: TrainerOptions, split: str) -> Any:
 
 def _print_report(result: dict[str, Any], matrix: np.ndarray | None) -> None:
     summary = Table(title=f"{result['checkpoint']} on {result['split']} ({result['samples']} samples)")
-    for key in result:
-        if "/" in key:
-            summary.add_column(key, justify="right")
-    summary.add_row(*(f"{result[k]:.4f}" for k in result if "/" in k))
+    scores = [k for k in ("loss", "acc", "mae") if k in result]
+    for key in scores:
+        summary.add_column(key, justify="right")
+    summary.add_row(*(f"{result[k]:.4f}" for k in scores))
     console().print(summary)
     if matrix is None:
         return
     classes = result["confusion_matrix"]["classes"]
-    table = Table(title="confusion matrix (rows: true class, columns: predicted)")
-    table.add_column("class")
+    table = Table(title="confusion matrix (rows: true class, columns: predicted)", box=box.SIMPLE_HEAD)
+    table.add_column("class", no_wrap=True)
     for i in range(len(classes)):
         table.add_column(str(i), justify="right")
     table.add_column("support", justify="right")

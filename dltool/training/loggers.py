@@ -15,33 +15,46 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tensorboardX import SummaryWriter
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import hparams as hparams_summary
 
 
 class TensorBoardLogger:
-    """Scalars and hyperparameters in an event file in ``run_dir`` (not in a sub-run)."""
+    """Scalars and hyperparameters in one event file in ``run_dir`` (not in a sub-run).
 
-    def __init__(self, run_dir: str | Path, purge_step: int | None = None, flush_secs: int = 30) -> None:
-        # NOTE: tensorboardX writes a SessionLog.START at purge_step; TensorBoard's reader then
-        # hides the earlier files' events at steps >= purge_step.
-        self._writer = SummaryWriter(logdir=str(run_dir), purge_step=purge_step, flush_secs=flush_secs)
+    Events are written synchronously, so ``flush()`` puts everything logged so far on disk
+    (``SummaryWriter.flush`` leaves events queued for its writer thread).
+    """
+
+    def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        # NOTE: the suffix keeps a quickly resumed run from reusing (truncating) the previous
+        # file's name, which has only a seconds timestamp, and sorts files in time order.
+        self._events = EventsWriter(os.path.join(run_dir, "events"), filename_suffix=f".{time.time_ns()}")
+        if purge_step is not None:
+            # TensorBoard's reader hides earlier files' events at steps >= purge_step after this.
+            self._write(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+
+    def _write(self, event: Event) -> None:
+        event.wall_time = time.time()
+        self._events.write_event(event)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        for tag, value in metrics.items():
-            self._writer.add_scalar(tag, value, step)
+        values = [Summary.Value(tag=tag, simple_value=float(value)) for tag, value in metrics.items()]
+        self._write(Event(step=step, summary=Summary(value=values)))
 
     def log_hparams(self, hparams: Mapping[str, Any], metric_tags: list[str]) -> None:
-        """The HParams-plugin summaries, in this run's own file; metric values are logged scalars."""
-        experiment, session_start, session_end = hparams_summary(dict(hparams), dict.fromkeys(metric_tags, 0.0))
-        for summary in (experiment, session_start, session_end):
-            self._writer.file_writer.add_summary(summary)
+        """The HParams-plugin summaries; the metrics' values are the scalars logged under those tags."""
+        for summary in hparams_summary(dict(hparams), dict.fromkeys(metric_tags, 0.0)):
+            self._write(Event(summary=summary))
 
     def flush(self) -> None:
-        self._writer.flush()
+        self._events.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        self._events.close()
 
 
 class CSVLogger:

@@ -18,11 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
 from dltool.training.console import console
-from dltool.training.errors import DltoolError
-
-
-class SweepFailed(DltoolError):
-    """Some jobs of a sweep failed (the others ran; the summary lists all)."""
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -71,12 +66,16 @@ def write_summary(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def print_summary(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
+    """A table of the jobs; the overrides column shows only what differs between jobs."""
     monitor = next((r["monitor"] for r in rows if r["monitor"]), "best")
+    common = set.intersection(*(set(r["overrides"].split()) for r in rows))
+    tests = sorted({k for r in rows for k in r if k.startswith("test/")})
     table = Table(title=f"sweep {sweep_dir} ({len(rows)} jobs, best {monitor} first)")
-    for column in ("job", "status", "overrides", f"best {monitor}", "test/acc", "test/loss"):
+    for column in ("job", "status", "overrides", f"best {monitor}", *tests):
         table.add_column(column, justify="right" if "/" in column else "left")
     for row in rows:
-        table.add_row(row["job"], row["status"], row["overrides"], *(_fmt(row.get(k)) for k in ("best", "test/acc", "test/loss")))
+        swept = " ".join(o for o in row["overrides"].split() if o not in common)
+        table.add_row(row["job"], row["status"], swept, *(_fmt(row.get(k)) for k in ("best", *tests)))
     console().print(table)
 
 
@@ -96,7 +95,9 @@ class SweepSummary(Callback):
         print_summary(rows, sweep_dir)
         failed = [r["job"] for r in rows if r["status"] != "completed"]
         if failed:
-            raise SweepFailed(
+            # NOTE: Hydra turns a callback's Exception into a warning; SystemExit reaches the command,
+            # which prints the message and exits 1.
+            raise SystemExit(
                 f"{len(failed)} of {len(rows)} sweep jobs did not complete (jobs {', '.join(failed)}); "
                 f"see {sweep_dir / 'summary.csv'}"
             )

@@ -231,7 +231,9 @@ class _Trainer:
         if self.scheduler is not None and self.interval == "epoch":
             plateau = isinstance(self.scheduler, dl.optim.lr_scheduler.ReduceLROnPlateau)
             self.scheduler.step(score) if plateau else self.scheduler.step()
-        self._log({k: v for k, v in metrics.items() if k != "lr"}, flush=True)
+        # NOTE: train/loss is the per-step tag; the epoch's mean goes to train/epoch_loss.
+        self._log({("train/epoch_loss" if k == "train/loss" else k): v for k, v in metrics.items() if k != "lr"},
+                  flush=True)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/")))
         log.info(f"epoch {s.epoch}/{self.epochs}  {shown}  lr {lr:.3g}  {epoch_time:.1f}s  "
                  f"{self.train_speed:,.0f} samples/s" + ("  (best)" if improved else ""))
