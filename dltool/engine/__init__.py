@@ -3,7 +3,7 @@
 ``import dltool.engine as torch`` and PyTorch code for the implemented subset runs unchanged.
 """
 
-from dltool.engine import autograd
+from dltool.engine import autograd, optim
 from dltool.engine.autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from dltool.engine.backend import (
     Generator,
@@ -195,6 +195,7 @@ from dltool.engine.ops.shape import (
     unsqueeze,
     vstack,
 )
+from dltool.engine.serialization import load, save
 from dltool.engine.tensor import Tensor
 
 
