@@ -61,8 +61,9 @@ def load_checkpoint(path: str | Path, map_location: Any = None) -> dict[str, Any
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         checkpoint = dl.load(path, map_location=map_location)
-    except Exception as ex:  # the engine names the problem; say which file and that it is ours
-        raise CheckpointError(f"cannot read checkpoint {path}: {ex}") from ex
+    except Exception as ex:  # truncated, corrupted or foreign: the engine says which
+        reason = str(ex).removeprefix(f"{path}: ")
+        raise CheckpointError(f"cannot load checkpoint {path}: {reason}") from ex
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a dltool checkpoint (no '{FORMAT}' format tag)")
     if checkpoint.get("format_version", 0) > FORMAT_VERSION:
