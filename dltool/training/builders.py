@@ -8,12 +8,13 @@ names the component and its ``_target_``, so ``optimizer.lr=-1`` reads as
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import dltool.engine as dl
@@ -48,10 +49,11 @@ def building(what: str, node: Any = None) -> Iterator[None]:
 
 def _check_numbers(what: str, node: DictConfig) -> None:
     """Catch ``optimizer.lr=abc``-style mistakes by the type of the parameter's default value."""
+    module, _, name = str(node._target_).rpartition(".")
     try:
-        signature = inspect.signature(get_object(node._target_))
-    except (ValueError, TypeError, ImportError):
-        return
+        signature = inspect.signature(getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return  # instantiate reports an unknown target
     for key, value in node.items():
         param = signature.parameters.get(str(key))
         if param is None or isinstance(param.default, bool) or isinstance(value, (bool, type(None))):
