@@ -8,7 +8,7 @@ import numpy as np
 
 import dltool.engine as dl
 from benchmarks.common import Settings, fashion_mnist_arrays, timed, torch
-from benchmarks.models import copy_weights, reference_model, lenet, train_epoch
+from benchmarks.models import copy_weights, lenet, reference_model, train_epoch
 
 TITLE = "LeNet-5 epoch (Fashion-MNIST, batch 256, Adam)"
 BATCH = 256

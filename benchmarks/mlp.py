@@ -8,7 +8,7 @@ import numpy as np
 
 import dltool.engine as dl
 from benchmarks.common import Settings, fashion_mnist_arrays, timed, torch
-from benchmarks.models import copy_weights, reference_model, mlp, train_epoch
+from benchmarks.models import copy_weights, mlp, reference_model, train_epoch
 
 TITLE = "MLP 784-256-10 epoch (Fashion-MNIST, batch 256, SGD)"
 BATCH, LR = 256, 0.1

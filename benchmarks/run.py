@@ -10,6 +10,7 @@ import argparse
 import datetime
 import importlib
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -78,13 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed repetitions (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
     parser.add_argument("--tiny", action="store_true", help="small sizes: shows the suite works")
-    parser.add_argument("--threads", type=int, default=None, help="threads for BLAS and torch")
+    parser.add_argument("--threads", type=int, default=None, help="threads for BLAS and torch (default: all cores)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/latest.json"))
     args = parser.parse_args(argv)
     names = [n for n in args.workloads.split(",") if n]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
+    if args.threads and os.environ.get("OPENBLAS_NUM_THREADS") != str(args.threads):
+        # BLAS reads its thread count once, at import: start again with it set
+        count = str(args.threads)
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": count, "OMP_NUM_THREADS": count, "MKL_NUM_THREADS": count}
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run", *sys.argv[1:]], env)
     settings = Settings(tiny=args.tiny)
     if args.threads:
         settings.threads = args.threads

@@ -52,7 +52,7 @@ def check_op(
     assert len(outputs) == len(torch_outputs)
     rng = np.random.default_rng(seed + 1)
     loss, torch_loss = 0, 0
-    for out, ref in zip(outputs, torch_outputs):
+    for out, ref in zip(outputs, torch_outputs, strict=True):
         np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), atol=atol, rtol=rtol)
         if ref.requires_grad:
             weights = rng.standard_normal(tuple(ref.shape))
@@ -62,7 +62,7 @@ def check_op(
         return
     grads = dl.autograd.grad(loss, inputs, allow_unused=True)
     torch_grads = torch.autograd.grad(torch_loss, torch_inputs, allow_unused=True)
-    for i, (g, ref) in enumerate(zip(grads, torch_grads)):
+    for i, (g, ref) in enumerate(zip(grads, torch_grads, strict=True)):
         if ref is None:
             assert g is None or not g.numpy().any(), f"input {i}: PyTorch gives no gradient"
             continue

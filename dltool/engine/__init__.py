@@ -198,6 +198,10 @@ from dltool.engine.ops.shape import (
 from dltool.engine.serialization import load, save
 from dltool.engine.tensor import Tensor
 
+# isort: split
+# NOTE: the data package builds on Tensor and the ops, so it is imported after them
+from dltool.engine import utils
+
 
 class cuda:  # noqa: N801 - PyTorch's namespace
     """``dltool.engine.cuda.is_available()``, as ``torch.cuda``."""
@@ -205,9 +209,9 @@ class cuda:  # noqa: N801 - PyTorch's namespace
     from dltool.engine.backend import cuda_is_available as is_available  # noqa: F401
 
     @staticmethod
-    def manual_seed_all(seed: "int") -> None:
+    def manual_seed_all(seed_value: "int") -> None:
         """Seeds the one generator dltool draws from (samples are drawn on the host)."""
-        manual_seed(seed)
+        manual_seed(seed_value)
 
 
 def is_tensor(obj: object) -> "bool":

@@ -17,6 +17,11 @@ from dltool.engine.autograd import function as _function
 from dltool.engine.autograd.function import AccumulateGrad, Node, RemovableHandle
 from dltool.engine.autograd.grad_mode import state as _grad_state
 
+OVERLAP_MESSAGE = (
+    "unsupported operation: more than one element of the written-to tensor refers to a single "
+    "memory location. Please clone() the tensor before performing the operation."
+)
+
 
 class Tensor:
     """A multi-dimensional array with autograd, mirroring ``torch.Tensor``.
@@ -36,6 +41,7 @@ class Tensor:
     grad: Tensor | None = None
     _backward_hooks: list | None = None
     _accumulator: weakref.ref | None = None
+    _view: tuple | None = None  # (root, root's grad_fn, base, view op, op args) for views
 
     # numpy defers to our reflected operators instead of converting us to an array
     __array_ufunc__ = None
@@ -65,7 +71,6 @@ class Tensor:
         t = object.__new__(Tensor)
         t._data = array
         t._requires_grad = grad_fn is not None
-        t.grad = None
         t.grad_fn = grad_fn
         t._output_nr = output_nr
         t._version_counter = [0] if version_counter is None else version_counter
@@ -84,6 +89,9 @@ class Tensor:
 
     def _grad_node(self) -> Node:
         """This tensor's place in the graph: its grad_fn, or its leaf accumulator."""
+        view = self._view
+        if view is not None and view[0].grad_fn is not view[1]:
+            self._sync_view()
         if self.grad_fn is not None:
             return self.grad_fn
         node = self._accumulator() if self._accumulator is not None else None
@@ -102,9 +110,34 @@ class Tensor:
     @data.setter
     def data(self, value: Tensor) -> None:
         self._data = value._data if isinstance(value, Tensor) else value
+        self._view = None  # the new storage is nobody's view
+
+    def _sync_view(self) -> None:
+        """Replay this view and the views it comes from on their root's history.
+
+        A view records ``(root, root's grad_fn, base, op, args)``; an in-place op on the root (or on
+        any view of it) gives the root a new grad_fn, and its views follow here when next used.
+        """
+        chain = []
+        tensor = self
+        while tensor._view is not None:
+            chain.append(tensor)
+            tensor = tensor._view[2]
+        previous, _grad_state.enabled = _grad_state.enabled, True
+        try:
+            for view in reversed(chain):
+                _, _, base, op, args = view._view
+                fresh = op.apply(base, *args)
+                view.grad_fn, view._output_nr = fresh.grad_fn, fresh._output_nr
+                view._requires_grad, view._view = fresh._requires_grad, fresh._view
+        finally:
+            _grad_state.enabled = previous
 
     @property
     def requires_grad(self) -> bool:
+        view = self._view
+        if view is not None and view[0].grad_fn is not view[1]:
+            self._sync_view()
         return self._requires_grad
 
     @requires_grad.setter
@@ -289,6 +322,7 @@ class Tensor:
     def detach_(self) -> Tensor:
         self.grad_fn = None
         self._requires_grad = False
+        self._view = None
         return self
 
     # ------------------------------------------------------------ autograd
@@ -334,16 +368,23 @@ class Tensor:
         With autograd on, the tensor moves in the graph to the new node, and a snapshot of its
         old value stands in for it, so backward still sees what the op saw.
         """
-        if _grad_state.enabled and (self._requires_grad or _any_requires_grad(args)):
+        if _grad_state.enabled and (self.requires_grad or _any_requires_grad(args)):
+            view = self._view
             if self.grad_fn is None and self._requires_grad:
                 raise RuntimeError(
                     "a leaf Variable that requires grad is being used in an in-place operation."
+                )
+            if view is not None and view[0].grad_fn is None and view[0]._requires_grad:
+                raise RuntimeError(
+                    "a view of a leaf Variable that requires grad is being used in an in-place operation."
                 )
             old = Tensor._make(self._data.copy(), self.grad_fn, self._output_nr)
             result = op(old, *args, **kwargs)
             self._write(result)
             self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
             self._requires_grad = result._requires_grad
+            if view is not None:
+                self._rebase_root(result)
         else:
             previous, _grad_state.enabled = _grad_state.enabled, False
             try:
@@ -351,6 +392,16 @@ class Tensor:
             finally:
                 _grad_state.enabled = previous
         return self
+
+    def _rebase_root(self, value: Tensor) -> None:
+        """After ``value`` was written into this view, give its root the matching history."""
+        tensor = self
+        while tensor._view is not None:
+            _, _, base, op, args = tensor._view
+            value = op.put_back(base, value, *args)
+            tensor = base
+        tensor.grad_fn, tensor._output_nr = value.grad_fn, value._output_nr
+        tensor._requires_grad = value._requires_grad
 
     def _write(self, result: Tensor) -> None:
         if result.shape != self.shape:
@@ -360,7 +411,10 @@ class Tensor:
             )
         if result.dtype.kind == "f" and self.dtype.kind != "f":
             raise RuntimeError(f"result type {result.dtype} can't be cast to the desired output type {self.dtype}")
-        self._data[...] = result._data
+        try:
+            self._data[...] = result._data
+        except ValueError:  # numpy marks broadcast views (expand) read-only
+            raise RuntimeError(OVERLAP_MESSAGE) from None
         self._version_counter[0] += 1
 
     def add_(self, other: Any, *, alpha: Any = 1) -> Tensor:
@@ -476,6 +530,9 @@ class Tensor:
     def __itruediv__(self, other: Any) -> Tensor:
         return self.div_(other)
 
+    def __ipow__(self, exponent: Any) -> Tensor:
+        return self.pow_(exponent)
+
     # ------------------------------------------------------------ operators
 
     def __add__(self, other: Any) -> Tensor:
@@ -505,8 +562,14 @@ class Tensor:
     def __floordiv__(self, other: Any) -> Tensor:
         return _elementwise.div(self, other, rounding_mode="floor")
 
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return _elementwise.div(other, self, rounding_mode="floor")
+
     def __mod__(self, other: Any) -> Tensor:
         return _elementwise.remainder(self, other)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return _elementwise.remainder(other, self)
 
     def __pow__(self, exponent: Any) -> Tensor:
         return _elementwise.pow(self, exponent)
@@ -607,7 +670,7 @@ def _rebuild(array: np.ndarray, requires_grad: bool) -> Tensor:
 
 
 def _any_requires_grad(args: tuple) -> bool:
-    return any(type(arg) is Tensor and arg._requires_grad for arg in args)
+    return any(type(arg) is Tensor and arg.requires_grad for arg in args)
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:
@@ -647,13 +710,14 @@ def _format_tensor(t: Tensor) -> str:
     extras = []
     if t.device.type != "cpu":
         extras.append(f"device='{t.device}'")
-    if array.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool) or not array.size:
-        if array.size == 0:
-            body = "[]"
-            shape_note = f"size={tuple(array.shape)}, " if array.ndim > 1 else ""
-            extras.append(f"{shape_note}dtype={array.dtype}")
-        else:
-            extras.append(f"dtype={array.dtype}")
+    if array.size == 0:
+        body = "[]"
+        if array.ndim > 1:
+            extras.append(f"size={tuple(array.shape)}")
+    # PyTorch names the dtype unless the values imply it (an empty list implies the float one)
+    implied = (dtypes.get_default_dtype(),) if array.size == 0 else (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool)
+    if array.dtype not in implied:
+        extras.append(f"dtype={array.dtype}")
     if t.grad_fn is not None:
         extras.append(f"grad_fn=<{t.grad_fn.name()}>")
     elif t._requires_grad:

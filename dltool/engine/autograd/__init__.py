@@ -2,7 +2,6 @@
 
 from dltool.engine.autograd.engine import backward, grad
 from dltool.engine.autograd.function import Function, Node, once_differentiable
-from dltool.engine.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from dltool.engine.autograd.grad_mode import (
     enable_grad,
     inference_mode,
@@ -10,6 +9,7 @@ from dltool.engine.autograd.grad_mode import (
     no_grad,
     set_grad_enabled,
 )
+from dltool.engine.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 __all__ = [
     "Function", "GradcheckError", "Node", "backward", "enable_grad", "grad", "gradcheck",

@@ -128,11 +128,20 @@ def _execute(
                 if is_leaf:
                     continue
             grad_inputs = node._run(grads, retain_graph)
-            for (child, nr), grad in zip(node.next_functions, grad_inputs):
+            for i, ((child, nr), grad) in enumerate(zip(node.next_functions, grad_inputs, strict=False)):
                 if child is not None and grad is not None:
+                    if grad._data.shape != child._output_meta[nr][0]:
+                        _invalid_gradient(node, i, grad, child._output_meta[nr][0])
                     _accumulate(buffers, child, nr, grad)
     finally:
         _grad_state.enabled = previous
+
+
+def _invalid_gradient(node: Node, index: int, grad: Any, expected: tuple) -> None:
+    raise RuntimeError(
+        f"Function {node.name()} returned an invalid gradient at index {index} - got "
+        f"{list(grad.shape)} but expected shape compatible with {list(expected)}"
+    )
 
 
 def _sum(total: Any, grad: Any) -> Any:

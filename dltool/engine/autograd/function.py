@@ -165,7 +165,7 @@ class Node:
         if len(grads) > 1 and self.materialize_grads:
             grads = [
                 g if g is not None else _Tensor._zeros_like_meta(meta)
-                for g, meta in zip(grads, self._output_meta)
+                for g, meta in zip(grads, self._output_meta, strict=True)
             ]
         grad_inputs = self._fn.backward(self, *grads)
         if not isinstance(grad_inputs, tuple):
@@ -186,14 +186,18 @@ class Node:
         return grad_inputs
 
     def _release(self) -> None:
-        """Drop what forward kept (saved tensors and the op's own attributes); hooks stay."""
-        if self._saved:
-            self._saved = None
-            self._freed = True
+        """Drop what forward kept (saved tensors and the op's own attributes); hooks stay.
+
+        NOTE: attributes go too (index arrays can be large), so a second run is refused even for
+        nodes without saved tensors, where PyTorch would allow it.
+        """
         state = self.__dict__
-        if state:
-            for key in [k for k in state if not k.startswith("_") and k != "materialize_grads"]:
+        kept = [k for k in state if not k.startswith("_") and k != "materialize_grads"] if state else ()
+        if self._saved or kept:
+            self._saved = None
+            for key in kept:
                 del state[key]
+            self._freed = True
 
 
 class AccumulateGrad(Node):
@@ -255,8 +259,15 @@ class Function:
     def backward(ctx: Node, *grad_outputs: Any) -> Any:
         raise NotImplementedError("a Function must implement backward(ctx, *grad_outputs)")
 
-    # views share the version counter of their first input
+    # A view op's outputs share memory and the version counter with its first input, and remember
+    # how they were made, so that in-place changes through a view or its base reach the other's
+    # history (see ``Tensor._inplace``). A view op implements ``put_back``.
     _is_view = False
+
+    @staticmethod
+    def put_back(base: Any, value: Any, *args: Any) -> Any:
+        """For a view op: ``base`` with ``value`` written where the view ``op(base, *args)`` lies."""
+        raise NotImplementedError("only view ops can put a view's new value back into their base")
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
@@ -264,7 +275,7 @@ class Function:
         record = False
         if _grad_state.enabled:
             for arg in args:
-                if isinstance(arg, tensor_type) and arg._requires_grad:
+                if isinstance(arg, tensor_type) and _requires_grad(arg):
                     record = True
                     break
         if record:
@@ -279,17 +290,30 @@ class Function:
             _grad_state.enabled = previous
         make = tensor_type._make
         counter = args[0]._version_counter if cls._is_view else None
-        if type(result) is not tuple:
+        if type(result) is not tuple:  # the common case, kept free of loops
             out = make(result._data if isinstance(result, tensor_type) else result, None, 0, counter)
+            if counter is not None:
+                _mark_views((out,), cls, args)
             if record:
                 _link_outputs(ctx, (result,), (out,))
             return out
         wrapped = tuple(
             make(r._data if isinstance(r, tensor_type) else r, None, 0, counter) for r in result
         )
+        if counter is not None:
+            _mark_views(wrapped, cls, args)
         if record:
             _link_outputs(ctx, result, wrapped)
         return wrapped
+
+
+def _mark_views(views: tuple, op: type, args: tuple) -> None:
+    """Remember how each view was made, so in-place changes reach between it and its root."""
+    base = args[0]
+    root = base if base._view is None else base._view[0]
+    record = (root, root.grad_fn, base, op, args[1:])
+    for view in views:
+        view._view = record
 
 
 class _Scratch:
@@ -308,14 +332,19 @@ class _Scratch:
 
 
 _NO_EDGE = (None, 0)
-_ONE_OUTPUT = (None,)
+
+
+def _requires_grad(tensor: Any) -> bool:
+    # a view first catches up with in-place changes made through its root (see Tensor._sync_view)
+    return tensor._requires_grad if tensor._view is None else tensor.requires_grad
+
 
 
 def _link_inputs(ctx: Node, args: tuple, tensor_type: type) -> None:
     edges, needs = [], []
     for arg in args:
-        if isinstance(arg, tensor_type) and arg._requires_grad:
-            edges.append((arg.grad_fn or arg._grad_node(), arg._output_nr))
+        if isinstance(arg, tensor_type) and _requires_grad(arg):
+            edges.append((arg._grad_node(), arg._output_nr))
             needs.append(True)
         else:
             edges.append(_NO_EDGE)
@@ -333,8 +362,7 @@ def _link_outputs(ctx: Node, outputs: tuple, wrapped: tuple) -> None:
         out._requires_grad = True
         out.grad_fn = ctx
         out._output_nr = nr
-    # shapes are only needed to fill in missing gradients of multi-output nodes
-    ctx._output_meta = tuple(out._meta() for out in wrapped) if len(wrapped) > 1 else _ONE_OUTPUT
+    ctx._output_meta = (wrapped[0]._meta(),) if len(wrapped) == 1 else tuple(out._meta() for out in wrapped)
     if ctx._saved:
         ctx._saved = tuple(_pack(t, outputs, wrapped) for t in ctx._saved)
 

@@ -32,6 +32,11 @@ class _GradModeContext:
 
     _mode: bool = True
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and callable(args[0]):  # bare ``@no_grad``
+            return cls()(args[0])
+        return super().__new__(cls)
+
     def __enter__(self) -> None:
         self._previous = state.enabled
         state.enabled = self._mode
@@ -90,3 +95,7 @@ class set_grad_enabled(_GradModeContext):  # noqa: N801
 
     def __enter__(self) -> None:
         pass
+
+    def __call__(self, fn: F) -> F:
+        state.enabled = self._previous  # as a decorator it must not switch the mode right away
+        return super().__call__(fn)

@@ -7,11 +7,17 @@ from typing import Any
 
 import numpy as np
 
+from dltool.engine import backend
 from dltool.engine.autograd.engine import _as_tuple, grad
 
 
 class GradcheckError(RuntimeError):
     """An analytical gradient disagrees with the finite-difference one."""
+
+
+def _host(array: Any) -> np.ndarray:
+    """A float64 numpy copy of a numpy or cupy array, for comparing on the host."""
+    return np.array(backend.move(array, backend.CPU), dtype=np.float64, copy=True)
 
 
 def _differentiable(values: Sequence) -> list:
@@ -27,9 +33,9 @@ def _numerical_jacobian(func: Callable, inputs: tuple, target: Any, output_index
     for e in range(flat.size):
         original = flat[e].item()
         flat[e] = original + eps
-        plus = np.array(_as_tuple(func(*inputs))[output_index]._data, dtype=np.float64, copy=True)
+        plus = _host(_as_tuple(func(*inputs))[output_index]._data)
         flat[e] = original - eps
-        minus = np.array(_as_tuple(func(*inputs))[output_index]._data, dtype=np.float64, copy=True)
+        minus = _host(_as_tuple(func(*inputs))[output_index]._data)
         flat[e] = original
         columns.append(((plus - minus) / (2 * eps)).reshape(-1))
     return np.stack(columns) if columns else np.zeros((0, 0))
@@ -45,9 +51,9 @@ def _analytical_jacobian(output: Any, targets: list) -> list[np.ndarray]:
         one_hot = xp.zeros(output.numel(), dtype=output.dtype)
         one_hot[i] = 1
         grads = grad(output, targets, Tensor._make(one_hot.reshape(output.shape)), retain_graph=True, allow_unused=True)
-        for j, (g, x) in enumerate(zip(grads, targets)):
-            rows[j].append(np.zeros(x.numel()) if g is None else np.asarray(g._data, dtype=np.float64).reshape(-1))
-    return [np.stack(r, axis=1) if r else np.zeros((x.numel(), 0)) for r, x in zip(rows, targets)]
+        for j, (g, x) in enumerate(zip(grads, targets, strict=True)):
+            rows[j].append(np.zeros(x.numel()) if g is None else _host(g._data).reshape(-1))
+    return [np.stack(r, axis=1) if r else np.zeros((x.numel(), 0)) for r, x in zip(rows, targets, strict=True)]
 
 
 def gradcheck(
@@ -111,7 +117,7 @@ def gradgradcheck(
     if grad_outputs is None:
         rng = np.random.default_rng(0)
         grad_outputs = tuple(
-            Tensor(rng.standard_normal(o.shape), requires_grad=True) for o in outputs
+            Tensor(backend.move(rng.standard_normal(o.shape), o.device), requires_grad=True) for o in outputs
         )
     grad_outputs = _as_tuple(grad_outputs)
     n_inputs = len(inputs)

@@ -27,12 +27,28 @@ def _scalar(value: Any, like: Tensor) -> Tensor:
     return Tensor._make(like._xp().asarray(value, dtype=dtype))
 
 
-def _pair(x: Any, y: Any) -> tuple[Tensor, Tensor]:
-    """Both operands as tensors of PyTorch's common dtype (Python numbers never widen a tensor)."""
+def _check_broadcast(x_shape: tuple, y_shape: tuple) -> None:
+    """PyTorch's error for shapes that do not broadcast (numpy's ValueError reads differently)."""
+    ndim = builtins.max(len(x_shape), len(y_shape))
+    for i, (m, n) in enumerate(zip(reversed(x_shape), reversed(y_shape), strict=False)):
+        if m != n and m != 1 and n != 1:
+            raise RuntimeError(
+                f"The size of tensor a ({m}) must match the size of tensor b ({n}) at "
+                f"non-singleton dimension {ndim - 1 - i}"
+            )
+
+
+def _pair(x: Any, y: Any, broadcast: bool = True) -> tuple[Tensor, Tensor]:
+    """Both operands as tensors of PyTorch's common dtype (Python numbers never widen a tensor).
+
+    With ``broadcast``, shapes that cannot broadcast together raise PyTorch's error.
+    """
     if type(x) is not Tensor:
         x = _scalar(x, y) if isinstance(x, _Number) else as_tensor_like(x, y)
     if type(y) is not Tensor:
         y = _scalar(y, x) if isinstance(y, _Number) else as_tensor_like(y, x)
+    if broadcast and x._data.shape != y._data.shape and x._data.ndim and y._data.ndim:
+        _check_broadcast(x._data.shape, y._data.shape)
     dx, dy = x._data.dtype, y._data.dtype
     if dx is not dy and dx != dy:
         target = dtypes.result_type(dx, dy, x.ndim == 0 < y.ndim, y.ndim == 0 < x.ndim)

@@ -40,10 +40,11 @@ def _normalize_key(key: Any, xp: Any) -> tuple[tuple, bool]:
 
     All steps but the last are basic (numpy views). PyTorch applies integers before advanced
     indices, while numpy broadcasts them together (which moves the advanced dims), so a key that
-    mixes both becomes an integer step followed by an advanced one.
+    mixes both becomes an integer step followed by an advanced one. A basic key ends with an
+    Ellipsis, so that numpy gives a 0-dim view rather than a scalar copy for a single element.
     """
     if isinstance(key, (int, slice)):
-        return (key,), False
+        return ((key, Ellipsis),), False
     parts = []
     for part in key if isinstance(key, tuple) else (key,):
         part = _index_part(part, xp)
@@ -53,13 +54,15 @@ def _normalize_key(key: Any, xp: Any) -> tuple[tuple, bool]:
             parts.append(part)
     is_array = [hasattr(part, "dtype") for part in parts]
     if not any(is_array):
+        if Ellipsis not in parts:
+            parts.append(Ellipsis)
         return (tuple(parts),), False
     if not any(isinstance(part, int) for part in parts):
         return (tuple(parts),), True
-    basic = tuple(slice(None) if array else part for part, array in zip(parts, is_array))
+    basic = tuple(slice(None) if array else part for part, array in zip(parts, is_array, strict=True))
     rest = tuple(
         part if array or part is Ellipsis else slice(None)
-        for part, array in zip(parts, is_array)
+        for part, array in zip(parts, is_array, strict=True)
         if not isinstance(part, int)
     )
     return (basic, rest), True
@@ -89,10 +92,14 @@ class IndexAdd(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        return Getitem.apply(grad_output, ctx.steps, ctx.advanced), None, None, None
+        return _getitem_op(ctx.advanced).apply(grad_output, ctx.steps, ctx.advanced), None, None, None
 
 
 class Getitem(Function):
+    """Basic indexing (ints, slices, None, Ellipsis): a view of ``x``."""
+
+    _is_view = True
+
     @staticmethod
     def forward(ctx, x, steps, advanced):
         ctx.shape, ctx.steps, ctx.advanced = x.shape, steps, advanced
@@ -102,12 +109,26 @@ class Getitem(Function):
     def backward(ctx, grad_output):
         return IndexAdd.apply(grad_output, ctx.shape, ctx.steps, ctx.advanced), None, None
 
+    @staticmethod
+    def put_back(base, value, steps, advanced):
+        return IndexPut.apply(base, steps, advanced, value)
+
+
+class Index(Getitem):
+    """Advanced indexing (integer arrays, masks): a copy, whose gradient scatter-adds."""
+
+    _is_view = False
+
+
+def _getitem_op(advanced: bool) -> type:
+    return Index if advanced else Getitem
+
 
 def getitem(input: Tensor, key: Any) -> Tensor:  # noqa: A002
     """``input[key]`` with ints, slices, None, Ellipsis, bool masks and integer tensors or lists."""
     steps, advanced = _normalize_key(key, input._xp())
     try:
-        return Getitem.apply(input, steps, advanced)
+        return _getitem_op(advanced).apply(input, steps, advanced)
     except IndexError as error:
         raise IndexError(f"{error} (indexing a tensor of shape {list(input.shape)})") from None
 
@@ -128,14 +149,15 @@ class IndexPut(Function):
             zero = zeros_like_value(grad_output)
             x_grad = IndexPut.apply(grad_output, ctx.steps, ctx.advanced, zero)
         if ctx.needs_input_grad[3]:
-            value_grad = unbroadcast(Getitem.apply(grad_output, ctx.steps, ctx.advanced), ctx.value_shape)
+            value = _getitem_op(ctx.advanced).apply(grad_output, ctx.steps, ctx.advanced)
+            value_grad = unbroadcast(value, ctx.value_shape)
         return x_grad, None, None, value_grad
 
 
 def index_put(input: Tensor, key: Any, value: Any) -> Tensor:  # noqa: A002
     """A copy of ``input`` with ``value`` written at ``key`` (what ``x[key] = value`` records)."""
     steps, advanced = _normalize_key(key, input._xp())
-    _, value = _pair(input, value)
+    _, value = _pair(input, value, broadcast=False)
     return IndexPut.apply(input, steps, advanced, cast(value, input.dtype))
 
 
@@ -144,7 +166,9 @@ def index_put(input: Tensor, key: Any, value: Any) -> Tensor:  # noqa: A002
 
 def _along(index: Any, dim: int, xp: Any) -> tuple:
     """Full index arrays for every position of ``index``, with ``index`` itself on ``dim``."""
-    grids = list(xp.indices(index.shape, sparse=True))
+    ndim = index.ndim
+    # NOTE: built by hand: cupy.indices has no ``sparse`` argument
+    grids = [xp.arange(n).reshape((1,) * i + (n,) + (1,) * (ndim - i - 1)) for i, n in enumerate(index.shape)]
     grids[dim] = index
     return tuple(grids)
 
@@ -181,7 +205,7 @@ class ScatterAdd(Function):
         if ctx.needs_input_grad[3]:
             src_grad = gather(grad_output, ctx.dim, index)
             if src_grad.shape != ctx.src_shape:  # src entries beyond index's extent got no use
-                widths = zip(reversed(ctx.src_shape), reversed(index.shape))
+                widths = zip(reversed(ctx.src_shape), reversed(index.shape), strict=True)
                 src_grad = pad(src_grad, [w for n_src, n_index in widths for w in (0, n_src - n_index)])
         return grad_output, None, None, src_grad
 

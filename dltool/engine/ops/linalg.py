@@ -37,7 +37,7 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """Matrix product with numpy's rules: batch dims broadcast, 1-D operands are vectors."""
     if input.ndim == 0 or other.ndim == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D")
-    x, y = _pair(input, other)
+    x, y = _pair(input, other, broadcast=False)
     inner_x = x.shape[-1]
     inner_y = y.shape[-2] if y.ndim > 1 else y.shape[0]
     if inner_x != inner_y:

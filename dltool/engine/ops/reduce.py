@@ -6,6 +6,8 @@ import builtins
 from collections import namedtuple
 from typing import Any
 
+import numpy as np
+
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
 from dltool.engine.ops._utils import normalize_dims
@@ -218,7 +220,8 @@ class LogSumExp(Function):
         peak = x._data.max(axis=axes, keepdims=True)
         # NOTE: an all -inf slice would give nan through inf - inf; shift by 0 there
         peak = xp.where(xp.isfinite(peak), peak, 0)
-        out = xp.log(xp.exp(x._data - peak).sum(axis=axes, keepdims=True)) + peak
+        with np.errstate(divide="ignore"):  # log(0) = -inf is the answer for an all -inf slice
+            out = xp.log(xp.exp(x._data - peak).sum(axis=axes, keepdims=True)) + peak
         y = out if keepdim else out.squeeze(axes)
         # the output itself is saved, so that under create_graph its own gradient flows too
         ctx.save_for_backward(x, y)

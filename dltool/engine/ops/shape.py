@@ -9,8 +9,8 @@ from typing import Any
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
 from dltool.engine.ops._utils import unbroadcast
-from dltool.engine.ops.elementwise import cast
-from dltool.engine.tensor import Tensor, _wrap_dim
+from dltool.engine.ops.elementwise import cast, clone
+from dltool.engine.tensor import OVERLAP_MESSAGE, Tensor, _wrap_dim
 
 
 def _sizes(args: tuple) -> tuple:
@@ -35,6 +35,10 @@ class Reshape(Function):
     def backward(ctx, grad_output):
         return grad_output.reshape(ctx.shape), None
 
+    @staticmethod
+    def put_back(base, value, shape):
+        return reshape(value, base.shape)
+
 
 def _infer_shape(shape: tuple, numel: int) -> tuple:
     shape = tuple(int(n) for n in shape)
@@ -58,6 +62,8 @@ def reshape(input: Tensor, *shape: Any) -> Tensor:  # noqa: A002
     shape = _infer_shape(_sizes(shape), input._data.size)
     if shape == input.shape:
         return input
+    if not input._data.flags.c_contiguous:  # no view possible: reshape a copy, as PyTorch does
+        input = clone(input)
     return Reshape.apply(input, shape)
 
 
@@ -115,10 +121,18 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        inverse = [0] * len(ctx.dims)
-        for i, d in enumerate(ctx.dims):
-            inverse[d] = i
-        return permute(grad_output, tuple(inverse)), None
+        return permute(grad_output, _inverse(ctx.dims)), None
+
+    @staticmethod
+    def put_back(base, value, dims):
+        return permute(value, _inverse(dims))
+
+
+def _inverse(dims: tuple) -> tuple:
+    inverse = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inverse[d] = i
+    return tuple(inverse)
 
 
 def permute(input: Tensor, *dims: Any) -> Tensor:  # noqa: A002
@@ -169,6 +183,10 @@ class Expand(Function):
     def backward(ctx, grad_output):
         return unbroadcast(grad_output, ctx.shape), None
 
+    @staticmethod
+    def put_back(base, value, shape):
+        raise RuntimeError(OVERLAP_MESSAGE)
+
 
 def expand(input: Tensor, *sizes: Any) -> Tensor:  # noqa: A002
     """A broadcast view to ``sizes`` (-1 keeps a dim); no memory is copied."""
@@ -211,7 +229,7 @@ class Repeat(Function):
     def backward(ctx, grad_output):
         padded = (1,) * (len(ctx.repeats) - len(ctx.shape)) + ctx.shape
         interleaved = []
-        for r, n in zip(ctx.repeats, padded):
+        for r, n in zip(ctx.repeats, padded, strict=True):
             interleaved += [r, n]
         grad = grad_output.reshape(tuple(interleaved))
         grad = grad.sum(dim=tuple(range(0, len(interleaved), 2)))
@@ -348,7 +366,7 @@ def unbind(input: Tensor, dim: int = 0) -> tuple[Tensor, ...]:  # noqa: A002
 class Pad(Function):
     @staticmethod
     def forward(ctx, x, widths, value):
-        ctx.keep = tuple(slice(before, before + n) for (before, _), n in zip(widths, x.shape))
+        ctx.keep = tuple(slice(before, before + n) for (before, _), n in zip(widths, x.shape, strict=True))
         return x._xp().pad(x._data, widths, mode="constant", constant_values=value)
 
     @staticmethod
