@@ -179,10 +179,10 @@ def _resume_overrides(args: list[str]) -> list[str]:
         return []
     values = _override_values(args)
     resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
-    if resume in (None, "null") or (resume == "auto" and run_dir is None):
-        if resume == "auto":
-            raise ValueError("resume=auto needs the run directory to search: add hydra.run.dir=<run dir>")
+    if resume is None:
         return []
+    if resume == "auto" and run_dir is None:
+        raise ValueError("resume=auto needs the run directory to search: add hydra.run.dir=<run dir>")
     checkpoint = find_last_checkpoint(run_dir) if resume == "auto" else Path(resume)
     if checkpoint is None or not checkpoint.is_file():
         return []  # auto: a fresh run; a missing path: the run reports it

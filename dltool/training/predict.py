@@ -35,11 +35,13 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         raise ConfigError(f"topk: expected an integer >= 1, got {cfg.topk!r}")
     k = min(cfg.topk, len(classes))
     run_cfg = OmegaConf.create(checkpoint["config"])
+    if "transform" not in run_cfg.dataset:
+        raise ConfigError(f"{path}: its dataset config has no transform to turn images into tensors")
     device = cfg.device or run_cfg.trainer.device
     model = build_model(run_cfg, device)
     load_model_state(model, checkpoint["model"], path)
     model.eval()
-    transform = build("dataset.transform", run_cfg.dataset.transform) if "transform" in run_cfg.dataset else None
+    transform = build("dataset.transform", run_cfg.dataset.transform)
     shape = list(meta["input_shape"])
     batch = dl.stack([_load(Path(p), shape, transform) for p in inputs]).to(device)
     with dl.no_grad():
@@ -63,8 +65,6 @@ def _load(path: Path, shape: list[int], transform: Any) -> dl.Tensor:
     height, width = shape[1], shape[2]
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.BILINEAR)
-    if transform is None:
-        raise ConfigError("the checkpoint's dataset config has no transform to turn images into tensors")
     return transform(image)
 
 

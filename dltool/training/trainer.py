@@ -8,6 +8,7 @@ uninterrupted one bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -91,7 +92,7 @@ class _Trainer:
         _seed_everything(o.seed)
         self.data = build_data(cfg, o)
         fill_num_classes(cfg, self.data.classes)
-        self.monitor_prefix = self._check_monitor()
+        self._check_monitor()
         self.model = build_model(cfg, o.device)
         self.loss_fn = build("loss", cfg.loss)
         self.optimizer = build_optimizer(cfg, self.model)
@@ -111,7 +112,7 @@ class _Trainer:
 
     # ------------------------------------------------------------ setup
 
-    def _check_monitor(self) -> str:
+    def _check_monitor(self) -> None:
         o = self.options
         score = "acc" if self.data.task == "classification" else "mae"
         prefix, _, name = o.monitor.partition("/")
@@ -122,7 +123,6 @@ class _Trainer:
             )
         if prefix == "val" and self.data.val is None:
             raise ConfigError(f"trainer.monitor: {o.monitor!r} needs a validation split but trainer.val_split is 0")
-        return prefix
 
     def _restore(self, path: Path) -> None:
         checkpoint = load_checkpoint(path)
@@ -324,8 +324,9 @@ class _Trainer:
 def record_failure(run_dir: Path, ex: BaseException) -> None:
     """Note a failed or interrupted run in metrics.json, unless the run already finished before."""
     path = run_dir / "metrics.json"
-    if path.exists() and json.loads(path.read_text()).get("status") == "completed":
-        return
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("status") == "completed":
+            return
     if isinstance(ex, KeyboardInterrupt):
         _write_json(path, {"status": "interrupted"})
     else:

@@ -71,6 +71,15 @@ def test_console_is_plain_off_a_terminal(dltool: Callable) -> None:
     assert len(lines) == 2 and "train/loss" in lines[0] and "samples/s" in lines[0]
 
 
+def test_progress_bar_on_a_terminal(tmp_path: Path, data_root: Path) -> None:
+    env = {**cli_env(data_root), "FORCE_COLOR": "1"}  # rich then draws as on a terminal
+    result = subprocess.run([sys.executable, "-m", "dltool.cli", "train", *TINY, "hydra.run.dir=runs/tty"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b[" in result.stdout and "6/6" in result.stdout and "samples/s" in result.stdout
+    assert result.stdout.count("epoch 2/2  train/loss") == 1  # one summary line per epoch
+
+
 def test_resume_after_max_steps_is_bit_for_bit(dltool: Callable, tmp_path: Path) -> None:
     common = [*TINY, "trainer.epochs=3", "trainer.checkpoint_every_n_epochs=1"]
     ok(dltool("train", *common, "hydra.run.dir=runs/straight"))

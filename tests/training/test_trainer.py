@@ -31,6 +31,20 @@ def test_linear_regression_recovers_the_weights(tmp_path: Path) -> None:
     np.testing.assert_allclose(model["linear.bias"].numpy(), truth.bias.numpy(), atol=0.02)
 
 
+def test_eval_of_a_regression_checkpoint(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from dltool.training.evaluation import evaluate_checkpoint
+
+    train(compose_config("experiment=linreg", "trainer.epochs=2", "logger=none"), tmp_path)
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    cfg = OmegaConf.create({"checkpoint": str(checkpoint), "split": "val", "batch_size": None, "device": None,
+                            "num_workers": 0, "output": None})
+    report = evaluate_checkpoint(cfg)
+    assert set(report) == {"checkpoint", "split", "samples", "loss", "mae"} and report["samples"] == 102
+    assert json.loads((tmp_path / "checkpoints" / "last.val.json").read_text()) == report
+
+
 def test_an_mlp_as_a_regressor(tmp_path: Path) -> None:
     cfg = compose_config("dataset=synthetic_regression", "loss=mse", "trainer.monitor=val/mae", "trainer.mode=min",
                          "trainer.epochs=3", "logger=none")
