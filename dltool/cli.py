@@ -27,7 +27,12 @@ from omegaconf import DictConfig
 
 import dltool
 from dltool.training.checkpoint import find_last_checkpoint, run_dir_of
+from dltool.training.console import run_logging
 from dltool.training.errors import Interrupted
+from dltool.training.evaluation import evaluate_checkpoint
+from dltool.training.predict import predict
+from dltool.training.resume import resume_config
+from dltool.training.trainer import train
 
 _GROUP_OPTIONS_SKIP = ("hydra", "__pycache__")
 
@@ -55,9 +60,6 @@ def _reported(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
 @_reported
 def train_command(cfg: DictConfig) -> float:
     """Train; return the monitored metric's best value (what a sweeper plugin optimizes)."""
-    from dltool.training.resume import resume_config
-    from dltool.training.trainer import train
-
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
@@ -76,25 +78,17 @@ def train_command(cfg: DictConfig) -> float:
 @hydra.main(config_path="conf", config_name="eval", version_base="1.3")
 @_reported
 def eval_command(cfg: DictConfig) -> None:
-    from dltool.training.evaluation import evaluate_checkpoint
-
-    with _console_logging():
+    """Evaluate a checkpoint (prints the tables, writes the JSON report)."""
+    with run_logging():
         evaluate_checkpoint(cfg)
 
 
 @hydra.main(config_path="conf", config_name="predict", version_base="1.3")
 @_reported
 def predict_command(cfg: DictConfig) -> None:
-    from dltool.training.predict import predict
-
-    with _console_logging():
+    """Print the top-k classes of image files."""
+    with run_logging():
         predict(cfg)
-
-
-def _console_logging() -> Any:
-    from dltool.training.console import run_logging
-
-    return run_logging(None)
 
 
 COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {

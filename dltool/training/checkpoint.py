@@ -50,8 +50,9 @@ def new_checkpoint(config: dict[str, Any], meta: dict[str, Any], **state: Any) -
             "config": config, "meta": meta, **state}
 
 
-def load_checkpoint(path: str | Path, map_location: Any = None) -> dict[str, Any]:
-    """Read a checkpoint written by dltool.
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by dltool, its tensors on ``map_location`` (the host by default:
+    ``load_state_dict`` copies them to wherever the model and optimizer live).
 
     Raises:
         CheckpointError: the file is missing, truncated or corrupt, or not a dltool checkpoint.
