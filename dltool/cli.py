@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import dltool
-from dltool.training.checkpoint import find_last_checkpoint, run_dir_of
+from dltool.training.checkpoint import find_last_checkpoint, refuse_used_run_dir, run_dir_of
 from dltool.training.console import run_logging
 from dltool.training.errors import Interrupted
 from dltool.training.evaluation import evaluate_checkpoint
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if command == "train":
         try:
-            rest += _resume_overrides(rest)
+            rest += _run_dir_overrides(rest)
         except Exception as ex:
             print(f"dltool train: error: {_one_line(ex)}", file=sys.stderr)
             return 1
@@ -163,17 +163,20 @@ def _run(command: str, args: list[str]) -> int:
         GlobalHydra.instance().clear()
 
 
-def _resume_overrides(args: list[str]) -> list[str]:
+def _run_dir_overrides(args: list[str]) -> list[str]:
     """Hydra overrides that make ``resume=`` continue in the checkpoint's own run directory.
 
-    Hydra creates the run directory and its ``.hydra/`` before the run starts; this points it at the
-    checkpoint's run and keeps its ``.hydra/`` (the original config) untouched.
+    Hydra writes the run directory's ``.hydra/`` before the run starts: this points it at the
+    checkpoint's run and keeps the original ``.hydra/`` untouched, and refuses a new run in a
+    directory that holds an earlier one.
     """
     if "-m" in args or "--multirun" in args:
         return []
     values = _override_values(args)
     resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
     if resume is None:
+        if run_dir is not None:
+            refuse_used_run_dir(run_dir)
         return []
     if resume == "auto" and run_dir is None:
         raise ValueError("resume=auto needs the run directory to search: add hydra.run.dir=<run dir>")

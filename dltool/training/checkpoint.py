@@ -16,7 +16,7 @@ import numpy as np
 
 import dltool
 import dltool.engine as dl
-from dltool.training.errors import CheckpointError
+from dltool.training.errors import CheckpointError, ConfigError
 
 FORMAT = "dltool-checkpoint"
 FORMAT_VERSION = 1
@@ -107,6 +107,19 @@ def run_dir_of(checkpoint: str | Path) -> Path:
     """The run directory a checkpoint belongs to (the parent of its ``checkpoints/`` folder)."""
     path = Path(checkpoint)
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def refuse_used_run_dir(run_dir: str | Path) -> None:
+    """Raise unless ``run_dir`` is free for a new run (it has no ``checkpoints/last.ckpt``).
+
+    Raises:
+        ConfigError: saying how to continue the earlier run instead.
+    """
+    if (Path(run_dir) / "checkpoints" / "last.ckpt").exists():
+        raise ConfigError(
+            f"{run_dir} already holds a run's checkpoints; continue it with resume=auto hydra.run.dir={run_dir}, "
+            "or choose another hydra.run.dir"
+        )
 
 
 def find_last_checkpoint(run_dir: str | Path) -> Path | None:

@@ -37,6 +37,7 @@ from dltool.training.checkpoint import (
     load_checkpoint,
     load_model_state,
     new_checkpoint,
+    refuse_used_run_dir,
     restore_rng,
 )
 from dltool.training.console import EpochProgress, run_logging
@@ -66,16 +67,19 @@ class LoopState:
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train as ``cfg`` says, writing checkpoints, logs and metrics.json into ``run_dir``.
 
-    ``cfg.resume``, when set, is a checkpoint to continue from (its config should be ``cfg``).
+    ``cfg.resume``, when set, is a checkpoint to continue from (its config should be ``cfg``);
+    without it, a ``run_dir`` that already has checkpoints is refused rather than overwritten.
 
     Returns:
         The metrics.json content: status, the monitored metric's best value and the final metrics.
 
     Raises:
-        DltoolError: bad config, missing data, bad checkpoint, or a diverged loss.
+        DltoolError: bad config, missing data, bad checkpoint, a used run_dir, or a diverged loss.
         Interrupted: SIGINT/SIGTERM arrived; a checkpoint was saved first.
     """
     run_dir = Path(run_dir)
+    if not cfg.get("resume"):
+        refuse_used_run_dir(run_dir)
     with run_logging(run_dir / "train.log"):
         try:
             return _Trainer(cfg, run_dir).fit()

@@ -84,6 +84,15 @@ def test_bad_checkpoints_lose_nothing(dltool: Callable, trained_run: Path, tmp_p
     assert _snapshot(run) == before
 
 
+def test_an_earlier_run_is_not_overwritten(dltool: Callable, trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "copy"
+    shutil.copytree(trained_run, run)
+    before = _snapshot(run)
+    message = _one_line_error(dltool("train", "hydra.run.dir=runs/copy"))
+    assert "already holds a run's checkpoints; continue it with resume=auto hydra.run.dir=" in message
+    assert _snapshot(run) == before
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

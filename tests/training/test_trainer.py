@@ -137,3 +137,12 @@ def compose_predict(checkpoint: Path, inputs: list[Path]) -> object:
 
     return OmegaConf.create({"checkpoint": str(checkpoint), "inputs": [str(p) for p in inputs], "topk": 3,
                              "device": None})
+
+
+def test_a_used_run_dir_is_refused(tmp_path: Path) -> None:
+    cfg = compose_config("experiment=linreg", "trainer.epochs=1", "logger=none")
+    train(cfg, tmp_path)
+    before = (tmp_path / "checkpoints" / "last.ckpt").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run's checkpoints"):
+        train(cfg, tmp_path)
+    assert (tmp_path / "checkpoints" / "last.ckpt").read_bytes() == before
