@@ -200,7 +200,8 @@ from dltool.engine.tensor import Tensor
 
 # isort: split
 # NOTE: the data package builds on Tensor and the ops, so it is imported after them
-from dltool.engine import utils
+# nn builds on everything above; importing it earlier would be circular
+from dltool.engine import nn, utils
 
 
 class cuda:  # noqa: N801 - PyTorch's namespace

@@ -670,7 +670,7 @@ def _rebuild(array: np.ndarray, requires_grad: bool) -> Tensor:
 
 
 def _any_requires_grad(args: tuple) -> bool:
-    return any(type(arg) is Tensor and arg.requires_grad for arg in args)
+    return any(isinstance(arg, Tensor) and arg.requires_grad for arg in args)
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:

@@ -45,4 +45,4 @@ def normalize_dims(dim: Any, ndim: int) -> tuple[int, ...]:
 
 def data_of(value: Any) -> Any:
     """The array behind a tensor, or the value itself (a Python scalar or None)."""
-    return value._data if type(value) is Tensor else value
+    return value._data if isinstance(value, Tensor) else value

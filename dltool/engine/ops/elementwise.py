@@ -43,9 +43,9 @@ def _pair(x: Any, y: Any, broadcast: bool = True) -> tuple[Tensor, Tensor]:
 
     With ``broadcast``, shapes that cannot broadcast together raise PyTorch's error.
     """
-    if type(x) is not Tensor:
+    if not isinstance(x, Tensor):
         x = _scalar(x, y) if isinstance(x, _Number) else as_tensor_like(x, y)
-    if type(y) is not Tensor:
+    if not isinstance(y, Tensor):
         y = _scalar(y, x) if isinstance(y, _Number) else as_tensor_like(y, x)
     if broadcast and x._data.shape != y._data.shape and x._data.ndim and y._data.ndim:
         _check_broadcast(x._data.shape, y._data.shape)
@@ -466,7 +466,7 @@ def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A
     """Limit values to ``[min, max]``; the gradient passes where the input lies inside."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    if type(min) is Tensor or type(max) is Tensor:
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
         result = input
         if min is not None:
             result = maximum(result, min)
@@ -548,11 +548,11 @@ class Maximum(Function):
 
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
     """Pick ``input`` where ``condition`` holds, else ``other``; both may be numbers."""
-    if type(condition) is not Tensor:
+    if not isinstance(condition, Tensor):
         condition = Tensor(np.asarray(condition))
     if condition.dtype != dtypes.bool:
         condition = Tensor._make(condition._data.astype(bool))
-    if type(input) is not Tensor and type(other) is not Tensor:
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         input = _scalar(input, Tensor._make(condition._xp().zeros((), dtypes.get_default_dtype())))
     x, y = _pair(input, other)
     return Where.apply(condition, x, y)
@@ -562,9 +562,9 @@ def masked_fill(input: Tensor, mask: Tensor, value: Any) -> Tensor:  # noqa: A00
     """``value`` where ``mask`` is true, ``input`` elsewhere."""
     if mask.dtype != dtypes.bool:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype}")
-    if type(value) is Tensor:
+    if isinstance(value, Tensor):
         value = value.to(input.dtype)
-    return where(mask, _scalar(value, input) if type(value) is not Tensor else value, input)
+    return where(mask, _scalar(value, input) if not isinstance(value, Tensor) else value, input)
 
 
 def maximum(input: Tensor, other: Any) -> Tensor:  # noqa: A002
@@ -640,7 +640,7 @@ def overwrite(input: Tensor, value: Any) -> Tensor:  # noqa: A002
     What ``copy_``, ``fill_`` and the random fills compute before writing in place.
     """
     xp = input._xp()
-    value = value if type(value) is Tensor else Tensor._make(xp.asarray(value, dtype=input.dtype))
+    value = value if isinstance(value, Tensor) else Tensor._make(xp.asarray(value, dtype=input.dtype))
     value = cast(to_device(value, input.device) if value.device != input.device else value, input.dtype)
     keep_old = Tensor._make(xp.zeros((), dtype=bool))
     return where(keep_old, input, value.expand(input.shape))
@@ -651,9 +651,9 @@ def overwrite(input: Tensor, value: Any) -> Tensor:  # noqa: A002
 
 def _compare(name: str) -> Any:
     def op(input: Any, other: Any) -> Tensor:  # noqa: A002
-        x = input if type(input) is Tensor else as_tensor_like(input, other)
+        x = input if isinstance(input, Tensor) else as_tensor_like(input, other)
         xp = x._xp()
-        return Tensor._make(getattr(xp, name)(x._data, other._data if type(other) is Tensor else other))
+        return Tensor._make(getattr(xp, name)(x._data, other._data if isinstance(other, Tensor) else other))
 
     op.__name__ = name
     op.__doc__ = f"Elementwise ``{name}`` with broadcasting; a bool tensor without gradient."

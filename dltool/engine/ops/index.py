@@ -22,7 +22,7 @@ values_indices = namedtuple("values_indices", ["values", "indices"])
 
 def _index_part(part: Any, xp: Any) -> Any:
     """One entry of a key: tensors and lists as ``xp`` arrays, 0-dim integer tensors as ints."""
-    if type(part) is Tensor:
+    if isinstance(part, Tensor):
         part = part._data
     elif isinstance(part, list):
         part = np.asarray(part)
@@ -235,7 +235,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src: Any = None, value: Any 
     dim = _check_index("scatter", input, dim, index)
     out = input._data.copy()
     xp = input._xp()
-    source = src._data[tuple(slice(0, n) for n in index.shape)] if type(src) is Tensor else (value if src is None else src)
+    source = src._data[tuple(slice(0, n) for n in index.shape)] if isinstance(src, Tensor) else (value if src is None else src)
     out[_along(index._data, dim, xp)] = source
     return Tensor._make(out)
 

@@ -172,7 +172,7 @@ def _extreme(input: Tensor, dim: Any, keepdim: bool, other: Any, largest: bool) 
     from dltool.engine.ops.elementwise import maximum, minimum
     from dltool.engine.ops.index import gather
 
-    if type(dim) is Tensor:
+    if isinstance(dim, Tensor):
         return maximum(input, dim) if largest else minimum(input, dim)
     if other is not None:
         return maximum(input, other) if largest else minimum(input, other)

@@ -1,0 +1,110 @@
+"""``torch.nn.functional``: the stateless forms of layers, activations and losses.
+
+A flat namespace over ``dltool.engine.ops``; the few functions defined here only adapt PyTorch's
+signatures (``inplace=``, ``_stacklevel``) or compose a handful of ops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dltool.engine.ops import elementwise as _elementwise
+from dltool.engine.ops import reduce as _reduce
+from dltool.engine.ops import shape as _shape
+from dltool.engine.ops.activation import (
+    dropout,
+    dropout2d,
+    elu,
+    gelu,
+    hardtanh,
+    leaky_relu,
+    mish,
+    relu6,
+    selu,
+    silu,
+    softplus,
+)
+from dltool.engine.ops.attention import scaled_dot_product_attention
+from dltool.engine.ops.conv import (
+    conv1d,
+    conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
+    fold,
+    pad_by_index,
+    unfold,
+)
+from dltool.engine.ops.elementwise import sigmoid, tanh
+from dltool.engine.ops.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    one_hot,
+    smooth_l1_loss,
+)
+from dltool.engine.ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
+from dltool.engine.ops.pool import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
+)
+from dltool.engine.ops.sparse import embedding
+from dltool.engine.tensor import Tensor
+
+__all__ = [
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d",
+    "conv_transpose1d", "conv_transpose2d", "cross_entropy", "dropout", "dropout2d", "elu",
+    "embedding", "fold", "gelu", "group_norm", "hardtanh", "huber_loss", "instance_norm", "kl_div",
+    "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool1d", "max_pool2d",
+    "mish", "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6", "scaled_dot_product_attention", "selu",
+    "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "tanh", "unfold",
+]
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
+    """``input @ weight.T + bias``; leading dims are folded into one matmul."""
+    if input.dtype != weight.dtype:
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {input.dtype} and {weight.dtype}")
+    if input.ndim > 2:
+        lead = input.shape[:-1]
+        flat = input.reshape(-1, input.shape[-1]).matmul(weight.t())
+        out = flat.reshape(lead + (weight.shape[0],))
+    else:
+        out = input.matmul(weight.t())
+    return out if bias is None else out + bias
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    return input.relu_() if inplace else _elementwise.relu(input)
+
+
+def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:  # noqa: A002
+    return _reduce.softmax(input, dim, dtype)
+
+
+def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:  # noqa: A002
+    return _reduce.log_softmax(input, dim, dtype)
+
+
+def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:  # noqa: A002
+    """Pad the last dims by ``(left, right, top, bottom, ...)`` with a constant or by reflection,
+    replication or wrapping (``mode='reflect'|'replicate'|'circular'``)."""
+    if mode == "constant":
+        return _shape.pad(input, pad, mode, value)
+    if mode not in ("reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    return pad_by_index(input, pad, mode)
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:  # noqa: A002
+    """``input`` divided by its ``p``-norm along ``dim`` (at least ``eps``)."""
+    return input / _elementwise.clamp_min(_reduce.norm(input, p, dim, keepdim=True), eps)

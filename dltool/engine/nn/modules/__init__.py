@@ -1,0 +1,1 @@
+"""The layer classes of ``dltool.engine.nn``, one family per module."""

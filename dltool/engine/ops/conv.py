@@ -1,0 +1,378 @@
+"""Convolutions as im2col plus one BLAS matmul: ``unfold``/``fold``, conv1d/2d, conv_transpose1d/2d.
+
+``unfold`` copies every sliding window of the (padded) input out of a strided view into an
+``(N, C*kh*kw, L)`` matrix; a convolution is then one batched matmul with the flattened weight.
+``fold`` is unfold's adjoint (overlapping windows add up), so each is the other's backward and a
+convolution's gradients, of any order, come from the matmul's and these two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from dltool.engine import backend
+from dltool.engine.autograd.function import Function
+from dltool.engine.tensor import Tensor
+
+# =============================================================== window geometry
+
+
+def pair(value: Any, name: str) -> tuple[int, int]:
+    """An int or a pair of ints as a pair, as PyTorch's 2-D layers accept either."""
+    if isinstance(value, int):
+        return (value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) == 1:
+        return (value[0], value[0])
+    if len(value) != 2:
+        raise ValueError(f"{name} must be an int or a tuple of 2 ints, got {value}")
+    return value  # type: ignore[return-value]
+
+
+def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool = False) -> int:
+    """Number of window positions along one axis, with PyTorch's rule for ``ceil_mode``."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if not ceil_mode:
+        return span // stride + 1
+    count = -(-span // stride) + 1
+    # NOTE: the last window must start inside the input or the left padding (PyTorch's rule)
+    if (count - 1) * stride >= size + padding:
+        count -= 1
+    return count
+
+
+def offset_slices(kernel: tuple, dilation: tuple, stride: tuple, out: tuple) -> Iterator[tuple]:
+    """For each kernel offset ``(i, j)``: the slices of the padded input that offset reads."""
+    for i in range(kernel[0]):
+        rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (out[0] - 1) + 1, stride[0])
+        for j in range(kernel[1]):
+            cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (out[1] - 1) + 1, stride[1])
+            yield i, j, (Ellipsis, rows, cols)
+
+
+def pad_array(x: Any, padding: tuple, extra: tuple = (0, 0), value: float = 0.0) -> Any:
+    """``x`` with ``padding`` on both sides of its last two axes and ``extra`` more at the end."""
+    if not any(padding) and not any(extra):
+        return x
+    widths = ((0, 0),) * (x.ndim - 2) + ((padding[0], padding[0] + extra[0]), (padding[1], padding[1] + extra[1]))
+    return backend.array_module(x).pad(x, widths, constant_values=value)
+
+
+def _im2col(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple) -> Any:
+    """Every window of the padded ``x`` copied out of a strided view: ``(N, C*kh*kw, Ho*Wo)``."""
+    xp = backend.array_module(x)
+    x = pad_array(x, padding)
+    sn, sc, sh, sw = x.strides
+    strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
+    shape = x.shape[:2] + tuple(kernel) + tuple(out)
+    # NOTE: the view overlaps itself; it is only ever read, into a fresh array
+    cols = xp.empty(shape, dtype=x.dtype)
+    cols[...] = xp.lib.stride_tricks.as_strided(x, shape, strides)
+    return cols.reshape(shape[0], -1, out[0] * out[1])
+
+
+def _col2im(cols: Any, size: tuple, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple) -> Any:
+    """Sum windows ``(N, C, kh, kw, Ho, Wo)`` back into an ``(N, C, *size)`` image (unfold's adjoint)."""
+    xp = backend.array_module(cols)
+    n, c = cols.shape[:2]
+    image = xp.zeros((n, c, size[0] + 2 * padding[0], size[1] + 2 * padding[1]), dtype=cols.dtype)
+    if all(s >= d * (k - 1) + 1 for k, d, s in zip(kernel, dilation, stride, strict=True)):
+        # disjoint windows (pools with stride == kernel): one write through a strided view
+        sn, sc, sh, sw = image.strides
+        strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
+        xp.lib.stride_tricks.as_strided(image, cols.shape, strides)[...] = cols
+    else:
+        for i, j, window in offset_slices(kernel, dilation, stride, out):
+            image[window] += cols[:, :, i, j]
+    return image[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
+
+
+# =============================================================== unfold and fold
+
+
+class Unfold(Function):
+    @staticmethod
+    def forward(ctx, x, kernel, dilation, padding, stride, out):
+        ctx.geometry = x.shape[2:], kernel, dilation, padding, stride, out
+        return _im2col(x._data, kernel, dilation, padding, stride, out)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return Fold.apply(grad_output, *ctx.geometry), None, None, None, None, None
+
+
+class Fold(Function):
+    @staticmethod
+    def forward(ctx, cols, size, kernel, dilation, padding, stride, out):
+        ctx.geometry = kernel, dilation, padding, stride, out
+        n = cols.shape[0]
+        blocks = cols._data.reshape(n, -1, kernel[0], kernel[1], out[0], out[1])
+        return _col2im(blocks, size, kernel, dilation, padding, stride, out)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return (Unfold.apply(grad_output, *ctx.geometry),) + (None,) * 6
+
+
+def _geometry(size: tuple, kernel_size: Any, dilation: Any, padding: Any, stride: Any) -> tuple:
+    kernel, dil = pair(kernel_size, "kernel_size"), pair(dilation, "dilation")
+    pad, step = pair(padding, "padding"), pair(stride, "stride")
+    if min(kernel) <= 0 or min(dil) <= 0 or min(step) <= 0 or min(pad) < 0:
+        raise ValueError(
+            f"kernel_size, dilation and stride must be positive and padding non-negative, got "
+            f"kernel_size={kernel}, dilation={dil}, padding={pad}, stride={step}"
+        )
+    out = tuple(out_size(size[a], kernel[a], step[a], pad[a], dil[a]) for a in range(2))
+    if min(out) <= 0:
+        padded = tuple(size[a] + 2 * pad[a] for a in range(2))
+        raise RuntimeError(
+            f"Calculated padded input size per channel: ({padded[0]} x {padded[1]}). Kernel size: "
+            f"({dil[0] * (kernel[0] - 1) + 1} x {dil[1] * (kernel[1] - 1) + 1}). Kernel size can't be "
+            "greater than actual input size"
+        )
+    return kernel, dil, pad, step, out
+
+
+def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0, stride: Any = 1) -> Tensor:  # noqa: A002
+    """Sliding windows of a ``(N, C, H, W)`` batch as columns ``(N, C*kh*kw, L)`` (im2col).
+
+    Example:
+        >>> unfold(ones(1, 2, 3, 3), 2).shape
+        (1, 8, 4)
+    """
+    if input.ndim != 4:
+        raise RuntimeError(f"Input Error: Only 4D input Tensors are supported (got {input.ndim}D)")
+    return Unfold.apply(input, *_geometry(input.shape[2:], kernel_size, dilation, padding, stride))
+
+
+def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0, stride: Any = 1) -> Tensor:  # noqa: A002
+    """Sum columns ``(N, C*kh*kw, L)`` back into ``(N, C, *output_size)`` (col2im, unfold's adjoint)."""
+    if input.ndim != 3:
+        raise RuntimeError(f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported (got {input.ndim}D)")
+    size = pair(output_size, "output_size")
+    kernel, dil, pad, step, out = _geometry(size, kernel_size, dilation, padding, stride)
+    blocks = kernel[0] * kernel[1]
+    if input.shape[1] % blocks or input.shape[2] != out[0] * out[1]:
+        raise RuntimeError(
+            f"Given output_size={size}, kernel_size={kernel}, dilation={dil}, padding={pad}, "
+            f"stride={step}, expected input of shape (N, C * {blocks}, {out[0]} * {out[1]}), but got "
+            f"{list(input.shape)}"
+        )
+    return Fold.apply(input, size, kernel, dil, pad, step, out)
+
+
+# =============================================================== convolutions
+
+
+def _check_conv(name: str, input: Tensor, weight: Tensor, bias: Tensor | None, groups: int, dims: int) -> None:  # noqa: A002
+    if input.ndim not in (dims + 1, dims + 2):
+        raise RuntimeError(
+            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to {name}, but got "
+            f"input of size: {list(input.shape)}"
+        )
+    if weight.ndim != dims + 2:
+        raise RuntimeError(f"{name}: expected weight to be {dims + 2}D, but got weight of size {list(weight.shape)}")
+    if input.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        raise RuntimeError(
+            f"Input type ({input.dtype}), weight type ({weight.dtype}) and bias type "
+            f"({None if bias is None else bias.dtype}) should be the same"
+        )
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+
+
+def _same_padding(kernel: tuple, dilation: tuple, stride: tuple) -> tuple[tuple, tuple]:
+    """PyTorch's ``padding='same'``: the total ``d*(k-1)`` split with the extra one on the right."""
+    if stride != (1, 1):
+        raise ValueError("padding='same' is not supported for strided convolutions")
+    total = tuple(d * (k - 1) for k, d in zip(kernel, dilation, strict=True))
+    left = tuple(t // 2 for t in total)
+    return left, tuple(t - lo for t, lo in zip(total, left, strict=True))
+
+
+def _conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any, dilation: Any, groups: int) -> Tensor:
+    """The batched 4-D convolution behind conv1d and conv2d."""
+    from dltool.engine.ops.shape import pad as pad_op
+
+    n, c, h, w = x.shape
+    o, c_per_group, kh, kw = weight.shape
+    if c != c_per_group * groups:
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
+            f"{list(x.shape)} to have {c_per_group * groups} channels, but got {c} channels instead"
+        )
+    if o % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got weight of size {list(weight.shape)}")
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"Invalid padding string '{padding}', should be one of ['valid', 'same']")
+        left, right = _same_padding((kh, kw), dilation, stride) if padding == "same" else ((0, 0), (0, 0))
+        if left != right:  # NOTE: an odd total pads one more on the right, as PyTorch does
+            x = pad_op(x, (0, right[1] - left[1], 0, right[0] - left[0]))
+            h, w = x.shape[2:]
+        padding = left
+    padding = pair(padding, "padding")
+    if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0):
+        cols, out = x.reshape(n, c, h * w), (h, w)
+    else:
+        kernel, dilation, padding, stride, out = _geometry((h, w), (kh, kw), dilation, padding, stride)
+        cols = Unfold.apply(x, kernel, dilation, padding, stride, out)
+    if groups == 1:
+        y = weight.reshape(o, -1).matmul(cols)
+    else:
+        grouped = cols.reshape(n, groups, -1, out[0] * out[1])
+        y = weight.reshape(groups, o // groups, -1).matmul(grouped)
+    y = y.reshape(n, o, out[0], out[1])
+    return y if bias is None else y + bias.reshape(1, o, 1, 1)
+
+
+def _batched(input: Tensor, dims: int, fn: Any) -> Tensor:  # noqa: A002
+    """Run ``fn`` on a batched input, adding and removing the batch dim for unbatched ones."""
+    if input.ndim == dims + 1:
+        return fn(input.unsqueeze(0)).squeeze(0)
+    return fn(input)
+
+
+def conv2d(
+    input: Tensor,  # noqa: A002
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-D convolution (cross-correlation) of ``(N, C, H, W)`` with ``(O, C/groups, kh, kw)``.
+
+    ``padding`` may be an int, a pair, ``'valid'`` or ``'same'`` (stride 1 only), as in PyTorch.
+    """
+    _check_conv("conv2d", input, weight, bias, groups, 2)
+    return _batched(input, 2, lambda x: _conv2d(x, weight, bias, stride, padding, dilation, groups))
+
+
+def _via_2d(conv: Any, input: Tensor, weight: Tensor, bias: Tensor | None, args: tuple) -> Tensor:  # noqa: A002
+    """A 1-D convolution run as the 2-D ``conv`` over a height of 1."""
+    w2 = weight.unsqueeze(2)
+    return _batched(input, 1, lambda x: conv(x.unsqueeze(2), w2, bias, *args).squeeze(2))
+
+
+def as_2d(value: Any, fill: int) -> Any:
+    """A 1-D argument (an int or a 1-tuple) as the 2-D one with ``fill`` on a dummy height axis."""
+    if isinstance(value, str):
+        return value
+    value = value[0] if isinstance(value, (tuple, list)) else value
+    return (fill, int(value))
+
+
+def conv1d(
+    input: Tensor,  # noqa: A002
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """1-D convolution of ``(N, C, L)`` with ``(O, C/groups, k)``: a 2-D one over a height of 1."""
+    _check_conv("conv1d", input, weight, bias, groups, 1)
+    args = (as_2d(stride, 1), as_2d(padding, 0), as_2d(dilation, 1), groups)
+    return _via_2d(_conv2d, input, weight, bias, args)
+
+
+def _conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any, output_padding: Any, groups: int, dilation: Any) -> Tensor:
+    n, c, h, w = x.shape
+    if c != weight.shape[0]:
+        raise RuntimeError(
+            f"Given transposed=1, weight of size {list(weight.shape)}, expected input {list(x.shape)} "
+            f"to have {weight.shape[0]} channels, but got {c} channels instead"
+        )
+    o = weight.shape[1] * groups
+    kernel = weight.shape[2:]
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    dilation, extra = pair(dilation, "dilation"), pair(output_padding, "output_padding")
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation, strict=True)):
+        raise RuntimeError(
+            f"output padding must be smaller than either stride or dilation, but got "
+            f"output_padding={extra}, stride={stride}, dilation={dilation}"
+        )
+    size = tuple((n_in - 1) * s - 2 * p + d * (k - 1) + e + 1 for n_in, s, p, d, k, e in zip((h, w), stride, padding, dilation, kernel, extra, strict=True))
+    # the columns of the transposed conv are the weight's transpose times the input
+    weight_t = weight.reshape(groups, c // groups, -1).transpose(1, 2)
+    cols = weight_t.matmul(x.reshape(n, groups, c // groups, h * w)).reshape(n, -1, h * w)
+    y = fold(cols, size, kernel, dilation, padding, stride)
+    return y if bias is None else y + bias.reshape(1, o, 1, 1)
+
+
+def conv_transpose2d(
+    input: Tensor,  # noqa: A002
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Tensor:
+    """Transposed 2-D convolution (the gradient of conv2d) with weight ``(C, O/groups, kh, kw)``."""
+    _check_conv("conv_transpose2d", input, weight, bias, groups, 2)
+    args = (stride, padding, output_padding, groups, dilation)
+    return _batched(input, 2, lambda x: _conv_transpose2d(x, weight, bias, *args))
+
+
+def conv_transpose1d(
+    input: Tensor,  # noqa: A002
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Tensor:
+    """Transposed 1-D convolution, a 2-D one over a height of 1."""
+    _check_conv("conv_transpose1d", input, weight, bias, groups, 1)
+    args = (as_2d(stride, 1), as_2d(padding, 0), as_2d(output_padding, 0), groups, as_2d(dilation, 1))
+    return _via_2d(_conv_transpose2d, input, weight, bias, args)
+
+
+# =============================================================== padding modes
+
+
+def _pad_positions(size: int, before: int, after: int, mode: str) -> Any:
+    """Source index of every padded position along one axis for reflect/replicate/circular."""
+    positions = np.arange(-before, size + after)
+    if mode == "replicate":
+        return np.clip(positions, 0, size - 1)
+    limit = size - 1 if mode == "reflect" else size
+    if before > limit or after > limit:
+        raise RuntimeError(
+            f"Padding size should be less than{' or equal to' if mode == 'circular' else ''} the "
+            f"corresponding input dimension, but got: padding ({before}, {after}) for a dimension of size {size}"
+        )
+    if mode == "circular":
+        return positions % size
+    period = 2 * (size - 1)
+    folded = np.abs(positions) % period if period else np.zeros_like(positions)
+    return np.where(folded >= size, period - folded, folded)
+
+
+def pad_by_index(input: Tensor, pad: Any, mode: str) -> Tensor:  # noqa: A002
+    """``F.pad`` for ``'reflect'``, ``'replicate'`` and ``'circular'``: a gather along each padded dim."""
+    from dltool.engine.ops.index import index_select
+
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"Padding length must be divisible by 2 and at most twice the input's dims, got {len(pad)}")
+    if any(p < 0 for p in pad):
+        raise NotImplementedError(f"negative padding is not supported for mode '{mode}'")
+    x = input
+    for i in range(len(pad) // 2):
+        dim = input.ndim - 1 - i
+        before, after = int(pad[2 * i]), int(pad[2 * i + 1])
+        if before or after:
+            positions = _pad_positions(input.shape[dim], before, after, mode)
+            x = index_select(x, dim, Tensor._make(backend.move(positions, input.device)))
+    return x

@@ -1,0 +1,149 @@
+"""Normalization: batch_norm, layer_norm, group_norm, all built on one fused ``Normalize``.
+
+``Normalize`` gives ``(x - mean) / sqrt(var + eps)`` over some axes in one pass; its backward uses
+the saved output and ``1/std`` (or, under ``create_graph``, rebuilds both from the input so that
+second derivatives are exact). The affine ``weight``/``bias`` are plain broadcasts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dltool.engine.autograd.function import Function
+from dltool.engine.autograd.grad_mode import state as _grad_state
+from dltool.engine.ops.elementwise import rsqrt
+from dltool.engine.tensor import Tensor
+
+
+class Normalize(Function):
+    @staticmethod
+    def forward(ctx, x, axes, eps):
+        xp = x._xp()
+        mean = x._data.mean(axis=axes, keepdims=True)
+        y = x._data - mean
+        var = xp.square(y).mean(axis=axes, keepdims=True)
+        invstd = 1.0 / xp.sqrt(var + eps)
+        y *= invstd
+        ctx.save_for_backward(x, y)
+        ctx.invstd, ctx.axes, ctx.eps = invstd, axes, eps
+        ctx.mark_non_differentiable(mean, var)
+        ctx.set_materialize_grads(False)
+        return y, mean, var
+
+    @staticmethod
+    def backward(ctx, grad_output, _mean, _var):
+        x, y = ctx.saved_tensors
+        axes = ctx.axes
+        if _grad_state.enabled:
+            # create_graph: everything rebuilt from x with engine ops, so higher orders are exact
+            centered = x - x.mean(dim=axes, keepdim=True)
+            invstd = rsqrt((centered * centered).mean(dim=axes, keepdim=True) + ctx.eps)
+            y = centered * invstd
+        else:
+            invstd = Tensor._make(ctx.invstd)
+        g = grad_output
+        centered = g - g.mean(dim=axes, keepdim=True) - y * (g * y).mean(dim=axes, keepdim=True)
+        return centered * invstd, None, None
+
+
+def _channel_shape(input: Tensor) -> tuple:  # noqa: A002
+    """``(1, C, 1, ...)``: how a per-channel vector broadcasts over ``input``."""
+    return (1, input.shape[1]) + (1,) * (input.ndim - 2)
+
+
+def _affine(y: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple) -> Tensor:
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
+
+
+def batch_norm(
+    input: Tensor,  # noqa: A002
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize each channel (dim 1) over the batch and spatial dims.
+
+    In training the batch statistics are used and the running ones updated in place (the variance
+    unbiased, as in PyTorch); otherwise the running ones are used.
+    """
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected at least 2D input (got {input.ndim}D input)")
+    shape = _channel_shape(input)
+    if not training:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+        scale = rsqrt(running_var + eps).reshape(shape)
+        return _affine((input - running_mean.reshape(shape)) * scale, weight, bias, shape)
+    axes = (0,) + tuple(range(2, input.ndim))
+    count = input.numel() // input.shape[1]
+    if count <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+    y, mean, var = Normalize.apply(input, axes, eps)
+    if running_mean is not None:
+        running_mean._inplace(lambda r: r * (1 - momentum) + mean.reshape(-1) * momentum)
+    if running_var is not None:
+        unbiased = var.reshape(-1) * (count / (count - 1))
+        running_var._inplace(lambda r: r * (1 - momentum) + unbiased * momentum)
+    return _affine(y, weight, bias, shape)
+
+
+def layer_norm(
+    input: Tensor,  # noqa: A002
+    normalized_shape: Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize over the last ``len(normalized_shape)`` dims, then scale and shift elementwise."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized_shape)
+    if input.shape[input.ndim - k :] != normalized_shape or k > input.ndim:
+        raise RuntimeError(
+            f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+            f"[*, {', '.join(map(str, normalized_shape))}], but got input of size{list(input.shape)}"
+        )
+    y, _, _ = Normalize.apply(input, tuple(range(input.ndim - k, input.ndim)), eps)
+    return _affine(y, weight, bias, normalized_shape)
+
+
+def group_norm(
+    input: Tensor,  # noqa: A002
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize each group of ``C // num_groups`` channels over those channels and space."""
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of shape {list(input.shape)} and num_groups={num_groups}")
+    y, _, _ = Normalize.apply(input.reshape(n, num_groups, -1), (2,), eps)
+    return _affine(y.reshape(input.shape), weight, bias, _channel_shape(input))
+
+
+def instance_norm(
+    input: Tensor,  # noqa: A002
+    running_mean: Any = None,
+    running_var: Any = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize each channel of each sample over space (running statistics are not supported)."""
+    if running_mean is not None or running_var is not None or not use_input_stats:
+        raise NotImplementedError("instance_norm with running statistics is not supported")
+    y, _, _ = Normalize.apply(input, tuple(range(2, input.ndim)), eps)
+    return _affine(y, weight, bias, _channel_shape(input))

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+
+import dltool.engine as dl
+from dltool.engine import nn
+from tests.engine.nn.layer_check import check_layer, gradcheck_layer
+
+
+def _steps(lib, layer, xs):
+    """Three training steps (running stats move), then eval on the same input."""
+    outs = [layer(x) for x in xs]
+    layer.eval()
+    outs.append(layer(xs[0]))
+    return outs
+
+
+@pytest.mark.parametrize(
+    "make,shape",
+    [
+        (lambda lib: lib.nn.BatchNorm2d(3), (4, 3, 5, 5)),
+        (lambda lib: lib.nn.BatchNorm2d(3, momentum=None), (4, 3, 5, 5)),
+        (lambda lib: lib.nn.BatchNorm2d(3, affine=False, momentum=0.3), (4, 3, 5, 5)),
+        (lambda lib: lib.nn.BatchNorm1d(3), (6, 3)),
+        (lambda lib: lib.nn.BatchNorm1d(3, eps=1e-3), (6, 3, 7)),
+    ],
+)
+def test_batch_norm_train_then_eval_matches_pytorch(make, shape):
+    check_layer(make, shape, shape, shape, call=_steps)
+
+
+def test_batch_norm_without_running_stats_uses_batch_stats_in_eval():
+    check_layer(lambda lib: lib.nn.BatchNorm2d(3, track_running_stats=False), (4, 3, 5, 5), train=False)
+
+
+def test_batch_norm_eval_with_trained_stats():
+    layer, torch_layer = check_layer(lambda lib: lib.nn.BatchNorm2d(3), (4, 3, 5, 5))
+    assert int(layer.num_batches_tracked) == 1
+    layer.eval()
+    x = dl.randn(2, 3, 4, 4, dtype=dl.float64)
+    import torch
+
+    torch_layer.eval()
+    np.testing.assert_allclose(layer(x).detach().numpy(), torch_layer(torch.tensor(x.numpy())).detach().numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "make,shape",
+    [
+        (lambda lib: lib.nn.LayerNorm(6), (3, 4, 6)),
+        (lambda lib: lib.nn.LayerNorm((4, 6), eps=1e-3), (3, 4, 6)),
+        (lambda lib: lib.nn.LayerNorm(6, elementwise_affine=False), (3, 6)),
+        (lambda lib: lib.nn.LayerNorm(6, bias=False), (3, 6)),
+        (lambda lib: lib.nn.GroupNorm(2, 6), (3, 6, 4, 4)),
+        (lambda lib: lib.nn.GroupNorm(3, 6, affine=False), (3, 6, 5)),
+        (lambda lib: lib.nn.GroupNorm(1, 4), (2, 4)),
+    ],
+)
+def test_layer_and_group_norm_match_pytorch(make, shape):
+    check_layer(make, shape)
+
+
+@pytest.mark.parametrize(
+    "layer,shape",
+    [(nn.BatchNorm2d(2), (3, 2, 2, 2)), (nn.BatchNorm1d(2), (4, 2)), (nn.LayerNorm(3), (2, 3)), (nn.GroupNorm(2, 4), (2, 4, 3))],
+)
+def test_normalization_gradcheck(layer, shape):
+    with dl.no_grad():
+        for p in layer.parameters():
+            p.copy_(dl.randn(*p.shape))
+    gradcheck_layer(layer, shape)
+
+
+def test_normalization_second_derivative():
+    x = dl.randn(3, 2, 2, dtype=dl.float64, requires_grad=True)
+    w = dl.randn(2, dtype=dl.float64, requires_grad=True)
+    assert dl.autograd.gradgradcheck(lambda x, w: dl.nn.functional.batch_norm(x, None, None, w, None, True), (x, w))
+    assert dl.autograd.gradgradcheck(lambda x: dl.nn.functional.layer_norm(x, (2,)), (x,))
+
+
+def test_instance_norm_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    ours = dl.nn.functional.instance_norm(dl.tensor(x))
+    np.testing.assert_allclose(ours.numpy(), torch.nn.functional.instance_norm(torch.tensor(x)).numpy(), atol=1e-10)
+
+
+def test_batch_norm_errors_and_float32():
+    bn = nn.BatchNorm2d(3)
+    with pytest.raises(ValueError, match="expected 4D input \\(got 2D input\\)"):
+        bn(dl.randn(2, 3))
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        nn.BatchNorm1d(3)(dl.randn(1, 3))
+    with pytest.raises(RuntimeError, match="expected input with shape \\[\\*, 5\\]"):
+        nn.LayerNorm(5)(dl.randn(2, 4))
+    with pytest.raises(ValueError, match="num_channels \\(6\\) must be divisible by num_groups \\(4\\)"):
+        nn.GroupNorm(4, 6)
+    y = bn(dl.randn(2, 3, 4, 4))
+    assert y.dtype == dl.float32 and bn.running_var.dtype == dl.float32 and bn.num_batches_tracked.dtype == dl.int64
+
+
+def test_norm_reprs_match_pytorch():
+    torch = pytest.importorskip("torch")
+    for make in (
+        lambda lib: lib.nn.BatchNorm2d(8, momentum=None),
+        lambda lib: lib.nn.BatchNorm1d(4, affine=False),
+        lambda lib: lib.nn.LayerNorm((3, 4)),
+        lambda lib: lib.nn.GroupNorm(2, 8, eps=1e-3),
+    ):
+        assert repr(make(dl)) == repr(make(torch))

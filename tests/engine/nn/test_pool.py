@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+import dltool.engine as dl
+from dltool.engine import nn
+from tests.op_check import check_op
+
+MAX_POOL = [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1), dilation=(2, 1)),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    dict(kernel_size=3, stride=3, ceil_mode=True),
+]
+
+
+@pytest.mark.parametrize("kwargs", MAX_POOL, ids=[str(k) for k in MAX_POOL])
+def test_max_pool2d_matches_pytorch(kwargs):
+    check_op(lambda lib, x: lib.nn.functional.max_pool2d(x, **kwargs), (2, 3, 9, 8))
+
+
+def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
+    # after a ReLU many windows are all zeros; PyTorch routes each window's gradient to one element
+    # (ties are not differentiable, so this compares with PyTorch without a gradcheck)
+    torch = pytest.importorskip("torch")
+    x = np.maximum(np.random.default_rng(0).standard_normal((2, 3, 8, 8)), 0)
+    for args in ((2,), (3, 1, 1)):
+        ours, ref = dl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        dl.nn.functional.max_pool2d(ours, *args).sum().backward()
+        torch.nn.functional.max_pool2d(ref, *args).sum().backward()
+        np.testing.assert_array_equal(ours.grad.numpy(), ref.grad.numpy())
+
+
+def test_max_pool_return_indices_and_1d():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(1).standard_normal((2, 3, 9, 8))
+    ours = dl.nn.functional.max_pool2d(dl.tensor(x), 3, 2, 1, return_indices=True)[1]
+    ref = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)[1]
+    np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    check_op(lambda lib, x: lib.nn.functional.max_pool1d(x, 3, 2, 1), (2, 3, 10))
+    check_op(lambda lib, x: lib.nn.functional.max_pool2d(x, 2), (3, 6, 6))
+
+
+AVG_POOL = [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+    dict(kernel_size=(2, 3), stride=(1, 2), divisor_override=5),
+]
+
+
+@pytest.mark.parametrize("kwargs", AVG_POOL, ids=[str(k) for k in AVG_POOL])
+def test_avg_pool2d_matches_pytorch(kwargs):
+    check_op(lambda lib, x: lib.nn.functional.avg_pool2d(x, **kwargs), (2, 3, 9, 8))
+
+
+@pytest.mark.parametrize("size", [1, (3, 4), (4, None), 5, (2, 4), (9, 8)])
+def test_adaptive_avg_pool2d_matches_pytorch(size):
+    check_op(lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(x, size), (2, 3, 9, 8))
+
+
+def test_pool_1d_variants():
+    check_op(lambda lib, x: lib.nn.functional.avg_pool1d(x, 3, 2, 1), (2, 3, 9))
+    check_op(lambda lib, x: lib.nn.functional.adaptive_avg_pool1d(x, 4), (2, 3, 9))
+
+
+def test_pool_modules_and_repr_match_pytorch():
+    torch = pytest.importorskip("torch")
+    makers = [
+        lambda lib: lib.nn.MaxPool2d(3, 2, 1),
+        lambda lib: lib.nn.MaxPool1d(2),
+        lambda lib: lib.nn.AvgPool2d(2),
+        lambda lib: lib.nn.AvgPool1d(3, 2),
+        lambda lib: lib.nn.AdaptiveAvgPool2d((1, 1)),
+        lambda lib: lib.nn.AdaptiveAvgPool1d(4),
+    ]
+    for make in makers:
+        assert repr(make(dl)) == repr(make(torch))
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8))
+    for make in makers[::2]:
+        np.testing.assert_allclose(make(dl)(dl.tensor(x)).numpy(), make(torch)(torch.tensor(x)).numpy(), atol=1e-12)
+
+
+def test_pool_double_backward():
+    x = dl.randn(1, 2, 4, 4, dtype=dl.float64, requires_grad=True)
+    assert dl.autograd.gradgradcheck(lambda x: dl.nn.functional.max_pool2d(x, 2, 1), x)
+    assert dl.autograd.gradgradcheck(lambda x: dl.nn.functional.avg_pool2d(x, 3, 1, 1), x)
+
+
+def test_pool_keeps_float32_and_rejects_bad_padding():
+    x = dl.randn(1, 2, 6, 6, requires_grad=True)
+    for pool in (nn.MaxPool2d(2), nn.AvgPool2d(3, 2, 1), nn.AdaptiveAvgPool2d(4)):
+        y = pool(x)
+        y.sum().backward()
+        assert y.dtype == dl.float32 and x.grad.dtype == dl.float32
+    with pytest.raises(RuntimeError, match="pad should be at most half of effective kernel size"):
+        nn.MaxPool2d(2, padding=2)(x)
+    with pytest.raises(RuntimeError, match="Expected 3D or 4D"):
+        nn.MaxPool2d(2)(dl.randn(6, 6))
