@@ -64,14 +64,19 @@ def train_command(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         if cfg.resume:
-            cfg = resume_config(cfg, run_dir, list(hydra_cfg.overrides.task), hydra_cfg.runtime.choices.keys())
+            cfg = resume_config(
+                cfg, run_dir, list(hydra_cfg.overrides.task), hydra_cfg.runtime.choices.keys()
+            )
         return train(cfg, run_dir)["best"]
     except Exception as ex:  # one failed job must not stop the sweep; the summary lists it
         if hydra_cfg.mode != RunMode.MULTIRUN:
             raise
         overrides = " ".join(hydra_cfg.overrides.task)
-        print(f"dltool train: job {hydra_cfg.job.num} ({overrides}) failed: {_one_line(ex)} "
-              f"(log: {run_dir / 'train.log'})", file=sys.stderr)
+        print(
+            f"dltool train: job {hydra_cfg.job.num} ({overrides}) failed: {_one_line(ex)} "
+            f"(log: {run_dir / 'train.log'})",
+            file=sys.stderr,
+        )
         return math.nan
 
 
@@ -94,7 +99,10 @@ def predict_command(cfg: DictConfig) -> None:
 COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
     "train": (train_command, "train a model            dltool train [-m] [GROUP=OPTION ...] [KEY=VALUE ...]"),
     "eval": (eval_command, "evaluate a checkpoint    dltool eval checkpoint=PATH [split=test|val]"),
-    "predict": (predict_command, "classify image files     dltool predict checkpoint=PATH inputs=[a.png,b.png]"),
+    "predict": (
+        predict_command,
+        "classify image files     dltool predict checkpoint=PATH inputs=[a.png,b.png]",
+    ),
 }
 
 
@@ -109,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
-        print(f"dltool: error: unknown command '{command}' (choose from {', '.join(COMMANDS)}; see dltool --help)",
-              file=sys.stderr)
+        print(
+            f"dltool: error: unknown command '{command}' (choose from {', '.join(COMMANDS)}; see dltool --help)",
+            file=sys.stderr,
+        )
         return 2
     if command == "train":
         try:
@@ -214,9 +224,21 @@ def _one_line(ex: BaseException) -> str:
         if error is None:
             continue
         lines = [line.strip() for line in str(error).splitlines()]
-        lines = [line for line in lines if line and not line.startswith(("full_key:", "object_type=",
-                                                                           "reference_type=", "Set the environment",
-                                                                           "Config search path", "provider="))]
+        lines = [
+            line
+            for line in lines
+            if line
+            and not line.startswith(
+                (
+                    "full_key:",
+                    "object_type=",
+                    "reference_type=",
+                    "Set the environment",
+                    "Config search path",
+                    "provider=",
+                )
+            )
+        ]
         parts.append(_join(lines) or type(error).__name__)
     return ". ".join(p.rstrip(".") for p in parts)
 
@@ -237,7 +259,9 @@ def _join(lines: list[str]) -> str:
 
 def _usage() -> str:
     commands = "\n".join(f"  {name:<9}{text}" for name, (_, text) in COMMANDS.items())
-    groups = "\n".join(f"  {group + ':':<11}{', '.join(options)}" for group, options in config_groups().items())
+    groups = "\n".join(
+        f"  {group + ':':<11}{', '.join(options)}" for group, options in config_groups().items()
+    )
     return (
         f"usage: dltool COMMAND [ARGS ...]        (dltool {dltool.__version__})\n\n"
         "Train, evaluate and use models from YAML configs (Hydra). Runs go to runs/.\n\n"

@@ -46,7 +46,9 @@ class SyntheticRegression(TensorDataset):
             )
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
-        true_rng, train_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+        true_rng, train_rng, test_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+        )
         weight = true_rng.standard_normal((num_features, num_outputs))
         bias = true_rng.standard_normal(num_outputs)
         rng = train_rng if train else test_rng

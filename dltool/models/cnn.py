@@ -37,13 +37,19 @@ class CNN(nn.Module):
         for out_channels in channels:
             blocks += [
                 nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-                nn.BatchNorm2d(out_channels), nn.ReLU(), nn.MaxPool2d(2),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
             ]
             in_channels, height, width = out_channels, height // 2, width // 2
         self.features = nn.Sequential(*blocks)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels * height * width, hidden_size), nn.ReLU(),
-            nn.Dropout(dropout), nn.Linear(hidden_size, num_classes),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(in_channels * height * width, hidden_size),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_size, num_classes),
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -26,13 +26,22 @@ class LeNet5(nn.Module):
         super().__init__()
         channels, height, width = input_shape
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 6, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, 6, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         # each stage: the padded conv keeps the size, the second shrinks it by 4; pools halve it
         flat = 16 * ((height // 2 - 4) // 2) * ((width // 2 - 4) // 2)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(flat, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes),
+            nn.Flatten(),
+            nn.Linear(flat, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, num_classes),
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -24,7 +24,11 @@ class MLP(nn.Module):
     """
 
     def __init__(
-        self, input_shape: Sequence[int], num_classes: int, hidden_sizes: Sequence[int] = (256,), dropout: float = 0.2
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        hidden_sizes: Sequence[int] = (256,),
+        dropout: float = 0.2,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]

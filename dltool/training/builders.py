@@ -98,7 +98,9 @@ def build_datasets(cfg: DictConfig, options: TrainerOptions) -> tuple[Dataset, D
     if size == 0:
         return full, None, test
     if size >= len(full):
-        raise ConfigError(f"trainer.val_split: {size} validation samples leave none of {len(full)} to train on")
+        raise ConfigError(
+            f"trainer.val_split: {size} validation samples leave none of {len(full)} to train on"
+        )
     generator = dl.Generator().manual_seed(options.seed)
     train, val = random_split(full, [len(full) - size, size], generator=generator)
     return train, val, test
@@ -111,12 +113,16 @@ def build_data(cfg: DictConfig, options: TrainerOptions) -> Data:
 
     def loader(dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         with building("data loader"):
-            return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=options.num_workers)
+            return DataLoader(
+                dataset, batch_size=batch_size, shuffle=shuffle, num_workers=options.num_workers
+            )
 
     return Data(
         task=cfg.dataset.get("task", "classification"),
         classes=classes,
-        train=train, val=val, test=test,
+        train=train,
+        val=val,
+        test=test,
         train_loader=loader(train, options.batch_size, shuffle=not options.overfit_batches),
         val_loader=loader(val, options.eval_batch_size, shuffle=False) if val is not None else None,
         test_loader=loader(test, options.eval_batch_size, shuffle=False),
@@ -135,7 +141,10 @@ def _classes(dataset: Dataset, cfg: DictConfig) -> list[str]:
 
 def fill_num_classes(cfg: DictConfig, classes: list[str]) -> None:
     """Set ``dataset.num_classes`` from the data when the config leaves it null (image folders)."""
-    if cfg.dataset.get("task", "classification") == "classification" and cfg.dataset.get("num_classes") is None:
+    if (
+        cfg.dataset.get("task", "classification") == "classification"
+        and cfg.dataset.get("num_classes") is None
+    ):
         with _writable(cfg):
             cfg.dataset.num_classes = len(classes)
 

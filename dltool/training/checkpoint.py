@@ -28,8 +28,11 @@ def capture_rng() -> dict[str, Any]:
     return {
         "dltool": dl.get_rng_state(),
         "numpy": np.random.get_state(legacy=False),
-        "python": {"version": version, "internal": np.asarray(internal, dtype=np.int64),
-                   "gauss_next": gauss_next},
+        "python": {
+            "version": version,
+            "internal": np.asarray(internal, dtype=np.int64),
+            "gauss_next": gauss_next,
+        },
     }
 
 
@@ -46,8 +49,14 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 def new_checkpoint(config: dict[str, Any], meta: dict[str, Any], **state: Any) -> dict[str, Any]:
     """A checkpoint dict: format tag and version, ``config``, ``meta``, and the given states."""
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "dltool_version": dltool.__version__,
-            "config": config, "meta": meta, **state}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dltool_version": dltool.__version__,
+        "config": config,
+        "meta": meta,
+        **state,
+    }
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -89,12 +98,17 @@ def load_model_state(model: dl.nn.Module, state: dict[str, Any], path: str | Pat
         problems.append(f"missing keys {_short(missing)}")
     if unexpected:
         problems.append(f"unexpected keys {_short(unexpected)}")
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
     if shapes:
         problems.append(f"shape mismatch (checkpoint vs model) {_short(shapes)}")
     if problems:
-        raise CheckpointError(f"{path} does not match the model {type(model).__name__}: " + "; ".join(problems))
+        raise CheckpointError(
+            f"{path} does not match the model {type(model).__name__}: " + "; ".join(problems)
+        )
     model.load_state_dict(state)
 
 

@@ -70,9 +70,14 @@ class EpochProgress:
         self._progress: Progress | None = None
         if _console.is_terminal:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[speed]:,.0f} samples/s"),
-                TimeRemainingColumn(), console=_console, transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"),
+                TextColumn("{task.fields[speed]:,.0f} samples/s"),
+                TimeRemainingColumn(),
+                console=_console,
+                transient=True,
             )
             self._task = self._progress.add_task(description, total=total, loss=float("nan"), speed=0.0)
 

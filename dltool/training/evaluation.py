@@ -79,12 +79,20 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     load_model_state(model, checkpoint["model"], path)
     dataset = _split(run_cfg, options, cfg.split)
     with building("data loader"):
-        loader = DataLoader(dataset, batch_size=cfg.batch_size or options.eval_batch_size,
-                            num_workers=cfg.num_workers)
+        loader = DataLoader(
+            dataset, batch_size=cfg.batch_size or options.eval_batch_size, num_workers=cfg.num_workers
+        )
     meta = checkpoint["meta"]
     classes = list(meta["classes"]) if meta["task"] == "classification" else []
-    metrics, matrix = evaluate(model, loader, build("loss", run_cfg.loss), meta["task"], cfg.split,
-                               device=device, num_classes=len(classes) or None)
+    metrics, matrix = evaluate(
+        model,
+        loader,
+        build("loss", run_cfg.loss),
+        meta["task"],
+        cfg.split,
+        device=device,
+        num_classes=len(classes) or None,
+    )
     scores = {tag.split("/", 1)[1]: value for tag, value in metrics.items()}
     result: dict[str, Any] = {"checkpoint": str(path), "split": cfg.split, "samples": len(dataset), **scores}
     if matrix is not None:
@@ -125,6 +133,10 @@ def _print_report(result: dict[str, Any], matrix: np.ndarray | None) -> None:
     table.add_column("acc", justify="right")
     for i, name in enumerate(classes):
         acc = result["per_class_acc"][name]
-        table.add_row(f"{i} {name}", *(str(n) for n in matrix[i]), str(matrix[i].sum()),
-                      "-" if acc is None else f"{acc:.4f}")
+        table.add_row(
+            f"{i} {name}",
+            *(str(n) for n in matrix[i]),
+            str(matrix[i].sum()),
+            "-" if acc is None else f"{acc:.4f}",
+        )
     console().print(table)

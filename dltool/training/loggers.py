@@ -62,7 +62,9 @@ class CSVLogger:
 
     FIELDS = ("wall_time", "step", "tag", "value")
 
-    def __init__(self, run_dir: str | Path, purge_step: int | None = None, filename: str = "metrics.csv") -> None:
+    def __init__(
+        self, run_dir: str | Path, purge_step: int | None = None, filename: str = "metrics.csv"
+    ) -> None:
         self.path = Path(run_dir) / filename
         if purge_step is not None and self.path.exists():
             self._purge(purge_step)

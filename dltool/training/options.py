@@ -69,8 +69,15 @@ class TrainerOptions:
         return options
 
     def _check_ranges(self) -> None:
-        positive = ("epochs", "max_steps", "batch_size", "eval_batch_size", "patience", "keep_last_k",
-                    "log_every_n_steps")
+        positive = (
+            "epochs",
+            "max_steps",
+            "batch_size",
+            "eval_batch_size",
+            "patience",
+            "keep_last_k",
+            "log_every_n_steps",
+        )
         for name in positive:
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -47,8 +47,13 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     with dl.no_grad():
         probs, indices = model(batch).softmax(dim=1).topk(k, dim=1)
     results = [
-        {"input": str(p), "top": [{"class": classes[i], "index": i, "prob": float(q)}
-                                  for q, i in zip(prob_row, index_row, strict=True)]}
+        {
+            "input": str(p),
+            "top": [
+                {"class": classes[i], "index": i, "prob": float(q)}
+                for q, i in zip(prob_row, index_row, strict=True)
+            ],
+        }
         for p, prob_row, index_row in zip(inputs, probs.tolist(), indices.tolist(), strict=True)
     ]
     _print(results, k)

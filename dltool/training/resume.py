@@ -15,7 +15,9 @@ from dltool.training.errors import ConfigError
 log = logging.getLogger("dltool")
 
 
-def resume_config(cfg: DictConfig, run_dir: Path, overrides: list[str], groups: Collection[str]) -> DictConfig:
+def resume_config(
+    cfg: DictConfig, run_dir: Path, overrides: list[str], groups: Collection[str]
+) -> DictConfig:
     """The config to continue with when ``cfg.resume`` is a checkpoint path or ``auto``.
 
     The run goes on with the config stored in the checkpoint, not with this command's defaults.

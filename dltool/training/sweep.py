@@ -25,20 +25,24 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for hydra_dir in sorted(sweep_dir.glob("**/.hydra")):
         job_dir = hydra_dir.parent
-        overrides = OmegaConf.load(hydra_dir / "overrides.yaml") if (hydra_dir / "overrides.yaml").exists() else []
+        overrides = (
+            OmegaConf.load(hydra_dir / "overrides.yaml") if (hydra_dir / "overrides.yaml").exists() else []
+        )
         metrics_file = job_dir / "metrics.json"
         result = json.loads(metrics_file.read_text()) if metrics_file.exists() else {"status": "failed"}
-        rows.append({
-            "job": str(job_dir.relative_to(sweep_dir)),
-            "status": result.get("status", "failed"),
-            "overrides": " ".join(overrides),
-            "monitor": result.get("monitor", ""),
-            "best": result.get("best"),
-            **result.get("metrics", {}),
-            "error": result.get("error", ""),
-            "dir": str(job_dir),
-            "_mode": result.get("mode", "max"),
-        })
+        rows.append(
+            {
+                "job": str(job_dir.relative_to(sweep_dir)),
+                "status": result.get("status", "failed"),
+                "overrides": " ".join(overrides),
+                "monitor": result.get("monitor", ""),
+                "best": result.get("best"),
+                **result.get("metrics", {}),
+                "error": result.get("error", ""),
+                "dir": str(job_dir),
+                "_mode": result.get("mode", "max"),
+            }
+        )
     return sorted(rows, key=_rank)
 
 

@@ -111,8 +111,10 @@ class _Trainer:
         if cfg.get("resume"):
             self._restore(Path(cfg.resume))
         purge = self.state.step + 1 if cfg.get("resume") else None
-        self.loggers = [build(f"logger.{name}", node, run_dir=run_dir, purge_step=purge)
-                        for name, node in (cfg.get("logger") or {}).items()]
+        self.loggers = [
+            build(f"logger.{name}", node, run_dir=run_dir, purge_step=purge)
+            for name, node in (cfg.get("logger") or {}).items()
+        ]
 
     # ------------------------------------------------------------ setup
 
@@ -126,7 +128,9 @@ class _Trainer:
                 f"(choose from val/loss, val/{score}, train/loss, train/{score}; trainer.mode sets the direction)"
             )
         if prefix == "val" and self.data.val is None:
-            raise ConfigError(f"trainer.monitor: {o.monitor!r} needs a validation split but trainer.val_split is 0")
+            raise ConfigError(
+                f"trainer.monitor: {o.monitor!r} needs a validation split but trainer.val_split is 0"
+            )
 
     def _restore(self, path: Path) -> None:
         checkpoint = load_checkpoint(path)
@@ -145,15 +149,19 @@ class _Trainer:
         if checkpoint["loader"] is not None:
             self.data.train_loader.load_state_dict(checkpoint["loader"])
         restore_rng(checkpoint["rng"])
-        log.info(f"resumed from {path} at epoch {self.state.epoch + 1}, batch {self.state.batch}, "
-                 f"step {self.state.step}")
+        log.info(
+            f"resumed from {path} at epoch {self.state.epoch + 1}, batch {self.state.batch}, "
+            f"step {self.state.step}"
+        )
 
     # ------------------------------------------------------------ loop
 
     def fit(self) -> dict[str, Any]:
         s = self.state
-        log.info(f"run {self.run_dir}: {type(self.model).__name__} with {_count(self.model):,} parameters; "
-                 f"{_size(self.data.train)} train, {_size(self.data.val)} val, {_size(self.data.test)} test samples")
+        log.info(
+            f"run {self.run_dir}: {type(self.model).__name__} with {_count(self.model):,} parameters; "
+            f"{_size(self.data.train)} train, {_size(self.data.val)} val, {_size(self.data.test)} test samples"
+        )
         try:
             with StopSignal() as stop:
                 while s.epoch < self.epochs and not self._max_steps_reached():
@@ -236,11 +244,15 @@ class _Trainer:
             plateau = isinstance(self.scheduler, dl.optim.lr_scheduler.ReduceLROnPlateau)
             self.scheduler.step(score) if plateau else self.scheduler.step()
         # NOTE: train/loss is the per-step tag; the epoch's mean goes to train/epoch_loss.
-        self._log({("train/epoch_loss" if k == "train/loss" else k): v for k, v in metrics.items() if k != "lr"},
-                  flush=True)
+        self._log(
+            {("train/epoch_loss" if k == "train/loss" else k): v for k, v in metrics.items() if k != "lr"},
+            flush=True,
+        )
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/")))
-        log.info(f"epoch {s.epoch}/{self.epochs}  {shown}  lr {lr:.3g}  {epoch_time:.1f}s  "
-                 f"{self.train_speed:,.0f} samples/s" + ("  (best)" if improved else ""))
+        log.info(
+            f"epoch {s.epoch}/{self.epochs}  {shown}  lr {lr:.3g}  {epoch_time:.1f}s  "
+            f"{self.train_speed:,.0f} samples/s" + ("  (best)" if improved else "")
+        )
         self._save(improved=improved)
         if o.patience is not None and s.stale_epochs >= o.patience:
             log.info(f"early stopping: {o.monitor} has not improved for {o.patience} epochs")
@@ -249,8 +261,15 @@ class _Trainer:
 
     def _evaluate(self, loader: Any, split: str) -> dict[str, float]:
         count = self.options.num_batches(split, len(loader))
-        metrics, _ = evaluate(self.model, loader, self.loss_fn, self.data.task, split,
-                              device=self.options.device, num_batches=count)
+        metrics, _ = evaluate(
+            self.model,
+            loader,
+            self.loss_fn,
+            self.data.task,
+            split,
+            device=self.options.device,
+            num_batches=count,
+        )
         return metrics
 
     def _lr(self) -> float:
@@ -274,8 +293,11 @@ class _Trainer:
         checkpoint = new_checkpoint(
             config=OmegaConf.to_container(self.cfg, resolve=False),
             resolved_config=OmegaConf.to_container(self.cfg, resolve=True),
-            meta={"task": self.data.task, "classes": self.data.classes,
-                  "input_shape": list(self.cfg.dataset.input_shape)},
+            meta={
+                "task": self.data.task,
+                "classes": self.data.classes,
+                "input_shape": list(self.cfg.dataset.input_shape),
+            },
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -312,16 +334,25 @@ class _Trainer:
         self._log(test, flush=True)
         best = s.best if s.best is not None else final[o.monitor]
         result = {
-            "status": "completed", "monitor": o.monitor, "mode": o.mode, "best": best,
-            "best_epoch": s.best_epoch, "epochs": s.epoch, "steps": s.step,
+            "status": "completed",
+            "monitor": o.monitor,
+            "mode": o.mode,
+            "best": best,
+            "best_epoch": s.best_epoch,
+            "epochs": s.epoch,
+            "steps": s.step,
             "test_checkpoint": str(tested.relative_to(self.run_dir)) if tested else "last weights",
             "metrics": {**final, **test},
         }
         for logger in self.loggers:
             logger.log_hparams(_hparams(self.cfg), [o.monitor, *test])
         _write_json(self.run_dir / "metrics.json", result)
-        log.info("done: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()) + f"  (best {o.monitor} {best:.4f}"
-                 + (f" at epoch {s.best_epoch})" if s.best_epoch else ")"))
+        log.info(
+            "done: "
+            + "  ".join(f"{k} {v:.4f}" for k, v in test.items())
+            + f"  (best {o.monitor} {best:.4f}"
+            + (f" at epoch {s.best_epoch})" if s.best_epoch else ")")
+        )
         return result
 
 
@@ -334,7 +365,9 @@ def record_failure(run_dir: Path, ex: BaseException) -> None:
     if isinstance(ex, KeyboardInterrupt):
         _write_json(path, {"status": "interrupted"})
     else:
-        _write_json(path, {"status": "diverged" if isinstance(ex, TrainingDiverged) else "failed", "error": str(ex)})
+        _write_json(
+            path, {"status": "diverged" if isinstance(ex, TrainingDiverged) else "failed", "error": str(ex)}
+        )
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -14,8 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # A few seconds per run: short epochs over slices of Fashion-MNIST.
 TINY = [
-    "trainer.epochs=2", "trainer.batch_size=32", "trainer.limit_train_batches=6", "trainer.eval_batch_size=200",
-    "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "trainer.log_every_n_steps=2",
+    "trainer.epochs=2",
+    "trainer.batch_size=32",
+    "trainer.limit_train_batches=6",
+    "trainer.eval_batch_size=200",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=2",
 ]
 
 
@@ -28,8 +33,14 @@ def cli_env(data_root: Path) -> dict[str, str]:
 
 def run_dltool(cwd: Path, data_root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """``python -m dltool.cli ARGS`` in ``cwd``; the result with text stdout and stderr."""
-    return subprocess.run([sys.executable, "-m", "dltool.cli", *args], cwd=cwd, env=cli_env(data_root),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dltool.cli", *args],
+        cwd=cwd,
+        env=cli_env(data_root),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -48,5 +59,9 @@ def dltool(tmp_path: Path, data_root: Path) -> Callable[..., subprocess.Complete
 def trained_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
     """A finished tiny run, shared by the tests that only read it (eval, predict, resume errors)."""
     cwd = tmp_path_factory.mktemp("trained")
-    ok(run_dltool(cwd, data_root, "train", *TINY, "trainer.checkpoint_every_n_epochs=1", "hydra.run.dir=runs/tiny"))
+    ok(
+        run_dltool(
+            cwd, data_root, "train", *TINY, "trainer.checkpoint_every_n_epochs=1", "hydra.run.dir=runs/tiny"
+        )
+    )
     return cwd / "runs" / "tiny"

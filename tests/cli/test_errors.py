@@ -31,9 +31,15 @@ def _one_line_error(result, command: str = "train") -> str:
         (["trainer.batch_size=0"], "trainer.batch_size: must be >= 1, got 0"),
         (["optimizer.lr=-0.1"], "optimizer (dltool.engine.optim.Adam): Invalid learning rate: -0.1"),
         (["optimizer.lr=abc"], "optimizer.lr: expected a number, got 'abc'"),
-        (["+model.width=3"], "model (dltool.models.mlp.MLP): MLP.__init__() got an unexpected keyword argument"),
+        (
+            ["+model.width=3"],
+            "model (dltool.models.mlp.MLP): MLP.__init__() got an unexpected keyword argument",
+        ),
         (["model._target_=mypkg.Net"], "model (mypkg.Net): No module named 'mypkg'"),
-        (["trainer.monitor=val/mae"], "trainer.monitor: 'val/mae' is not a metric of this classification run"),
+        (
+            ["trainer.monitor=val/mae"],
+            "trainer.monitor: 'val/mae' is not a metric of this classification run",
+        ),
         (["trainer.epochs=[1"], "no viable alternative at input '[1'"),
         (["resume=missing.ckpt"], "checkpoint not found: missing.ckpt"),
     ],
@@ -58,8 +64,11 @@ def test_cuda_without_a_gpu(dltool: Callable) -> None:
 
 
 def _snapshot(run: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()
-            and p.name != "train.log"}
+    return {
+        str(p.relative_to(run)): p.read_bytes()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.name != "train.log"
+    }
 
 
 @pytest.mark.parametrize("kind", ["truncated", "foreign", "garbage", "other_model"])
@@ -78,8 +87,12 @@ def test_bad_checkpoints_lose_nothing(dltool: Callable, trained_run: Path, tmp_p
         args.append("model.hidden_sizes=[64]")
     before = _snapshot(run)
     message = _one_line_error(dltool("train", *args))
-    expected = {"truncated": "corrupted", "foreign": "is not a dltool checkpoint", "garbage": "corrupted",
-                "other_model": "does not match the model MLP: shape mismatch"}[kind]
+    expected = {
+        "truncated": "corrupted",
+        "foreign": "is not a dltool checkpoint",
+        "garbage": "corrupted",
+        "other_model": "does not match the model MLP: shape mismatch",
+    }[kind]
     assert expected in message and str(checkpoint) in message
     assert _snapshot(run) == before
 
@@ -110,7 +123,9 @@ def test_bad_eval_input(dltool: Callable, trained_run: Path, args: list[str], ex
 
 def test_bad_predict_input(dltool: Callable, trained_run: Path) -> None:
     checkpoint = trained_run / "checkpoints" / "best.ckpt"
-    message = _one_line_error(dltool("predict", f"checkpoint={checkpoint}", "inputs=[nothere.png]"), "predict")
+    message = _one_line_error(
+        dltool("predict", f"checkpoint={checkpoint}", "inputs=[nothere.png]"), "predict"
+    )
     assert "cannot read image nothere.png" in message
     message = _one_line_error(dltool("predict", f"checkpoint={checkpoint}", "inputs=[]"), "predict")
     assert "inputs: give at least one image" in message

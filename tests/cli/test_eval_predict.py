@@ -23,7 +23,10 @@ def test_eval_prints_and_writes_metrics_beside_the_checkpoint(dltool: Callable, 
     assert matrix.shape == (10, 10) and matrix.sum() == 10000 and (matrix.sum(axis=1) == 1000).all()
     assert report["acc"] == np.trace(matrix) / 10000
     per_class = report["per_class_acc"]
-    assert list(per_class) == report["confusion_matrix"]["classes"] and per_class["Trouser"] == matrix[1, 1] / 1000
+    assert (
+        list(per_class) == report["confusion_matrix"]["classes"]
+        and per_class["Trouser"] == matrix[1, 1] / 1000
+    )
     for text in ("loss", "acc", "confusion matrix", "1 Trouser", "support", f"{report['acc']:.4f}"):
         assert text in result.stdout
 
@@ -35,7 +38,9 @@ def test_eval_on_the_validation_split(dltool: Callable, trained_run: Path) -> No
     assert report["samples"] == 6000 and sum(map(sum, report["confusion_matrix"]["counts"])) == 6000
 
 
-def test_predict_prints_top_k_classes(dltool: Callable, trained_run: Path, tmp_path: Path, data_root: Path) -> None:
+def test_predict_prints_top_k_classes(
+    dltool: Callable, trained_run: Path, tmp_path: Path, data_root: Path
+) -> None:
     test = FashionMNIST(data_root, train=False)
     paths = []
     for i in range(3):
@@ -44,8 +49,14 @@ def test_predict_prints_top_k_classes(dltool: Callable, trained_run: Path, tmp_p
         image.save(paths[-1])
     rgb = tmp_path / "big.png"  # another size and mode: converted like the dataset's images
     Image.fromarray(np.zeros((50, 40, 3), dtype=np.uint8)).save(rgb)
-    result = ok(dltool("predict", f"checkpoint={trained_run / 'checkpoints' / 'best.ckpt'}",
-                       f"inputs=[{','.join(p.name for p in paths)},big.png]", "topk=2"))
+    result = ok(
+        dltool(
+            "predict",
+            f"checkpoint={trained_run / 'checkpoints' / 'best.ckpt'}",
+            f"inputs=[{','.join(p.name for p in paths)},big.png]",
+            "topk=2",
+        )
+    )
     assert "top-2 predictions" in result.stdout
     for path in [*paths, rgb]:
         assert path.name in result.stdout
@@ -63,7 +74,9 @@ def test_predict_uses_the_dataset_transforms(trained_run: Path, tmp_path: Path, 
     for i in range(8):
         raw[i][0].save(tmp_path / f"{i}.png")
     inputs = [str(tmp_path / f"{i}.png") for i in range(8)]
-    results = predict(OmegaConf.create({"checkpoint": str(checkpoint_path), "inputs": inputs, "topk": 1, "device": None}))
+    results = predict(
+        OmegaConf.create({"checkpoint": str(checkpoint_path), "inputs": inputs, "topk": 1, "device": None})
+    )
 
     checkpoint = load_checkpoint(checkpoint_path)
     run_cfg = OmegaConf.create(checkpoint["config"])

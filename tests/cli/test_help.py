@@ -10,8 +10,17 @@ import pytest
 def test_top_level_help_lists_commands_and_groups(dltool: Callable) -> None:
     result = dltool("--help")
     assert result.returncode == 0
-    for text in ("train", "eval", "predict", "model:", "cnn, lenet, linreg, logreg, mlp", "optimizer:",
-                 "adam, adamw, rmsprop, sgd", "scheduler:", "cosine, none, onecycle, plateau, step"):
+    for text in (
+        "train",
+        "eval",
+        "predict",
+        "model:",
+        "cnn, lenet, linreg, logreg, mlp",
+        "optimizer:",
+        "adam, adamw, rmsprop, sgd",
+        "scheduler:",
+        "cosine, none, onecycle, plateau, step",
+    ):
         assert text in result.stdout
     assert dltool().stdout == result.stdout  # no command: the same usage
 
@@ -19,9 +28,16 @@ def test_top_level_help_lists_commands_and_groups(dltool: Callable) -> None:
 def test_train_help_lists_groups_and_trainer_options(dltool: Callable) -> None:
     result = dltool("train", "--help")
     assert result.returncode == 0
-    for text in ("dataset: fashion_mnist, image_folder, mnist, synthetic_regression",
-                 "loss: cross_entropy, mse", "logger: csv, default, none, tensorboard",
-                 "max_steps:", "eval_batch_size:", "fast_dev_run:", "overfit_batches:", "limit_train_batches:"):
+    for text in (
+        "dataset: fashion_mnist, image_folder, mnist, synthetic_regression",
+        "loss: cross_entropy, mse",
+        "logger: csv, default, none, tensorboard",
+        "max_steps:",
+        "eval_batch_size:",
+        "fast_dev_run:",
+        "overfit_batches:",
+        "limit_train_batches:",
+    ):
         assert text in result.stdout
 
 

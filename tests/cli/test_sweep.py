@@ -24,13 +24,23 @@ def _summary(sweep: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 def test_2x2_sweep_writes_four_jobs_and_a_sorted_summary(dltool: Callable, tmp_path: Path) -> None:
-    result = ok(dltool("train", "-m", *SHORT, "optimizer=glob(adam*)", "trainer.seed=range(1,3)",
-                       "hydra.sweep.dir=runs/sweep"))
+    result = ok(
+        dltool(
+            "train",
+            "-m",
+            *SHORT,
+            "optimizer=glob(adam*)",
+            "trainer.seed=range(1,3)",
+            "hydra.sweep.dir=runs/sweep",
+        )
+    )
     sweep = tmp_path / "runs" / "sweep"
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0", "1", "2", "3"]
     for job in jobs:
-        assert (sweep / job / "checkpoints" / "best.ckpt").exists() and (sweep / job / "metrics.json").exists()
+        assert (sweep / job / "checkpoints" / "best.ckpt").exists() and (
+            sweep / job / "metrics.json"
+        ).exists()
     rows = _summary(sweep)
     assert sorted(r["job"] for r in rows) == jobs and all(r["status"] == "completed" for r in rows)
     best = [float(r["best"]) for r in rows]
@@ -42,8 +52,12 @@ def test_2x2_sweep_writes_four_jobs_and_a_sorted_summary(dltool: Callable, tmp_p
 def test_a_failing_job_does_not_stop_the_sweep(dltool: Callable, tmp_path: Path) -> None:
     result = dltool("train", "-m", *SHORT, "optimizer.lr=-1,0.001", "hydra.sweep.dir=runs/sweep")
     assert result.returncode == 1
-    assert "job 0 (" in result.stderr and "optimizer.lr=-1) failed: optimizer (dltool.engine.optim.Adam): " \
-        "Invalid learning rate: -1" in result.stderr and "runs/sweep/0/train.log" in result.stderr
+    assert (
+        "job 0 (" in result.stderr
+        and "optimizer.lr=-1) failed: optimizer (dltool.engine.optim.Adam): Invalid learning rate: -1"
+        in result.stderr
+        and "runs/sweep/0/train.log" in result.stderr
+    )
     assert "1 of 2 sweep jobs did not complete (jobs 0)" in result.stderr
     rows = _summary(tmp_path / "runs" / "sweep")
     assert [(r["job"], r["status"]) for r in rows] == [("1", "completed"), ("0", "failed")]
@@ -91,11 +105,26 @@ def test_a_sweeper_plugin_receives_each_jobs_metric(tmp_path: Path, data_root: P
     plugin = tmp_path / "plugins" / "hydra_plugins" / "recording_sweeper"
     plugin.mkdir(parents=True)
     (plugin / "__init__.py").write_text(_SWEEPER)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "plugins"), os.environ.get("PYTHONPATH", "")]))
-    ok(run_dltool(tmp_path, data_root, "train", "-m", "hydra/sweeper=recording", *SHORT, "optimizer.lr=0.01,0.001",
-                  "hydra.sweep.dir=runs/sweep"))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(tmp_path / "plugins"), os.environ.get("PYTHONPATH", "")])
+    )
+    ok(
+        run_dltool(
+            tmp_path,
+            data_root,
+            "train",
+            "-m",
+            "hydra/sweeper=recording",
+            *SHORT,
+            "optimizer.lr=0.01,0.001",
+            "hydra.sweep.dir=runs/sweep",
+        )
+    )
     sweep = tmp_path / "runs" / "sweep"
-    returned = {overrides.split()[-1]: value for overrides, value in json.loads((sweep / "returned.json").read_text()).items()}
+    returned = {
+        overrides.split()[-1]: value
+        for overrides, value in json.loads((sweep / "returned.json").read_text()).items()
+    }
     for job, lr in (("0", "optimizer.lr=0.01"), ("1", "optimizer.lr=0.001")):
         assert returned[lr] == json.loads((sweep / job / "metrics.json").read_text())["best"]
     assert len(_summary(sweep)) == 2

@@ -19,7 +19,9 @@ tnn = torch.nn
 class _TorchMLP(tnn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.layers = tnn.Sequential(tnn.Flatten(), tnn.Linear(784, 256), tnn.ReLU(), tnn.Dropout(0.2), tnn.Linear(256, 10))
+        self.layers = tnn.Sequential(
+            tnn.Flatten(), tnn.Linear(784, 256), tnn.ReLU(), tnn.Dropout(0.2), tnn.Linear(256, 10)
+        )
 
     def forward(self, x):  # noqa: ANN001, ANN201
         return self.layers(x)
@@ -28,10 +30,22 @@ class _TorchMLP(tnn.Module):
 class _TorchLeNet(tnn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.features = tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
-                                       tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.MaxPool2d(2))
-        self.classifier = tnn.Sequential(tnn.Flatten(), tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84),
-                                         tnn.ReLU(), tnn.Linear(84, 10))
+        self.features = tnn.Sequential(
+            tnn.Conv2d(1, 6, 5, padding=2),
+            tnn.ReLU(),
+            tnn.MaxPool2d(2),
+            tnn.Conv2d(6, 16, 5),
+            tnn.ReLU(),
+            tnn.MaxPool2d(2),
+        )
+        self.classifier = tnn.Sequential(
+            tnn.Flatten(),
+            tnn.Linear(400, 120),
+            tnn.ReLU(),
+            tnn.Linear(120, 84),
+            tnn.ReLU(),
+            tnn.Linear(84, 10),
+        )
 
     def forward(self, x):  # noqa: ANN001, ANN201
         return self.classifier(self.features(x))
@@ -41,10 +55,23 @@ class _TorchCNN(tnn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = tnn.Sequential(
-            tnn.Conv2d(1, 32, 3, padding=1, bias=False), tnn.BatchNorm2d(32), tnn.ReLU(), tnn.MaxPool2d(2),
-            tnn.Conv2d(32, 64, 3, padding=1, bias=False), tnn.BatchNorm2d(64), tnn.ReLU(), tnn.MaxPool2d(2))
-        self.classifier = tnn.Sequential(tnn.Flatten(), tnn.Dropout(0.3), tnn.Linear(3136, 128), tnn.ReLU(),
-                                         tnn.Dropout(0.3), tnn.Linear(128, 10))
+            tnn.Conv2d(1, 32, 3, padding=1, bias=False),
+            tnn.BatchNorm2d(32),
+            tnn.ReLU(),
+            tnn.MaxPool2d(2),
+            tnn.Conv2d(32, 64, 3, padding=1, bias=False),
+            tnn.BatchNorm2d(64),
+            tnn.ReLU(),
+            tnn.MaxPool2d(2),
+        )
+        self.classifier = tnn.Sequential(
+            tnn.Flatten(),
+            tnn.Dropout(0.3),
+            tnn.Linear(3136, 128),
+            tnn.ReLU(),
+            tnn.Dropout(0.3),
+            tnn.Linear(128, 10),
+        )
 
     def forward(self, x):  # noqa: ANN001, ANN201
         return self.classifier(self.features(x))
@@ -72,8 +99,9 @@ def test_forward_and_gradients_match_pytorch(name: str) -> None:
     x = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)
     target = np.array([1, 0, 3, 9])
     model.eval(), twin.eval()
-    np.testing.assert_allclose(model(dl.tensor(x)).detach().numpy(), twin(torch.from_numpy(x)).detach().numpy(),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        model(dl.tensor(x)).detach().numpy(), twin(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5
+    )
     if name == "cnn":  # batch statistics in train mode (dropout off, so both sides agree)
         for m in (*model.modules(), *twin.modules()):
             if type(m).__name__ == "Dropout":
@@ -86,8 +114,9 @@ def test_forward_and_gradients_match_pytorch(name: str) -> None:
     for (key, p), (_, q) in zip(model.named_parameters(), twin.named_parameters(), strict=True):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-3, atol=1e-5, err_msg=key)
     for (key, b), (_, c) in zip(model.named_buffers(), twin.named_buffers(), strict=True):
-        np.testing.assert_allclose(np.asarray(b.numpy(), dtype=np.float64), c.numpy(), rtol=1e-4, atol=1e-6,
-                                   err_msg=key)
+        np.testing.assert_allclose(
+            np.asarray(b.numpy(), dtype=np.float64), c.numpy(), rtol=1e-4, atol=1e-6, err_msg=key
+        )
 
 
 @pytest.mark.parametrize(

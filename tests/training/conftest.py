@@ -12,8 +12,13 @@ from omegaconf import DictConfig
 
 # Short runs over slices of Fashion-MNIST.
 TINY = [
-    "trainer.epochs=2", "trainer.batch_size=32", "trainer.limit_train_batches=4", "trainer.eval_batch_size=200",
-    "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.log_every_n_steps=2",
+    "trainer.epochs=2",
+    "trainer.batch_size=32",
+    "trainer.limit_train_batches=4",
+    "trainer.eval_batch_size=200",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.log_every_n_steps=2",
 ]
 
 

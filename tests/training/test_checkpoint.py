@@ -32,8 +32,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _checkpoint(epoch: int) -> dict:
-    return new_checkpoint(config={"trainer": {"epochs": 3}}, meta={"task": "classification"},
-                          model={"w": dl.full((2, 2), float(epoch))}, loop={"epoch": epoch})
+    return new_checkpoint(
+        config={"trainer": {"epochs": 3}},
+        meta={"task": "classification"},
+        model={"w": dl.full((2, 2), float(epoch))},
+        loop={"epoch": epoch},
+    )
 
 
 def test_writer_keeps_last_best_and_the_last_k_epochs(tmp_path: Path) -> None:
@@ -82,15 +86,21 @@ def test_bad_checkpoint_files_give_one_clear_error(tmp_path: Path, kind: str) ->
         load_checkpoint(path)
     message = str(info.value)
     assert str(path) in message and "\n" not in message
-    expected = {"missing": "checkpoint not found", "truncated": "corrupted", "garbage": "corrupted",
-                "foreign": "is not a dltool checkpoint"}[kind]
+    expected = {
+        "missing": "checkpoint not found",
+        "truncated": "corrupted",
+        "garbage": "corrupted",
+        "foreign": "is not a dltool checkpoint",
+    }[kind]
     assert expected in message
 
 
 def test_model_mismatch_names_the_keys(tmp_path: Path) -> None:
     nn = dl.nn
     small, other = nn.Sequential(nn.Linear(4, 3)), nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
-    with pytest.raises(CheckpointError, match=r"unexpected keys \[2.weight, 2.bias\].*0.weight \(5, 4\) vs \(3, 4\)"):
+    with pytest.raises(
+        CheckpointError, match=r"unexpected keys \[2.weight, 2.bias\].*0.weight \(5, 4\) vs \(3, 4\)"
+    ):
         load_model_state(small, other.state_dict(), tmp_path / "x.ckpt")
     state = {k: v + 1 for k, v in small.state_dict().items()}
     load_model_state(small, state, tmp_path / "x.ckpt")

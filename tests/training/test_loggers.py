@@ -44,8 +44,16 @@ def test_tensorboard_purge_step_drops_steps_after_the_checkpoint(tmp_path: Path)
     for step in range(5, 9):
         resumed.log_metrics({"train/loss": 10.0 + step}, step)
     resumed.close()
-    assert _scalars(tmp_path, "train/loss") == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 15.0), (6, 16.0),
-                                                (7, 17.0), (8, 18.0)]
+    assert _scalars(tmp_path, "train/loss") == [
+        (1, 1.0),
+        (2, 2.0),
+        (3, 3.0),
+        (4, 4.0),
+        (5, 15.0),
+        (6, 16.0),
+        (7, 17.0),
+        (8, 18.0),
+    ]
 
 
 def test_csv_mirror_and_purge(tmp_path: Path) -> None:
@@ -60,6 +68,9 @@ def test_csv_mirror_and_purge(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["wall_time", "step", "tag", "value"]
     assert [(int(r["step"]), r["tag"], float(r["value"])) for r in rows if r["tag"] == "train/loss"] == [
-        (1, "train/loss", 1.0), (2, "train/loss", 2.0), (3, "train/loss", 3.0), (4, "train/loss", 4.0),
+        (1, "train/loss", 1.0),
+        (2, "train/loss", 2.0),
+        (3, "train/loss", 3.0),
+        (4, "train/loss", 4.0),
         (5, "train/loss", 50.0),
     ]

@@ -21,8 +21,13 @@ def _job(sweep: Path, num: int, overrides: list[str], result: dict | None) -> No
 
 
 def _done(best: float, mode: str = "max") -> dict:
-    return {"status": "completed", "monitor": "val/acc", "mode": mode, "best": best,
-            "metrics": {"val/acc": best, "test/acc": best - 0.01}}
+    return {
+        "status": "completed",
+        "monitor": "val/acc",
+        "mode": mode,
+        "best": best,
+        "metrics": {"val/acc": best, "test/acc": best - 0.01},
+    }
 
 
 def test_rows_sorted_by_monitor_with_failures_last(tmp_path: Path) -> None:
@@ -31,8 +36,12 @@ def test_rows_sorted_by_monitor_with_failures_last(tmp_path: Path) -> None:
     _job(tmp_path, 2, ["optimizer.lr=0.01"], _done(0.90))
     _job(tmp_path, 10, ["optimizer.lr=0.001"], None)  # killed before writing anything
     rows = collect(tmp_path)
-    assert [(r["job"], r["status"]) for r in rows] == [("2", "completed"), ("0", "completed"), ("1", "failed"),
-                                                        ("10", "failed")]
+    assert [(r["job"], r["status"]) for r in rows] == [
+        ("2", "completed"),
+        ("0", "completed"),
+        ("1", "failed"),
+        ("10", "failed"),
+    ]
     assert rows[0]["overrides"] == "optimizer.lr=0.01" and rows[0]["test/acc"] == pytest.approx(0.89)
     assert rows[2]["error"] == "optimizer: Invalid learning rate"
 
@@ -51,5 +60,8 @@ def test_callback_writes_summary_csv_and_exits_nonzero_on_failures(tmp_path: Pat
         SweepSummary().on_multirun_end(config=config)
     with open(tmp_path / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["job"], r["status"], r["best"]) for r in rows] == [("0", "completed", "0.8"), ("1", "failed", "")]
+    assert [(r["job"], r["status"], r["best"]) for r in rows] == [
+        ("0", "completed", "0.8"),
+        ("1", "failed", ""),
+    ]
     assert "optimizer.lr=0.1" in capsys.readouterr().out

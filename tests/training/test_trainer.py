@@ -38,16 +38,30 @@ def test_eval_of_a_regression_checkpoint(tmp_path: Path) -> None:
 
     train(compose_config("experiment=linreg", "trainer.epochs=2", "logger=none"), tmp_path)
     checkpoint = tmp_path / "checkpoints" / "last.ckpt"
-    cfg = OmegaConf.create({"checkpoint": str(checkpoint), "split": "val", "batch_size": None, "device": None,
-                            "num_workers": 0, "output": None})
+    cfg = OmegaConf.create(
+        {
+            "checkpoint": str(checkpoint),
+            "split": "val",
+            "batch_size": None,
+            "device": None,
+            "num_workers": 0,
+            "output": None,
+        }
+    )
     report = evaluate_checkpoint(cfg)
     assert set(report) == {"checkpoint", "split", "samples", "loss", "mae"} and report["samples"] == 102
     assert json.loads((tmp_path / "checkpoints" / "last.val.json").read_text()) == report
 
 
 def test_an_mlp_as_a_regressor(tmp_path: Path) -> None:
-    cfg = compose_config("dataset=synthetic_regression", "loss=mse", "trainer.monitor=val/mae", "trainer.mode=min",
-                         "trainer.epochs=3", "logger=none")
+    cfg = compose_config(
+        "dataset=synthetic_regression",
+        "loss=mse",
+        "trainer.monitor=val/mae",
+        "trainer.mode=min",
+        "trainer.epochs=3",
+        "logger=none",
+    )
     result = train(cfg, tmp_path)
     assert set(result["metrics"]) >= {"train/mae", "val/mae", "test/mae"} and result["best"] > 0
 
@@ -55,8 +69,15 @@ def test_an_mlp_as_a_regressor(tmp_path: Path) -> None:
 @pytest.mark.parametrize("scheduler", ["none", "step", "onecycle", "plateau"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw", "rmsprop"])
 def test_every_optimizer_and_scheduler_trains(tmp_path: Path, optimizer: str, scheduler: str) -> None:
-    cfg = compose_config("experiment=linreg", f"optimizer={optimizer}", f"scheduler={scheduler}", "optimizer.lr=0.01",
-                         "trainer.epochs=2", "trainer.grad_clip=1.0", "logger=none")
+    cfg = compose_config(
+        "experiment=linreg",
+        f"optimizer={optimizer}",
+        f"scheduler={scheduler}",
+        "optimizer.lr=0.01",
+        "trainer.epochs=2",
+        "trainer.grad_clip=1.0",
+        "logger=none",
+    )
     result = train(cfg, tmp_path)
     assert result["status"] == "completed" and np.isfinite(result["best"])
     state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["scheduler"]
@@ -84,7 +105,9 @@ def test_early_stopping(fashion: Callable, tmp_path: Path) -> None:
 def test_no_validation_split_needs_a_train_monitor(fashion: Callable, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs a validation split"):
         train(fashion("trainer.val_split=0"), tmp_path / "a")
-    result = train(fashion("trainer.val_split=0", "trainer.monitor=train/loss", "trainer.mode=min"), tmp_path / "b")
+    result = train(
+        fashion("trainer.val_split=0", "trainer.monitor=train/loss", "trainer.mode=min"), tmp_path / "b"
+    )
     assert "val/acc" not in result["metrics"] and result["monitor"] == "train/loss"
 
 
@@ -103,7 +126,9 @@ class Exploding(nn.Module):
 
 
 def test_a_user_model_class_and_a_nan_loss(fashion: Callable, tmp_path: Path) -> None:
-    cfg = fashion(f"model._target_={__name__}.Exploding", "~model.hidden_sizes", "~model.dropout", "+model.steps=5")
+    cfg = fashion(
+        f"model._target_={__name__}.Exploding", "~model.hidden_sizes", "~model.dropout", "+model.steps=5"
+    )
     with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, step 6.*last good checkpoint is"):
         train(cfg, tmp_path)
     last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
@@ -118,11 +143,21 @@ def test_image_folder_train_and_predict(tmp_path: Path) -> None:
             folder = tmp_path / "images" / split / name
             folder.mkdir(parents=True)
             for i in range(count):
-                pixels = np.clip(np.array(color) + rng.integers(-40, 40, (10, 12, 3)), 0, 255).astype(np.uint8)
+                pixels = np.clip(np.array(color) + rng.integers(-40, 40, (10, 12, 3)), 0, 255).astype(
+                    np.uint8
+                )
                 Image.fromarray(pixels).save(folder / f"{i}.png")
-    cfg = compose_config("dataset=image_folder", f"dataset.root={tmp_path / 'images'}", "dataset.image_size=8",
-                         "model=logreg", "trainer.batch_size=4", "trainer.val_split=4", "trainer.epochs=8",
-                         "optimizer.lr=0.05", "logger=none")
+    cfg = compose_config(
+        "dataset=image_folder",
+        f"dataset.root={tmp_path / 'images'}",
+        "dataset.image_size=8",
+        "model=logreg",
+        "trainer.batch_size=4",
+        "trainer.val_split=4",
+        "trainer.epochs=8",
+        "optimizer.lr=0.05",
+        "logger=none",
+    )
     result = train(cfg, tmp_path / "run")
     assert result["metrics"]["test/acc"] == 1.0
     checkpoint = tmp_path / "run" / "checkpoints" / "best.ckpt"
@@ -135,8 +170,9 @@ def test_image_folder_train_and_predict(tmp_path: Path) -> None:
 def compose_predict(checkpoint: Path, inputs: list[Path]) -> object:
     from omegaconf import OmegaConf
 
-    return OmegaConf.create({"checkpoint": str(checkpoint), "inputs": [str(p) for p in inputs], "topk": 3,
-                             "device": None})
+    return OmegaConf.create(
+        {"checkpoint": str(checkpoint), "inputs": [str(p) for p in inputs], "topk": 3, "device": None}
+    )
 
 
 def test_a_used_run_dir_is_refused(tmp_path: Path) -> None:
