@@ -1,0 +1,285 @@
+"""The ``dltool`` command: ``dltool {train,eval,predict} [OVERRIDES ...]``.
+
+Only parsing, Hydra wiring and turning errors into one line and an exit code live here; the
+work is in ``dltool.training`` (``trainer.train``, ``evaluation.evaluate_checkpoint``,
+``predict.predict``), which tests call directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+import dltool
+from dltool.training.checkpoint import find_last_checkpoint, refuse_used_run_dir, run_dir_of
+from dltool.training.console import run_logging
+from dltool.training.errors import Interrupted
+from dltool.training.evaluation import evaluate_checkpoint
+from dltool.training.predict import predict
+from dltool.training.resume import resume_config
+from dltool.training.trainer import train
+
+_GROUP_OPTIONS_SKIP = ("hydra", "__pycache__")
+
+
+class _Failed(BaseException):
+    """Carries a command's error past Hydra's job runner, which reports any ``Exception`` itself."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _reported(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        except Exception as ex:
+            raise _Failed(ex) from ex
+
+    return wrapper
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@_reported
+def train_command(cfg: DictConfig) -> float:
+    """Train; return the monitored metric's best value (what a sweeper plugin optimizes)."""
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        if cfg.resume:
+            cfg = resume_config(
+                cfg, run_dir, list(hydra_cfg.overrides.task), hydra_cfg.runtime.choices.keys()
+            )
+        return train(cfg, run_dir)["best"]
+    except Exception as ex:  # one failed job must not stop the sweep; the summary lists it
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            raise
+        overrides = " ".join(hydra_cfg.overrides.task)
+        print(
+            f"dltool train: job {hydra_cfg.job.num} ({overrides}) failed: {_one_line(ex)} "
+            f"(log: {run_dir / 'train.log'})",
+            file=sys.stderr,
+        )
+        return math.nan
+
+
+@hydra.main(config_path="conf", config_name="eval", version_base="1.3")
+@_reported
+def eval_command(cfg: DictConfig) -> None:
+    """Evaluate a checkpoint (prints the tables, writes the JSON report)."""
+    with run_logging():
+        evaluate_checkpoint(cfg)
+
+
+@hydra.main(config_path="conf", config_name="predict", version_base="1.3")
+@_reported
+def predict_command(cfg: DictConfig) -> None:
+    """Print the top-k classes of image files."""
+    with run_logging():
+        predict(cfg)
+
+
+COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
+    "train": (train_command, "train a model            dltool train [-m] [GROUP=OPTION ...] [KEY=VALUE ...]"),
+    "eval": (eval_command, "evaluate a checkpoint    dltool eval checkpoint=PATH [split=test|val]"),
+    "predict": (
+        predict_command,
+        "classify image files     dltool predict checkpoint=PATH inputs=[a.png,b.png]",
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``dltool COMMAND [ARGS]``; returns the exit code (0 ok, 1 error, 2 usage, 128+N signal N)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        print(f"dltool {dltool.__version__}")
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(
+            f"dltool: error: unknown command '{command}' (choose from {', '.join(COMMANDS)}; see dltool --help)",
+            file=sys.stderr,
+        )
+        return 2
+    if command == "train":
+        try:
+            rest += _run_dir_overrides(rest)
+        except Exception as ex:
+            print(f"dltool train: error: {_one_line(ex)}", file=sys.stderr)
+            return 1
+    return _run(command, rest)
+
+
+def _run(command: str, args: list[str]) -> int:
+    """Call the command's Hydra entry point with ``args`` as its argv, mapping errors to exit codes."""
+    saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = [f"dltool {command}", *args]
+    # NOTE: Hydra then re-raises errors instead of printing its own multi-line report, so we can
+    # print one line. A user who sets HYDRA_FULL_ERROR=1 gets the traceback as usual.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        COMMANDS[command][0]()
+        return 0
+    except _Failed as failed:
+        if saved_full_error == "1":
+            raise failed.error from None
+        print(f"dltool {command}: error: {_one_line(failed.error)}", file=sys.stderr)
+        return 1
+    except Interrupted as ex:
+        name = signal.Signals(ex.signum).name
+        path = _display(ex.checkpoint) if ex.checkpoint else None
+        hint = f"; saved {path}. Resume with: dltool train resume={path}" if path else ""
+        print(f"dltool {command}: stopped by {name}{hint}", file=sys.stderr)
+        return 128 + ex.signum
+    except KeyboardInterrupt:
+        print(f"dltool {command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except SystemExit as ex:  # --help, argparse usage errors, a sweep with failed jobs
+        if isinstance(ex.code, str):
+            print(f"dltool {command}: error: {ex.code}", file=sys.stderr)
+        return ex.code if isinstance(ex.code, int) else 0 if ex.code is None else 1
+    except Exception as ex:
+        if saved_full_error == "1":
+            raise
+        print(f"dltool {command}: error: {_one_line(ex)}", file=sys.stderr)
+        return 1
+    finally:
+        sys.argv = saved_argv
+        if saved_full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full_error
+        GlobalHydra.instance().clear()
+
+
+def _run_dir_overrides(args: list[str]) -> list[str]:
+    """Hydra overrides that make ``resume=`` continue in the checkpoint's own run directory.
+
+    Hydra writes the run directory's ``.hydra/`` before the run starts: this points it at the
+    checkpoint's run and keeps the original ``.hydra/`` untouched, and refuses a new run in a
+    directory that holds an earlier one.
+    """
+    if "-m" in args or "--multirun" in args:
+        return []
+    values = _override_values(args)
+    resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
+    if resume is None:
+        if run_dir is not None:
+            refuse_used_run_dir(run_dir)
+        return []
+    if resume == "auto" and run_dir is None:
+        raise ValueError("resume=auto needs the run directory to search: add hydra.run.dir=<run dir>")
+    checkpoint = find_last_checkpoint(run_dir) if resume == "auto" else Path(resume)
+    if checkpoint is None or not checkpoint.is_file():
+        return []  # auto: a fresh run; a missing path: the run reports it
+    extra = ["hydra.output_subdir=null"]
+    if run_dir is None:
+        extra.append(f"hydra.run.dir={_quote(str(run_dir_of(checkpoint)))}")
+    return extra
+
+
+def _override_values(args: list[str]) -> dict[str, Any]:
+    parser = OverridesParser.create()
+    overrides = parser.parse_overrides([a for a in args if "=" in a and not a.startswith("-")])
+    return {o.key_or_group: o.value() for o in overrides}
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (shorter to paste)."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def _quote(value: str) -> str:
+    if re.fullmatch(r"[\w./\\:@~+-]+", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _one_line(ex: BaseException) -> str:
+    """An exception and its config-library cause as one line, without Hydra's hints to set env vars."""
+    parts = []
+    for error in (ex, ex.__cause__ if type(ex).__module__.startswith("hydra") else None):
+        if error is None:
+            continue
+        lines = [line.strip() for line in str(error).splitlines()]
+        lines = [
+            line
+            for line in lines
+            if line
+            and not line.startswith(
+                (
+                    "full_key:",
+                    "object_type=",
+                    "reference_type=",
+                    "Set the environment",
+                    "Config search path",
+                    "provider=",
+                )
+            )
+        ]
+        parts.append(_join(lines) or type(error).__name__)
+    return ". ".join(p.rstrip(".") for p in parts)
+
+
+def _join(lines: list[str]) -> str:
+    """Join message lines as sentences; the lines after one ending in ':' form a comma list."""
+    text, listing = "", False
+    for line in lines:
+        if not text:
+            text = line
+        elif listing:
+            text += (" " if text.endswith(":") else ", ") + line
+        else:
+            text += (" " if text.endswith((".", ":")) else ". ") + line
+        listing = listing or line.endswith(":")
+    return text
+
+
+def _usage() -> str:
+    commands = "\n".join(f"  {name:<9}{text}" for name, (_, text) in COMMANDS.items())
+    groups = "\n".join(
+        f"  {group + ':':<11}{', '.join(options)}" for group, options in config_groups().items()
+    )
+    return (
+        f"usage: dltool COMMAND [ARGS ...]        (dltool {dltool.__version__})\n\n"
+        "Train, evaluate and use models from YAML configs (Hydra). Runs go to runs/.\n\n"
+        f"commands:\n{commands}\n\n"
+        f"config groups (dltool train GROUP=OPTION):\n{groups}\n\n"
+        "`dltool COMMAND --help` lists a command's options; `dltool train --cfg job` prints the composed config."
+    )
+
+
+def config_groups() -> dict[str, list[str]]:
+    """The config groups shipped in ``dltool/conf`` and their options."""
+    root = resources.files("dltool.conf")
+    return {
+        entry.name: sorted(f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml"))
+        for entry in sorted(root.iterdir(), key=lambda e: e.name)
+        if entry.is_dir() and entry.name not in _GROUP_OPTIONS_SKIP
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Checkpoint files: what they hold, writing and rotating them, reading them back safely.
+
+A checkpoint is a plain nested dict saved with ``dltool.engine.save`` (arrays plus JSON, never
+pickle, written to a temp file and renamed, so a crash mid-save keeps the previous file):
+model, optimizer and scheduler state, loop counters, the train loader's position, every RNG
+state, the resolved config, and the dltool version.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import dltool
+import dltool.engine as dl
+from dltool.training.errors import CheckpointError, ConfigError
+
+FORMAT = "dltool-checkpoint"
+FORMAT_VERSION = 1
+
+
+def capture_rng() -> dict[str, Any]:
+    """The state of every generator a run draws from: dltool's default, numpy's and Python's."""
+    version, internal, gauss_next = random.getstate()
+    return {
+        "dltool": dl.get_rng_state(),
+        "numpy": np.random.get_state(legacy=False),
+        "python": {
+            "version": version,
+            "internal": np.asarray(internal, dtype=np.int64),
+            "gauss_next": gauss_next,
+        },
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Put back the generator states that ``capture_rng`` took."""
+    dl.set_rng_state(state["dltool"])
+    numpy_state = dict(state["numpy"])
+    numpy_state["state"] = {k: np.asarray(v) if k == "key" else v for k, v in numpy_state["state"].items()}
+    np.random.set_state(numpy_state)
+    python = state["python"]
+    internal = tuple(int(x) for x in np.asarray(python["internal"]))
+    random.setstate((int(python["version"]), internal, python["gauss_next"]))
+
+
+def new_checkpoint(config: dict[str, Any], meta: dict[str, Any], **state: Any) -> dict[str, Any]:
+    """A checkpoint dict: format tag and version, ``config``, ``meta``, and the given states."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dltool_version": dltool.__version__,
+        "config": config,
+        "meta": meta,
+        **state,
+    }
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by dltool, its tensors on ``map_location`` (the host by default:
+    ``load_state_dict`` copies them to wherever the model and optimizer live).
+
+    Raises:
+        CheckpointError: the file is missing, truncated or corrupt, or not a dltool checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = dl.load(path, map_location=map_location)
+    except Exception as ex:  # truncated, corrupted or foreign: the engine says which
+        reason = str(ex).removeprefix(f"{path}: ")
+        raise CheckpointError(f"cannot load checkpoint {path}: {reason}") from ex
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a dltool checkpoint (no '{FORMAT}' format tag)")
+    if checkpoint.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by dltool {checkpoint.get('dltool_version')} in a newer format; "
+            f"upgrade dltool (this is {dltool.__version__})"
+        )
+    return checkpoint
+
+
+def load_model_state(model: dl.nn.Module, state: dict[str, Any], path: str | Path) -> None:
+    """Load ``state`` into ``model`` after checking that every key and shape matches.
+
+    Raises:
+        CheckpointError: naming the missing, unexpected and mis-shaped keys.
+    """
+    expected = model.state_dict()
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        problems.append(f"missing keys {_short(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_short(unexpected)}")
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if shapes:
+        problems.append(f"shape mismatch (checkpoint vs model) {_short(shapes)}")
+    if problems:
+        raise CheckpointError(
+            f"{path} does not match the model {type(model).__name__}: " + "; ".join(problems)
+        )
+    model.load_state_dict(state)
+
+
+def _short(items: list[str], limit: int = 5) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return "[" + ", ".join(items[:limit]) + "]" + more
+
+
+def run_dir_of(checkpoint: str | Path) -> Path:
+    """The run directory a checkpoint belongs to (the parent of its ``checkpoints/`` folder)."""
+    path = Path(checkpoint)
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def refuse_used_run_dir(run_dir: str | Path) -> None:
+    """Raise unless ``run_dir`` is free for a new run (it has no ``checkpoints/last.ckpt``).
+
+    Raises:
+        ConfigError: saying how to continue the earlier run instead.
+    """
+    if (Path(run_dir) / "checkpoints" / "last.ckpt").exists():
+        raise ConfigError(
+            f"{run_dir} already holds a run's checkpoints; continue it with resume=auto hydra.run.dir={run_dir}, "
+            "or choose another hydra.run.dir"
+        )
+
+
+def find_last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest ``last.ckpt`` under ``run_dir`` (for ``resume=auto``), or None."""
+    candidates = sorted(Path(run_dir).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    return candidates[-1] if candidates else None
+
+
+class CheckpointWriter:
+    """Writes ``last.ckpt``, ``best.ckpt`` and every N epochs ``epoch-N.ckpt``, keeping the last K.
+
+    Args:
+        directory: the run's ``checkpoints/`` folder (created on first save).
+        every_n_epochs: also keep ``epoch-N.ckpt`` every this many epochs (0: never).
+        keep_last_k: how many ``epoch-N.ckpt`` to keep (None: all).
+    """
+
+    def __init__(self, directory: Path, every_n_epochs: int = 0, keep_last_k: int | None = None) -> None:
+        self.directory = Path(directory)
+        self.every_n_epochs = every_n_epochs
+        self.keep_last_k = keep_last_k
+
+    @property
+    def last(self) -> Path:
+        return self.directory / "last.ckpt"
+
+    @property
+    def best(self) -> Path:
+        return self.directory / "best.ckpt"
+
+    def save(self, checkpoint: dict[str, Any], epoch: int | None = None, improved: bool = False) -> Path:
+        """Save ``last.ckpt``; at an epoch end also ``best.ckpt`` when improved and ``epoch-N.ckpt``."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        dl.save(checkpoint, self.last)
+        if epoch is not None and improved:
+            dl.save(checkpoint, self.best)
+        if epoch is not None and self.every_n_epochs and epoch % self.every_n_epochs == 0:
+            dl.save(checkpoint, self.directory / f"epoch-{epoch}.ckpt")
+            self._rotate()
+        return self.last
+
+    def _rotate(self) -> None:
+        if self.keep_last_k is None:
+            return
+        numbered = sorted(self.directory.glob("epoch-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+        for old in numbered[: -self.keep_last_k]:
+            old.unlink()

@@ -1,0 +1,95 @@
+"""Console output: dltool's own logger (console + the run's train.log) and per-epoch progress.
+
+On a terminal, a rich progress bar per epoch; elsewhere (CI, a pipe) plain lines with no control
+codes. Only the ``dltool`` logger is touched, never the root logger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+log = logging.getLogger("dltool")
+
+_console = Console(soft_wrap=True)
+if not _console.is_terminal:  # a pipe or a file has no width to fit tables into
+    _console.width = max(_console.width, 160)
+
+
+def console() -> Console:
+    """The one rich console every dltool command prints through (stdout)."""
+    return _console
+
+
+class _ConsoleHandler(logging.Handler):
+    """Prints records through the rich console, so they appear above a live progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        try:
+            _console.print(prefix + self.format(record), markup=False, highlight=False)
+        except Exception:  # logging must never break the run
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def run_logging(log_file: Path | None = None) -> Iterator[logging.Logger]:
+    """Attach a console handler (INFO) and, if given, a file handler (DEBUG) to the dltool logger.
+
+    The handlers are removed on exit, so repeated runs in one process (sweeps, tests) do not pile up.
+    """
+    handlers: list[logging.Handler] = [_ConsoleHandler(logging.INFO)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))
+        handlers.append(file_handler)
+    previous = (log.level, log.propagate)
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    for handler in handlers:
+        log.addHandler(handler)
+    try:
+        yield log
+    finally:
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
+        log.level, log.propagate = previous
+
+
+class EpochProgress:
+    """A transient progress bar for one epoch (batches, loss, samples/s, ETA); a no-op off a terminal."""
+
+    def __init__(self, description: str, total: int) -> None:
+        self._progress: Progress | None = None
+        if _console.is_terminal:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"),
+                TextColumn("{task.fields[speed]:,.0f} samples/s"),
+                TimeRemainingColumn(),
+                console=_console,
+                transient=True,
+            )
+            self._task = self._progress.add_task(description, total=total, loss=float("nan"), speed=0.0)
+
+    def __enter__(self) -> EpochProgress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def update(self, completed: int, loss: float, samples_per_s: float) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed, loss=loss, speed=samples_per_s)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

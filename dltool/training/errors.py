@@ -1,0 +1,33 @@
+"""Errors a user can act on: the CLI prints each as one line and exits non-zero, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DltoolError(Exception):
+    """A user-facing error (bad config, missing file, bad checkpoint, diverged run)."""
+
+
+class ConfigError(DltoolError):
+    """A config value that cannot work: wrong type, out of range, or rejected by its class."""
+
+
+class CheckpointError(DltoolError):
+    """A checkpoint that is missing, unreadable, foreign, or does not match the model."""
+
+
+class TrainingDiverged(DltoolError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT/SIGTERM after saving a checkpoint.
+
+    A ``KeyboardInterrupt`` so that Hydra's job runner does not swallow it and a sweep stops too.
+    """
+
+    def __init__(self, signum: int, checkpoint: Path | None) -> None:
+        super().__init__(signum, checkpoint)
+        self.signum = signum
+        self.checkpoint = checkpoint

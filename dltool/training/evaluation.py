@@ -1,0 +1,142 @@
+"""Evaluation: one pass over a loader under ``no_grad``, and the ``dltool eval`` command."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from rich import box
+from rich.table import Table
+
+import dltool.engine as dl
+from dltool.engine.utils.data import DataLoader
+from dltool.training.builders import build, build_datasets, build_model, building
+from dltool.training.checkpoint import load_checkpoint, load_model_state
+from dltool.training.console import console
+from dltool.training.errors import ConfigError
+from dltool.training.metrics import RunningMetrics, confusion_matrix, per_class_accuracy
+from dltool.training.options import TrainerOptions
+
+log = logging.getLogger("dltool")
+
+
+@dl.no_grad()
+def evaluate(
+    model: dl.nn.Module,
+    loader: DataLoader,
+    loss_fn: Any,
+    task: str,
+    prefix: str,
+    device: str = "cpu",
+    num_batches: int | None = None,
+    num_classes: int | None = None,
+) -> tuple[dict[str, float], np.ndarray | None]:
+    """Mean loss and accuracy (or MAE) of ``model`` over ``loader``, in eval mode.
+
+    Args:
+        prefix: the metric tags' prefix (``val`` gives ``val/loss``, ``val/acc``).
+        num_batches: stop after this many batches (None: all).
+        num_classes: also count a confusion matrix (true classes on rows).
+
+    Returns:
+        The metrics as plain floats, and the confusion matrix (None without ``num_classes``).
+    """
+    was_training = model.training
+    model.eval()
+    running = RunningMetrics(task)
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64) if num_classes else None
+    try:
+        for x, y in itertools.islice(loader, num_batches):
+            x, y = x.to(device), y.to(device)
+            output = model(x)
+            running.update(loss_fn(output, y).item(), output, y)
+            if matrix is not None:
+                matrix += confusion_matrix(output.argmax(dim=1).cpu().numpy(), y.cpu().numpy(), num_classes)
+    finally:
+        model.train(was_training)
+    return running.compute(prefix), matrix
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """``dltool eval``: rebuild model and data from the checkpoint's config, report and save JSON.
+
+    Returns:
+        What was written to the JSON file: loss, accuracy, per-class accuracy, confusion matrix.
+    """
+    if cfg.split not in ("test", "val"):
+        raise ConfigError(f"split: must be 'test' or 'val', got {cfg.split!r}")
+    path = Path(cfg.checkpoint)
+    checkpoint = load_checkpoint(path)
+    run_cfg = OmegaConf.create(checkpoint["config"])
+    options = TrainerOptions.from_config(run_cfg.trainer)
+    device = cfg.device or options.device
+    model = build_model(run_cfg, device)
+    load_model_state(model, checkpoint["model"], path)
+    dataset = _split(run_cfg, options, cfg.split)
+    with building("data loader"):
+        loader = DataLoader(
+            dataset, batch_size=cfg.batch_size or options.eval_batch_size, num_workers=cfg.num_workers
+        )
+    meta = checkpoint["meta"]
+    classes = list(meta["classes"]) if meta["task"] == "classification" else []
+    metrics, matrix = evaluate(
+        model,
+        loader,
+        build("loss", run_cfg.loss),
+        meta["task"],
+        cfg.split,
+        device=device,
+        num_classes=len(classes) or None,
+    )
+    scores = {tag.split("/", 1)[1]: value for tag, value in metrics.items()}
+    result: dict[str, Any] = {"checkpoint": str(path), "split": cfg.split, "samples": len(dataset), **scores}
+    if matrix is not None:
+        accuracy = per_class_accuracy(matrix)
+        result["per_class_acc"] = dict(zip(classes, accuracy, strict=True))
+        result["confusion_matrix"] = {"classes": classes, "counts": matrix.tolist()}
+    _print_report(result, matrix)
+    output = Path(cfg.output) if cfg.output else path.with_name(f"{path.stem}.{cfg.split}.json")
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    log.info(f"wrote {output}")
+    return result
+
+
+def _split(run_cfg: DictConfig, options: TrainerOptions, split: str) -> Any:
+    if split == "test":
+        return build("dataset.test", run_cfg.dataset.test)
+    val = build_datasets(run_cfg, options)[1]
+    if val is None:
+        raise ConfigError("split=val: the run had no validation split (trainer.val_split=0); use split=test")
+    return val
+
+
+def _print_report(result: dict[str, Any], matrix: np.ndarray | None) -> None:
+    summary = Table(title=f"{result['checkpoint']} on {result['split']} ({result['samples']} samples)")
+    scores = [k for k in ("loss", "acc", "mae") if k in result]
+    for key in scores:
+        summary.add_column(key, justify="right")
+    summary.add_row(*(f"{result[k]:.4f}" for k in scores))
+    console().print(summary)
+    if matrix is None:
+        return
+    classes = result["confusion_matrix"]["classes"]
+    table = Table(title="confusion matrix (rows: true class, columns: predicted)", box=box.SIMPLE_HEAD)
+    table.add_column("class", no_wrap=True)
+    for i in range(len(classes)):
+        table.add_column(str(i), justify="right")
+    table.add_column("support", justify="right")
+    table.add_column("acc", justify="right")
+    for i, name in enumerate(classes):
+        acc = result["per_class_acc"][name]
+        table.add_row(
+            f"{i} {name}",
+            *(str(n) for n in matrix[i]),
+            str(matrix[i].sum()),
+            "-" if acc is None else f"{acc:.4f}",
+        )
+    console().print(table)

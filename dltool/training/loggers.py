@@ -1,0 +1,97 @@
+"""Metric loggers for a run directory: TensorBoard event files and a CSV mirror.
+
+Each logger is built by the trainer from the ``logger`` config group as
+``partial(run_dir=..., purge_step=...)``: on a resumed run, ``purge_step`` is the first step
+after the checkpoint, and whatever an earlier process logged from there on is dropped, so the
+curves continue without duplicate steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.proto.summary_pb2 import Summary
+from tensorboardX.summary import hparams as hparams_summary
+
+
+class TensorBoardLogger:
+    """Scalars and hyperparameters in one event file in ``run_dir`` (not in a sub-run).
+
+    Events are written synchronously, so ``flush()`` puts everything logged so far on disk
+    (``SummaryWriter.flush`` leaves events queued for its writer thread).
+    """
+
+    def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        # NOTE: the suffix keeps a quickly resumed run from reusing (truncating) the previous
+        # file's name, which has only a seconds timestamp, and sorts files in time order.
+        self._events = EventsWriter(os.path.join(run_dir, "events"), filename_suffix=f".{time.time_ns()}")
+        if purge_step is not None:
+            # TensorBoard's reader hides earlier files' events at steps >= purge_step after this.
+            self._write(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+
+    def _write(self, event: Event) -> None:
+        event.wall_time = time.time()
+        self._events.write_event(event)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        values = [Summary.Value(tag=tag, simple_value=float(value)) for tag, value in metrics.items()]
+        self._write(Event(step=step, summary=Summary(value=values)))
+
+    def log_hparams(self, hparams: Mapping[str, Any], metric_tags: list[str]) -> None:
+        """The HParams-plugin summaries; the metrics' values are the scalars logged under those tags."""
+        for summary in hparams_summary(dict(hparams), dict.fromkeys(metric_tags, 0.0)):
+            self._write(Event(summary=summary))
+
+    def flush(self) -> None:
+        self._events.flush()
+
+    def close(self) -> None:
+        self._events.close()
+
+
+class CSVLogger:
+    """The same scalars as rows ``wall_time,step,tag,value`` in ``run_dir/metrics.csv``."""
+
+    FIELDS = ("wall_time", "step", "tag", "value")
+
+    def __init__(
+        self, run_dir: str | Path, purge_step: int | None = None, filename: str = "metrics.csv"
+    ) -> None:
+        self.path = Path(run_dir) / filename
+        if purge_step is not None and self.path.exists():
+            self._purge(purge_step)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._file = open(self.path, "a", newline="")  # noqa: SIM115 - closed in close()
+        self._csv = csv.writer(self._file)
+        if new:
+            self._csv.writerow(self.FIELDS)
+
+    def _purge(self, purge_step: int) -> None:
+        with open(self.path, newline="") as f:
+            rows = [row for row in csv.reader(f)]
+        kept = [rows[0]] + [row for row in rows[1:] if len(row) == 4 and int(row[1]) < purge_step]
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+        os.replace(tmp, self.path)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        now = time.time()
+        self._csv.writerows([(f"{now:.3f}", step, tag, repr(float(value))) for tag, value in metrics.items()])
+
+    def log_hparams(self, hparams: Mapping[str, Any], metric_tags: list[str]) -> None:
+        """Nothing to add: the config is in ``.hydra/`` and the final metrics in metrics.json."""
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

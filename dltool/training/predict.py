@@ -1,0 +1,83 @@
+"""``dltool predict``: the top-k classes of image files, using the checkpoint's model and transforms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from PIL import Image, UnidentifiedImageError
+from rich.table import Table
+
+import dltool.engine as dl
+from dltool.training.builders import build, build_model
+from dltool.training.checkpoint import load_checkpoint, load_model_state
+from dltool.training.console import console
+from dltool.training.errors import ConfigError, DltoolError
+
+
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Classify ``cfg.inputs`` with ``cfg.checkpoint`` and print a table of the top ``cfg.topk``.
+
+    Returns:
+        One entry per input: ``{"input": path, "top": [{"class", "index", "prob"}, ...]}``.
+    """
+    inputs = list(cfg.inputs) if isinstance(cfg.inputs, ListConfig) else [cfg.inputs]
+    if not inputs:
+        raise ConfigError("inputs: give at least one image, e.g. inputs=[a.png,b.png]")
+    path = Path(cfg.checkpoint)
+    checkpoint = load_checkpoint(path)
+    meta = checkpoint["meta"]
+    if meta["task"] != "classification":
+        raise ConfigError(f"{path} is a {meta['task']} model; predict needs a classifier")
+    classes = list(meta["classes"])
+    if not isinstance(cfg.topk, int) or not 1 <= cfg.topk:
+        raise ConfigError(f"topk: expected an integer >= 1, got {cfg.topk!r}")
+    k = min(cfg.topk, len(classes))
+    run_cfg = OmegaConf.create(checkpoint["config"])
+    if "transform" not in run_cfg.dataset:
+        raise ConfigError(f"{path}: its dataset config has no transform to turn images into tensors")
+    device = cfg.device or run_cfg.trainer.device
+    model = build_model(run_cfg, device)
+    load_model_state(model, checkpoint["model"], path)
+    model.eval()
+    transform = build("dataset.transform", run_cfg.dataset.transform)
+    shape = list(meta["input_shape"])
+    batch = dl.stack([_load(Path(p), shape, transform) for p in inputs]).to(device)
+    with dl.no_grad():
+        probs, indices = model(batch).softmax(dim=1).topk(k, dim=1)
+    results = [
+        {
+            "input": str(p),
+            "top": [
+                {"class": classes[i], "index": i, "prob": float(q)}
+                for q, i in zip(prob_row, index_row, strict=True)
+            ],
+        }
+        for p, prob_row, index_row in zip(inputs, probs.tolist(), indices.tolist(), strict=True)
+    ]
+    _print(results, k)
+    return results
+
+
+def _load(path: Path, shape: list[int], transform: Any) -> dl.Tensor:
+    """Read an image as the dataset's samples are: its channels and size, then its transform."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if shape[0] == 1 else "RGB")
+    except (OSError, UnidentifiedImageError) as ex:
+        raise DltoolError(f"cannot read image {path}: {ex}") from ex
+    height, width = shape[1], shape[2]
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    return transform(image)
+
+
+def _print(results: list[dict[str, Any]], k: int) -> None:
+    table = Table(title=f"top-{k} predictions")
+    table.add_column("input")
+    for rank in range(1, k + 1):
+        table.add_column(f"#{rank}")
+    for result in results:
+        table.add_row(result["input"], *(f"{t['class']} ({t['prob']:.1%})" for t in result["top"]))
+    console().print(table)

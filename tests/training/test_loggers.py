@@ -1,0 +1,76 @@
+"""Loggers: TensorBoard's own reader sees the scalars and hparams in the run's one directory,
+and a resumed logger (purge_step) leaves no duplicate steps in the event files or the CSV."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from dltool.training.loggers import CSVLogger, TensorBoardLogger
+
+event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+
+
+def _scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    accumulator = event_accumulator.EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    return [(e.step, e.value) for e in accumulator.Scalars(tag)]
+
+
+def test_tensorboard_scalars_and_hparams_in_the_run_dir(tmp_path: Path) -> None:
+    logger = TensorBoardLogger(tmp_path)
+    for step in (1, 2, 3):
+        logger.log_metrics({"train/loss": 1.0 / step, "lr": 0.1}, step)
+    logger.log_metrics({"test/acc": 0.9}, 3)
+    logger.log_hparams({"optimizer.lr": 0.1, "model": "MLP", "trainer.epochs": 2}, ["test/acc"])
+    logger.flush()  # readable before close, as after each epoch
+    assert [s for s, _ in _scalars(tmp_path, "train/loss")] == [1, 2, 3]
+    logger.close()
+    assert [p for p in tmp_path.iterdir() if p.is_dir()] == []  # no hparams sub-run
+    accumulator = event_accumulator.EventAccumulator(str(tmp_path))
+    accumulator.Reload()
+    plugins = accumulator.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+
+
+def test_tensorboard_purge_step_drops_steps_after_the_checkpoint(tmp_path: Path) -> None:
+    first = TensorBoardLogger(tmp_path)
+    for step in range(1, 7):
+        first.log_metrics({"train/loss": float(step)}, step)
+    first.close()
+    resumed = TensorBoardLogger(tmp_path, purge_step=5)  # the checkpoint was taken at step 4
+    for step in range(5, 9):
+        resumed.log_metrics({"train/loss": 10.0 + step}, step)
+    resumed.close()
+    assert _scalars(tmp_path, "train/loss") == [
+        (1, 1.0),
+        (2, 2.0),
+        (3, 3.0),
+        (4, 4.0),
+        (5, 15.0),
+        (6, 16.0),
+        (7, 17.0),
+        (8, 18.0),
+    ]
+
+
+def test_csv_mirror_and_purge(tmp_path: Path) -> None:
+    first = CSVLogger(tmp_path)
+    for step in range(1, 7):
+        first.log_metrics({"train/loss": float(step), "lr": 0.5}, step)
+    first.close()
+    resumed = CSVLogger(tmp_path, purge_step=5)
+    resumed.log_metrics({"train/loss": 50.0}, 5)
+    resumed.close()
+    with open(tmp_path / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["wall_time", "step", "tag", "value"]
+    assert [(int(r["step"]), r["tag"], float(r["value"])) for r in rows if r["tag"] == "train/loss"] == [
+        (1, "train/loss", 1.0),
+        (2, "train/loss", 2.0),
+        (3, "train/loss", 3.0),
+        (4, "train/loss", 4.0),
+        (5, "train/loss", 50.0),
+    ]
