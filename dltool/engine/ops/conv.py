@@ -16,6 +16,7 @@ import numpy as np
 
 from dltool.engine import backend
 from dltool.engine.autograd.function import Function
+from dltool.engine.ops.linalg import Matmul
 from dltool.engine.tensor import Tensor
 
 # =============================================================== window geometry
@@ -130,20 +131,15 @@ class Fold(Function):
         return (Unfold.apply(grad_output, *ctx.geometry),) + (None,) * 7
 
 
-class WeightMatmul(Function):
+class WeightMatmul(Matmul):
     """``weight @ cols`` for flattened weights ``(..., O, K)`` and columns ``(..., K, N*L)``.
 
-    The same product as ``matmul``, with the weight's gradient taken as ``(cols @ grad^T)^T``
-    instead of ``grad @ cols^T``.
+    Matmul's forward, with the weight's gradient taken as ``(cols @ grad^T)^T`` instead of
+    ``grad @ cols^T``.
     """
 
     # NOTE: with two threads OpenBLAS runs grad @ cols^T (an O x K result summed over N*H*W,
     # e.g. 64 x 288 over 65536) about 30 times slower than the transposed orientation
-
-    @staticmethod
-    def forward(ctx, weight, cols):
-        ctx.save_for_backward(weight, cols)
-        return weight._xp().matmul(weight._data, cols._data)
 
     @staticmethod
     def backward(ctx, grad_output):
