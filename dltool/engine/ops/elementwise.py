@@ -359,6 +359,15 @@ class Sigmoid(Function):
         return grad_output * y * (1 - y)
 
 
+def _keep(grad: Tensor, mask: Any) -> Tensor:
+    """``grad`` where the bool array ``mask`` holds, zero elsewhere.
+
+    NOTE: a multiply by the mask, which numpy runs about 7x faster than ``where`` on random masks;
+    unlike ``where`` it turns an inf or nan gradient into nan at masked-out places.
+    """
+    return grad * Tensor._make(mask.astype(grad.dtype))
+
+
 class Relu(Function):
     @staticmethod
     def forward(ctx, x):
@@ -369,7 +378,7 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
-        return where(y > 0, grad_output, 0.0)
+        return _keep(grad_output, y._data > 0)
 
 
 class Clamp(Function):
@@ -388,7 +397,7 @@ class Clamp(Function):
             inside &= x._data >= low
         if high is not None:
             inside &= x._data <= high
-        return where(Tensor._make(inside), grad_output, 0.0), None, None
+        return _keep(grad_output, inside), None, None
 
 
 def neg(input: Tensor) -> Tensor:  # noqa: A002
