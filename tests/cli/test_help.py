@@ -48,7 +48,7 @@ def test_eval_and_predict_help(dltool: Callable, command: str, text: str) -> Non
 
 
 def test_cfg_job_prints_the_composed_config(dltool: Callable) -> None:
-    result = dltool("train", "model=lenet", "optimizer=sgd", "--cfg", "job")
+    result = dltool("train", "model=lenet", "optimizer=sgd", "trainer.batch_size=256", "--cfg", "job")
     assert result.returncode == 0
     assert "_target_: dltool.models.lenet.LeNet5" in result.stdout and "batch_size: 256" in result.stdout
     assert "_target_: dltool.engine.optim.SGD" in result.stdout

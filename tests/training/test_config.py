@@ -34,9 +34,10 @@ def test_defaults() -> None:
     assert cfg.scheduler.T_max == 10
 
 
-def test_model_configs_bring_their_trainer_defaults() -> None:
-    assert compose("config", overrides=["model=lenet"]).trainer.batch_size == 256
-    assert compose("config", overrides=["model=lenet", "trainer.batch_size=64"]).trainer.batch_size == 64
+def test_experiment_overlays_set_other_groups_and_overrides_still_win() -> None:
+    cfg = compose("config", overrides=["experiment=cnn_fashion"])
+    assert cfg.model._target_ == "dltool.models.cnn.CNN" and cfg.optimizer.lr == 3.0e-3
+    assert compose("config", overrides=["experiment=cnn_fashion", "optimizer.lr=0.01"]).optimizer.lr == 0.01
 
 
 @pytest.mark.parametrize(
