@@ -7,8 +7,8 @@ from collections.abc import Callable
 import numpy as np
 
 import dltool.engine as dl
-from benchmarks.common import Settings, fashion_mnist_arrays, timed, torch
-from benchmarks.models import copy_weights, mlp, reference_model, train_epoch
+from benchmarks.common import Settings, fashion_mnist_arrays, timed
+from benchmarks.models import epoch_cases, mlp, reference_model
 
 TITLE = "MLP 784-256-10 epoch (Fashion-MNIST, batch 256, SGD)"
 BATCH, LR = 256, 0.1
@@ -44,32 +44,14 @@ def numpy_epoch(params: list[np.ndarray], images: np.ndarray, labels: np.ndarray
 def cases(settings: Settings) -> dict[str, Callable[[], float]]:
     images, labels = fashion_mnist_arrays(2048 if settings.tiny else None)
     order = np.random.default_rng(0).permutation(len(labels))
-    reference = reference_model(mlp)
-
-    def dltool() -> float:
-        model = mlp(dl)
-        if reference is not None:
-            copy_weights(reference, model, dl)
-        optimizer = dl.optim.SGD(model.parameters(), lr=LR)
-        x, y, idx = dl.from_numpy(images), dl.from_numpy(labels), dl.from_numpy(order)
-        return timed(lambda: train_epoch(dl, model, optimizer, x, y, idx, BATCH))
+    sgd = lambda lib, params: lib.optim.SGD(params, lr=LR)  # noqa: E731
+    result = epoch_cases(mlp, sgd, images, labels, order, BATCH)
+    reference = reference_model(mlp)  # the weights epoch_cases starts both frameworks from
+    start = reference if reference is not None else mlp(dl)
 
     def numpy_floor() -> float:
-        model = mlp(dl)
-        if reference is not None:
-            copy_weights(reference, model, dl)
-        params = [p.detach().numpy().copy() for p in model.parameters()]
+        params = [p.detach().numpy().copy() for p in start.parameters()]
         return timed(lambda: numpy_epoch(params, images, labels, order))
 
-    result = {"dltool": dltool, "numpy": numpy_floor}
-    if torch is not None:
-
-        def pytorch() -> float:
-            model = mlp(torch)
-            model.load_state_dict(reference.state_dict())
-            optimizer = torch.optim.SGD(model.parameters(), lr=LR)
-            x, y, idx = torch.from_numpy(images), torch.from_numpy(labels), torch.from_numpy(order)
-            return timed(lambda: train_epoch(torch, model, optimizer, x, y, idx, BATCH))
-
-        result["torch"] = pytorch
+    result["numpy"] = numpy_floor
     return result

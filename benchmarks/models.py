@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 
 def mlp(lib: Any) -> Any:
@@ -47,3 +50,34 @@ def train_epoch(lib: Any, model: Any, optimizer: Any, images: Any, labels: Any, 
         loss.backward()
         optimizer.step()
     return float(loss.item())
+
+
+def epoch_cases(
+    build: Callable[[Any], Any],
+    make_optimizer: Callable[[Any, Any], Any],
+    images: np.ndarray,
+    labels: np.ndarray,
+    order: np.ndarray,
+    batch_size: int,
+) -> dict[str, Callable[[], float]]:
+    """One timed epoch of the same network, from the same weights, in dltool and in PyTorch."""
+    import dltool.engine as dl
+    from benchmarks.common import timed, torch
+
+    reference = reference_model(build)
+
+    def case(lib: Any) -> Callable[[], float]:
+        def run() -> float:
+            model = build(lib)
+            if reference is not None:
+                copy_weights(reference, model, lib)
+            optimizer = make_optimizer(lib, model.parameters())
+            x, y, idx = lib.from_numpy(images), lib.from_numpy(labels), lib.from_numpy(order)
+            return timed(lambda: train_epoch(lib, model, optimizer, x, y, idx, batch_size))
+
+        return run
+
+    result = {"dltool": case(dl)}
+    if torch is not None:
+        result["torch"] = case(torch)
+    return result
