@@ -18,7 +18,7 @@ GROUPS = ["model", "dataset", "optimizer", "scheduler", "loss", "trainer", "logg
 
 @pytest.fixture
 def checkpoint(tmp_path: Path) -> Path:
-    stored = compose_config("model=lenet", "trainer.epochs=3", "optimizer.lr=0.01")
+    stored = compose_config("model=lenet", "trainer.epochs=3", "trainer.batch_size=256", "optimizer.lr=0.01")
     path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     path.parent.mkdir(parents=True)
     dl.save(new_checkpoint(config=OmegaConf.to_container(stored), meta={}), path)
