@@ -41,8 +41,3 @@ def normalize_dims(dim: Any, ndim: int) -> tuple[int, ...]:
     if isinstance(dim, (tuple, list)):
         return tuple(sorted({_wrap_dim(d, ndim) for d in dim}))
     return (_wrap_dim(dim, ndim),)
-
-
-def data_of(value: Any) -> Any:
-    """The array behind a tensor, or the value itself (a Python scalar or None)."""
-    return value._data if isinstance(value, Tensor) else value
