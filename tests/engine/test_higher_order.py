@@ -43,6 +43,7 @@ SECOND_ORDER = [
     ("matmul_batched_vector", lambda x, y: (x @ y) ** 2, [((2, 2, 3),) + ANY, ((3,),) + ANY]),
     ("dot", lambda x, y: dl.dot(x, y) ** 2, [((3,),) + ANY, ((3,),) + ANY]),
     ("mm_square", lambda x: dl.mm(x, x), [((2, 2),) + ANY]),
+    ("linear", lambda x, w, b: dl.nn.functional.linear(x, w, b).tanh(), [((2, 2, 3),) + ANY, ((2, 3),) + ANY, ((2,),) + ANY]),
     # reductions
     ("sum", lambda x: x.sum(1) ** 2, [((2, 3),) + ANY]),
     ("mean", lambda x: x.mean((0, 1), keepdim=True) * x, [((2, 3),) + ANY]),

@@ -35,6 +35,7 @@ from dltool.engine.ops.conv import (
     unfold,
 )
 from dltool.engine.ops.elementwise import sigmoid, tanh
+from dltool.engine.ops.linalg import linear
 from dltool.engine.ops.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -68,19 +69,6 @@ __all__ = [
     "mish", "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6", "scaled_dot_product_attention", "selu",
     "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "tanh", "unfold",
 ]
-
-
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
-    """``input @ weight.T + bias``; leading dims are folded into one matmul."""
-    if input.dtype != weight.dtype:
-        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {input.dtype} and {weight.dtype}")
-    if input.ndim > 2:
-        lead = input.shape[:-1]
-        flat = input.reshape(-1, input.shape[-1]).matmul(weight.t())
-        out = flat.reshape(lead + (weight.shape[0],))
-    else:
-        out = input.matmul(weight.t())
-    return out if bias is None else out + bias
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002

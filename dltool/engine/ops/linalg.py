@@ -1,4 +1,5 @@
-"""Matrix products: matmul (with broadcasting batch dims and 1-D operands), mm, bmm, dot, outer."""
+"""Matrix products: matmul (with broadcasting batch dims and 1-D operands), mm, bmm, dot, outer,
+and the fused ``linear`` (``x @ weight.T + bias``) behind ``nn.Linear``."""
 
 from __future__ import annotations
 
@@ -45,6 +46,56 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
             f"mat1 and mat2 shapes cannot be multiplied ({_describe(x)} and {_describe(y)})"
         )
     return Matmul.apply(x, y)
+
+
+class Linear(Function):
+    """``x @ weight.T + bias`` as one graph node, as PyTorch's addmm: one GEMM per gradient.
+
+    Leading dims of ``x`` are folded into one matrix product.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        data = x._data
+        rows = data.reshape(-1, data.shape[-1]) if data.ndim > 2 else data
+        out = x._xp().matmul(rows, weight._data.T)
+        if bias is not None:
+            out += bias._data
+        return out.reshape(data.shape[:-1] + out.shape[-1:]) if data.ndim > 2 else out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad
+        x_grad = weight_grad = bias_grad = None
+        if needs_x:
+            x_grad = grad_output.matmul(weight)
+        if needs_weight or needs_bias:
+            grad_rows = grad_output if grad_output.ndim == 2 else grad_output.reshape(-1, weight.shape[0])
+            if needs_weight:
+                x_rows = x if x.ndim == 2 else x.reshape(-1, weight.shape[1])
+                weight_grad = grad_rows.t().matmul(x_rows)
+            if needs_bias:
+                bias_grad = grad_rows.sum(0)
+        return x_grad, weight_grad, bias_grad
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
+    """``input @ weight.T + bias`` for ``input`` of shape ``(..., in_features)``."""
+    if input.ndim == 0:
+        raise RuntimeError("both arguments to linear need to be at least 1D")
+    if input.dtype != weight.dtype:
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {input.dtype} and {weight.dtype}")
+    if input.shape[-1] != weight.shape[1]:
+        rows = input.numel() // input.shape[-1] if input.shape[-1] else 0
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} and "
+            f"{weight.shape[1]}x{weight.shape[0]})"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise RuntimeError(f"bias of shape {tuple(bias.shape)} does not match {weight.shape[0]} output features")
+    return Linear.apply(input, weight, bias)
 
 
 def _describe(t: Tensor) -> str:

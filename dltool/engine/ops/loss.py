@@ -61,27 +61,36 @@ def _check_sizes(input: Tensor, target: Tensor) -> None:  # noqa: A002
 
 
 class SoftmaxCrossEntropy(Function):
+    """Rows ``sum_c a_c (logsumexp(x) - x_c)``; given a ``denominator``, their sum divided by it.
+
+    Folding the mean into the node keeps the common loss a single node of the graph.
+    """
+
     @staticmethod
-    def forward(ctx, x, a, dim):
+    def forward(ctx, x, a, dim, denominator):
         xp = x._xp()
-        shifted = x._data - x._data.max(axis=dim, keepdims=True)
-        log_total = xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
-        loss = a._data.sum(axis=dim, keepdims=True) * log_total - (a._data * shifted).sum(axis=dim, keepdims=True)
-        ctx.save_for_backward(x, a)
+        log_probs = x._data - x._data.max(axis=dim, keepdims=True)
+        log_probs -= xp.log(xp.exp(log_probs).sum(axis=dim, keepdims=True))
+        rows = (a._data * log_probs).sum(axis=dim)
+        ctx.save_for_backward(x, a, denominator)
         ctx.dim = dim
-        return loss.squeeze(dim)
+        return -rows if denominator is None else rows.sum() / -denominator._data
 
     @staticmethod
     def backward(ctx, grad_output):
-        x, a = ctx.saved_tensors
+        x, a, denominator = ctx.saved_tensors
         dim = ctx.dim
-        grad = grad_output.unsqueeze(dim)
+        grad = grad_output.unsqueeze(dim) if denominator is None else grad_output / denominator
         x_grad = a_grad = None
         if ctx.needs_input_grad[0]:
             x_grad = grad * (softmax(x, dim) * a.sum(dim=dim, keepdim=True) - a)
         if ctx.needs_input_grad[1]:
             a_grad = -grad * log_softmax(x, dim)
-        return x_grad, a_grad, None
+        return x_grad, a_grad, None, None
+
+
+def _unsqueeze_array(array: Any, dim: int) -> Any:
+    return array.reshape(array.shape[:dim] + (1,) + array.shape[dim:])
 
 
 def _class_coefficients(
@@ -90,7 +99,7 @@ def _class_coefficients(
     weight: Tensor | None,
     ignore_index: int,
     label_smoothing: float,
-) -> tuple[Tensor, Any]:
+) -> tuple[Tensor, Tensor]:
     """Per-class coefficients ``a`` for class-index targets, and the mean's denominator.
 
     Row i is ``(1-ε) w[t_i] onehot(t_i) + (ε/C) w`` (zero where ``t_i == ignore_index``); the
@@ -103,24 +112,26 @@ def _class_coefficients(
         raise RuntimeError(f"Expected target size {expected}, got {tuple(target.shape)}")
     if target.dtype.kind not in "iu":
         raise RuntimeError(f"expected scalar type Long but found {target.dtype} for the class-index target")
-    xp = input._xp()
-    t = target._data
-    kept = t != ignore_index
-    bad = kept & ((t < 0) | (t >= classes))
-    if bad.any():
-        raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
     if weight is not None and weight.shape != (classes,):
         raise RuntimeError(f"weight tensor should be defined either for all {classes} classes or no classes but got weight tensor of shape: {list(weight.shape)}")
-    w = xp.ones(classes, dtype=input.dtype) if weight is None else weight._data.astype(input.dtype, copy=False)
+    xp, dtype = input._xp(), input.dtype
+    t = target._data
+    kept = t != ignore_index
+    bad = ((t < 0) | (t >= classes)) & kept
+    if bad.any():
+        raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
     safe = xp.where(kept, t, 0)
     class_axis = xp.arange(classes).reshape((classes,) + (1,) * (input.ndim - dim - 1))
-    onehot = xp.expand_dims(safe, dim) == class_axis
-    row_weight = xp.where(kept, w[safe], 0).astype(input.dtype, copy=False)
-    a = onehot * xp.expand_dims(row_weight * (1.0 - label_smoothing), dim)
+    onehot = (_unsqueeze_array(safe, dim) == class_axis) & _unsqueeze_array(kept, dim)
+    if weight is None and label_smoothing == 0:  # the common case, in as few passes as it takes
+        return Tensor._make(onehot.astype(dtype)), Tensor._make(xp.asarray(kept.sum(), dtype=dtype))
+    w = xp.ones(classes, dtype=dtype) if weight is None else weight._data.astype(dtype, copy=False)
+    row_weight = xp.where(kept, w[safe], 0).astype(dtype, copy=False)
+    a = onehot * _unsqueeze_array(row_weight * (1.0 - label_smoothing), dim)
     if label_smoothing > 0:
         spread = w.reshape(class_axis.shape) * (label_smoothing / classes)
-        a = a + spread * xp.expand_dims(kept, dim)
-    return Tensor._make(a.astype(input.dtype, copy=False)), xp.asarray(row_weight.sum())
+        a = a + spread * _unsqueeze_array(kept, dim)
+    return Tensor._make(a.astype(dtype, copy=False)), Tensor._make(xp.asarray(row_weight.sum(), dtype=dtype))
 
 
 def cross_entropy(
@@ -146,15 +157,22 @@ def cross_entropy(
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     dim = 0 if input.ndim == 1 else 1
     if target.dtype.kind == "f":
-        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing, dim)
-    a, denominator = _class_coefficients(input, target, weight, ignore_index, label_smoothing)
-    loss = SoftmaxCrossEntropy.apply(input, a, dim)
+        a, denominator = _probability_coefficients(input, target, weight, label_smoothing, dim)
+    else:
+        a, denominator = _class_coefficients(input, target, weight, ignore_index, label_smoothing)
     if reduction == "mean":
-        return loss.sum() / Tensor._make(denominator)
-    return _reduce(loss, reduction)
+        return SoftmaxCrossEntropy.apply(input, a, dim, denominator)
+    return _reduce(SoftmaxCrossEntropy.apply(input, a, dim, None), reduction)
 
 
-def _cross_entropy_probabilities(input: Tensor, target: Tensor, weight: Tensor | None, reduction: str, label_smoothing: float, dim: int) -> Tensor:  # noqa: A002
+def _probability_coefficients(
+    input: Tensor,  # noqa: A002
+    target: Tensor,
+    weight: Tensor | None,
+    label_smoothing: float,
+    dim: int,
+) -> tuple[Tensor, Tensor]:
+    """Probability targets as coefficients (smoothed, weighted) and the mean's denominator (rows)."""
     if target.shape != input.shape:
         raise RuntimeError(f"Expected target size {tuple(input.shape)}, got {tuple(target.shape)}")
     classes = input.shape[dim]
@@ -162,10 +180,8 @@ def _cross_entropy_probabilities(input: Tensor, target: Tensor, weight: Tensor |
         target = target * (1.0 - label_smoothing) + label_smoothing / classes
     if weight is not None:
         target = target * weight.reshape((classes,) + (1,) * (input.ndim - dim - 1))
-    loss = SoftmaxCrossEntropy.apply(input, target.to(input.dtype), dim)
-    if reduction == "mean":
-        return loss.sum() / max(input.numel() // classes, 1)
-    return _reduce(loss, reduction)
+    rows = max(input.numel() // classes, 1)
+    return target.to(input.dtype), Tensor._make(input._xp().asarray(rows, dtype=input.dtype))
 
 
 def nll_loss(
@@ -184,7 +200,7 @@ def nll_loss(
     a, denominator = _class_coefficients(input, target, weight, ignore_index, 0.0)
     loss = -(input * a).sum(dim=0 if input.ndim == 1 else 1)
     if reduction == "mean":
-        return loss.sum() / Tensor._make(denominator)
+        return loss.sum() / denominator
     return _reduce(loss, reduction)
 
 

@@ -1,6 +1,7 @@
 import pytest
 
 import dltool.engine as dl
+from dltool.engine.nn import functional as F
 from tests.op_check import check_op
 
 MATMUL_SHAPES = [
@@ -41,6 +42,24 @@ def test_products(name, fn, shape1, shape2):
     check_op(fn, shape1, shape2)
 
 
+LINEAR_SHAPES = [(5, 4), (2, 3, 4), (4,), (0, 4)]
+
+
+@pytest.mark.parametrize("shape", LINEAR_SHAPES, ids=str)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+def test_linear(shape, bias):
+    def fn(lib, x, w, b):
+        return lib.nn.functional.linear(x, w, b if bias else None)
+
+    check_op(fn, shape, (3, 4), (3,))
+
+
+def test_linear_gradients_only_for_inputs_that_need_them():
+    x, w = dl.randn(2, 4), dl.randn(3, 4, requires_grad=True)
+    dl.nn.functional.linear(x, w).sum().backward()
+    assert x.grad is None and w.grad.shape == (3, 4)
+
+
 def test_matmul_keeps_float32_and_promotes():
     assert (dl.ones(2, 3) @ dl.ones(3, 2)).dtype == dl.float32
     assert (dl.ones(2, 3) @ dl.ones(3, 2, dtype=dl.float64)).dtype == dl.float64
@@ -56,6 +75,9 @@ def test_matmul_keeps_float32_and_promotes():
         (lambda: dl.bmm(dl.ones(2, 1, 2), dl.ones(3, 2, 1)), r"bmm: batch sizes differ \(2 and 3\)"),
         (lambda: dl.dot(dl.ones(2, 2), dl.ones(2)), "1D tensors expected, but got 2D and 1D tensors"),
         (lambda: dl.outer(dl.ones(2, 2), dl.ones(2)), "outer: expected 1D tensors"),
+        (lambda: F.linear(dl.ones(2, 3, 5), dl.ones(4, 3)), r"shapes cannot be multiplied \(6x5 and 3x4\)"),
+        (lambda: F.linear(dl.ones(()), dl.ones(4, 3)), "both arguments to linear need to be at least 1D"),
+        (lambda: F.linear(dl.ones(2, 3), dl.ones(4, 3), dl.ones(3)), r"bias of shape \(3,\) does not match 4"),
     ],
 )
 def test_linalg_errors(call, message):
