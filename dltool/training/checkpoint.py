@@ -8,7 +8,10 @@ state, the resolved config, and the dltool version.
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -169,9 +172,9 @@ class CheckpointWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         dl.save(checkpoint, self.last)
         if epoch is not None and improved:
-            dl.save(checkpoint, self.best)
+            _publish_copy(self.last, self.best)
         if epoch is not None and self.every_n_epochs and epoch % self.every_n_epochs == 0:
-            dl.save(checkpoint, self.directory / f"epoch-{epoch}.ckpt")
+            _publish_copy(self.last, self.directory / f"epoch-{epoch}.ckpt")
             self._rotate()
         return self.last
 
@@ -181,3 +184,20 @@ class CheckpointWriter:
         numbered = sorted(self.directory.glob("epoch-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
         for old in numbered[: -self.keep_last_k]:
             old.unlink()
+
+
+def _publish_copy(source: Path, target: Path) -> None:
+    """Make ``target`` hold ``source``'s bytes, atomically: a hard link where the file system
+    allows one (no bytes written; a later save replaces ``source``'s name, not its content),
+    else a copy. Either goes to a temporary name first, then is renamed over ``target``.
+    """
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -110,6 +110,9 @@ class _Trainer:
         self.writer = CheckpointWriter(run_dir / "checkpoints", o.checkpoint_every_n_epochs, o.keep_last_k)
         if cfg.get("resume"):
             self._restore(Path(cfg.resume))
+        # the config is fixed from here on; every checkpoint stores these two trees
+        self.config_tree = OmegaConf.to_container(cfg, resolve=False)
+        self.resolved_config = OmegaConf.to_container(cfg, resolve=True)
         purge = self.state.step + 1 if cfg.get("resume") else None
         self.loggers = [
             build(f"logger.{name}", node, run_dir=run_dir, purge_step=purge)
@@ -291,8 +294,8 @@ class _Trainer:
         epoch_end = s.batch == 0
         s.running = self.running.state_dict()
         checkpoint = new_checkpoint(
-            config=OmegaConf.to_container(self.cfg, resolve=False),
-            resolved_config=OmegaConf.to_container(self.cfg, resolve=True),
+            config=self.config_tree,
+            resolved_config=self.resolved_config,
             meta={
                 "task": self.data.task,
                 "classes": self.data.classes,
@@ -328,7 +331,8 @@ class _Trainer:
                 current.update(self._evaluate(self.data.val_loader, "val"))
             final.update(current)
         tested = self.writer.best if self.writer.best.exists() else None
-        if tested is not None:
+        # the weights in memory are best.ckpt's when the best epoch is the one that just ended
+        if tested is not None and not (s.best_epoch == s.epoch and s.batch == 0):
             load_model_state(self.model, load_checkpoint(tested)["model"], tested)
         test = self._evaluate(self.data.test_loader, "test")
         self._log(test, flush=True)
@@ -344,8 +348,9 @@ class _Trainer:
             "test_checkpoint": str(tested.relative_to(self.run_dir)) if tested else "last weights",
             "metrics": {**final, **test},
         }
+        hparams = _hparams(self.cfg)
         for logger in self.loggers:
-            logger.log_hparams(_hparams(self.cfg), [o.monitor, *test])
+            logger.log_hparams(hparams, [o.monitor, *test])
         _write_json(self.run_dir / "metrics.json", result)
         log.info(
             "done: "

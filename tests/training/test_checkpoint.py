@@ -52,6 +52,20 @@ def test_writer_keeps_last_best_and_the_last_k_epochs(tmp_path: Path) -> None:
     assert load_checkpoint(writer.last)["loop"]["epoch"] == 9
     assert load_checkpoint(writer.best)["loop"]["epoch"] == 3
     assert run_dir_of(writer.last) == tmp_path and find_last_checkpoint(tmp_path) == writer.last
+    assert load_checkpoint(writer.directory / "epoch-6.ckpt")["loop"]["epoch"] == 6
+
+
+def test_writer_copies_where_hard_links_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(*args: object) -> None:
+        raise OSError("hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    writer = CheckpointWriter(tmp_path / "checkpoints")
+    writer.save(_checkpoint(1), epoch=1, improved=True)
+    writer.save(_checkpoint(2), epoch=2, improved=False)
+    assert load_checkpoint(writer.best)["loop"]["epoch"] == 1
+    assert load_checkpoint(writer.last)["loop"]["epoch"] == 2
+    assert sorted(p.name for p in writer.directory.iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
 def test_checkpoint_names_version_and_config(tmp_path: Path) -> None:
