@@ -157,7 +157,8 @@ def batch_transform(transform: Callable | None) -> Callable[[np.ndarray], Any] |
     """``transform`` as one call on a stack of ``N x H x W (x C)`` uint8 images, or None.
 
     A transform has a batch form when it defines ``batched(images)`` (``ToTensor``, ``Normalize``)
-    or is a ``Compose`` of such; the result equals stacking the per-image results.
+    or is a ``Compose`` of such; the result equals stacking the per-image results. ``images`` is
+    never written to; the steps after the first may work in place on what the step before made.
     """
     if isinstance(transform, Compose):
         parts = [batch_transform(t) for t in transform.transforms]
@@ -205,7 +206,7 @@ class ToTensor:
         chw = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
         if chw.dtype == np.uint8:
             return from_numpy(np.divide(chw, 255, dtype=dtypes.get_default_dtype(), order="C"))
-        return from_numpy(np.ascontiguousarray(chw))
+        return from_numpy(np.array(chw, order="C"))  # a copy: later batch steps work in place
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -218,8 +219,17 @@ class Normalize:
         self.mean = mean
         self.std = std
         self.inplace = inplace
+        self._stats: tuple[Any, np.ndarray, np.ndarray] | None = None  # (key, mean, std)
 
     def __call__(self, tensor: Tensor) -> Tensor:
+        return self._normalize(tensor, self.inplace)
+
+    def batched(self, tensor: Tensor) -> Tensor:
+        """The batch form, in place: in a batch pipeline its input is the fresh tensor that the
+        step before it made (``ToTensor``; a first step would get uint8 images and refuse them)."""
+        return self._normalize(tensor, inplace=True)
+
+    def _normalize(self, tensor: Tensor, inplace: bool) -> Tensor:
         if not isinstance(tensor, Tensor):
             raise TypeError(f"img should be Tensor Image. Got {type(tensor)}")
         if not tensor.is_floating_point():
@@ -229,17 +239,22 @@ class Normalize:
                 f"Expected tensor to be a tensor image of size (..., C, H, W). Got tensor.size() = {tensor.shape}"
             )
         array = tensor.numpy()
-        mean = np.asarray(self.mean, dtype=array.dtype).reshape(-1, 1, 1)
-        std = np.asarray(self.std, dtype=array.dtype).reshape(-1, 1, 1)
-        if (std == 0).any():
-            raise ValueError(
-                f"std evaluated to zero after conversion to {array.dtype}, leading to division by zero."
-            )
-        out = np.subtract(array, mean, out=array if self.inplace else None)
+        mean, std = self._statistics(array.dtype)
+        out = np.subtract(array, mean, out=array if inplace else None)
         out /= std
-        return tensor if self.inplace else from_numpy(out)
+        return tensor if inplace else from_numpy(out)
 
-    batched = __call__
+    def _statistics(self, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std as ``(C, 1, 1)`` arrays of ``dtype``, checked once and kept while they
+        stay the same (a loader normalizes every batch with them)."""
+        key = (dtype, tuple(self.mean), tuple(self.std))
+        if self._stats is None or self._stats[0] != key:
+            mean = np.asarray(self.mean, dtype=dtype).reshape(-1, 1, 1)
+            std = np.asarray(self.std, dtype=dtype).reshape(-1, 1, 1)
+            if (std == 0).any():
+                raise ValueError(f"std evaluated to zero after conversion to {dtype}, leading to division by zero.")
+            self._stats = (key, mean, std)
+        return self._stats[1], self._stats[2]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(mean={self.mean}, std={self.std})"

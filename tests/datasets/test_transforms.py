@@ -51,6 +51,13 @@ def test_normalize_values():
     assert x.numpy()[0, 0, 1] == 2.0  # not in place
     z = T.Normalize([1.0, 1.0], [2.0, 4.0], inplace=True)(x)
     assert z is x and x.numpy()[0, 0, 1] == 0.5
+    normalize = T.Normalize([1.0, 1.0], [2.0, 4.0])
+    normalize(x)
+    normalize.std = [1.0, 1.0]  # the kept statistics follow a change
+    np.testing.assert_allclose(normalize(dl.ones(2, 1, 1)).numpy(), [[[0.0]], [[0.0]]])
+    normalize.std = [1.0, 0.0]
+    with pytest.raises(ValueError, match="std evaluated to zero"):
+        normalize(x)
 
 
 def test_normalize_errors():
@@ -67,9 +74,14 @@ def test_normalize_errors():
 def test_batch_transform_equals_per_image_transforms():
     images = np.random.default_rng(0).integers(0, 256, (5, 6, 7, 3)).astype(np.uint8)
     transform = T.Compose([T.ToTensor(), T.Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))])
+    original = images.copy()
     batched = T.batch_transform(transform)(images)
     expected = np.stack([transform(image).numpy() for image in images])
     np.testing.assert_array_equal(batched.numpy(), expected)
+    np.testing.assert_array_equal(images, original)
+    floats = images.astype(np.float32)
+    T.batch_transform(transform)(floats)  # float images are copied, not normalized in place
+    np.testing.assert_array_equal(floats, original.astype(np.float32))
     assert T.batch_transform(T.Compose([T.ToTensor(), T.Lambda(lambda x: x)])) is None
     assert T.batch_transform(None) is None
 
