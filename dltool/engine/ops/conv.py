@@ -1,10 +1,14 @@
 """Convolutions as im2col plus one BLAS matmul: ``unfold``/``fold``, conv1d/2d, conv_transpose1d/2d.
 
 ``unfold`` copies every sliding window of the (padded) input out of a strided view into columns.
-PyTorch's ``F.unfold`` layout is ``(N, C*kh*kw, L)``; convolutions use ``(C*kh*kw, N*L)`` instead,
-so that a convolution is one large matmul with the flattened weight (a batch of N small ones runs
-far slower on two BLAS threads). ``fold`` is unfold's adjoint (overlapping windows add up), so each
-is the other's backward and a convolution's gradients, of any order, come from these and a matmul.
+PyTorch's ``F.unfold`` layout is ``(N, C*kh*kw, L)``; convolutions use ``(C*kh*kw, L*N)`` instead
+(the "gemm" layout), so that a convolution is one large matmul with the flattened weight (a batch
+of N small ones runs far slower on two BLAS threads). Its batch axis is innermost: the image is
+read as ``(C, H, W, N)``, so each window row is copied as runs of ``Wo*N`` contiguous values rather
+than ``Wo``, and a convolution's output comes out in ``(O, H, W, N)`` memory order, which the
+next convolution reads without a copy. ``fold`` is unfold's adjoint (overlapping windows add up),
+so each is the other's backward and a convolution's gradients, of any order, come from these and a
+matmul.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import numpy as np
 
 from dltool.engine import backend
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops.linalg import Matmul
 from dltool.engine.tensor import Tensor
 
 # =============================================================== window geometry
@@ -56,54 +59,76 @@ def offset_slices(kernel: tuple, dilation: tuple, stride: tuple, out: tuple) -> 
 
 
 def pad_array(x: Any, padding: tuple, extra: tuple = (0, 0), value: float = 0.0) -> Any:
-    """``x`` with ``padding`` on both sides of its last two axes and ``extra`` more at the end."""
+    """``x`` with ``padding`` on both sides of its last two axes and ``extra`` more at the end,
+    in ``x``'s memory order."""
     if not any(padding) and not any(extra):
         return x
-    widths = ((0, 0),) * (x.ndim - 2) + ((padding[0], padding[0] + extra[0]), (padding[1], padding[1] + extra[1]))
-    return backend.array_module(x).pad(x, widths, constant_values=value)
+    h, w = x.shape[-2:]
+    shape = x.shape[:-2] + (h + 2 * padding[0] + extra[0], w + 2 * padding[1] + extra[1])
+    padded = backend.array_module(x).full_like(x, value, shape=shape)
+    padded[..., padding[0] : padding[0] + h, padding[1] : padding[1] + w] = x
+    return padded
 
 
 def _im2col(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple, gemm: bool) -> Any:
     """Every window of the padded ``x`` copied out of a strided view.
 
-    The columns are ``(N, C*kh*kw, Ho*Wo)`` (PyTorch's unfold), or with ``gemm`` ``(C*kh*kw, N*Ho*Wo)``:
-    the layout in which a convolution is one large matmul rather than a batch of small ones.
+    The columns are ``(N, C*kh*kw, Ho*Wo)`` (PyTorch's unfold), or with ``gemm``
+    ``(C*kh*kw, Ho*Wo*N)``: the layout in which a convolution is one large matmul.
     """
     xp = backend.array_module(x)
-    x = pad_array(x, padding)
-    sn, sc, sh, sw = x.strides
-    strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
+    if gemm:  # (C, H, W, N): a no-op view of a convolution's output, one pass for other inputs
+        x = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
+        if any(padding):
+            x = xp.pad(x, ((0, 0), (padding[0], padding[0]), (padding[1], padding[1]), (0, 0)))
+        sc, sh, sw, sn = x.strides
+        shape = (x.shape[0],) + tuple(kernel) + tuple(out) + (x.shape[3],)
+        strides = (sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1], sn)
+    else:
+        x = pad_array(x, padding)
+        sn, sc, sh, sw = x.strides
+        shape = x.shape[:2] + tuple(kernel) + tuple(out)
+        strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
     # NOTE: the view overlaps itself; it is only ever read, into a fresh array
-    windows = xp.lib.stride_tricks.as_strided(x, x.shape[:2] + tuple(kernel) + tuple(out), strides)
-    if gemm:
-        windows = windows.transpose(1, 2, 3, 0, 4, 5)
+    windows = xp.lib.stride_tricks.as_strided(x, shape, strides)
     cols = xp.empty(windows.shape, dtype=x.dtype)
     cols[...] = windows
-    n, spatial = x.shape[0], out[0] * out[1]
-    return cols.reshape(-1, n * spatial) if gemm else cols.reshape(n, -1, spatial)
+    if gemm:
+        return cols.reshape(shape[0] * kernel[0] * kernel[1], -1)
+    return cols.reshape(shape[0], -1, out[0] * out[1])
 
 
 def _col2im(cols: Any, size: tuple, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple, gemm: bool) -> Any:
-    """Sum the windows in ``cols`` (either layout of ``_im2col``) back into an ``(N, C, *size)`` image."""
+    """Sum the windows in ``cols`` (either layout of ``_im2col``) back into an ``(N, C, *size)`` image.
+
+    From gemm columns the image is summed as ``(C, H, W, N)`` and handed back as an NCHW view.
+    """
     xp = backend.array_module(cols)
-    spatial = out[0] * out[1]
-    # blocks (A, B, kh, kw, Ho, Wo): (N, C, ...), or (C, N, ...) for gemm columns, whose image is
-    # then summed channel-major (the order the columns are stored in) and handed back as a view
+    padded = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
     if gemm:
-        blocks = cols.reshape(-1, kernel[0], kernel[1], cols.shape[1] // spatial, out[0], out[1]).transpose(0, 3, 1, 2, 4, 5)
+        batch = cols.shape[1] // (out[0] * out[1])
+        blocks = cols.reshape(-1, kernel[0], kernel[1], out[0], out[1], batch)
+        image = xp.zeros((blocks.shape[0],) + padded + (batch,), dtype=cols.dtype)
+        sc, sh, sw, sn = image.strides
+        strides = (sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1], sn)
     else:
         blocks = cols.reshape(cols.shape[0], -1, kernel[0], kernel[1], out[0], out[1])
-    image = xp.zeros(blocks.shape[:2] + (size[0] + 2 * padding[0], size[1] + 2 * padding[1]), dtype=cols.dtype)
-    if all(s >= d * (k - 1) + 1 for k, d, s in zip(kernel, dilation, stride, strict=True)):
-        # disjoint windows (pools with stride == kernel): one write through a strided view
+        image = xp.zeros(blocks.shape[:2] + padded, dtype=cols.dtype)
         sn, sc, sh, sw = image.strides
         strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
+    if all(s >= d * (k - 1) + 1 for k, d, s in zip(kernel, dilation, stride, strict=True)):
+        # disjoint windows (pools with stride == kernel): one write through a strided view
         xp.lib.stride_tricks.as_strided(image, blocks.shape, strides)[...] = blocks
     else:
-        for i, j, window in offset_slices(kernel, dilation, stride, out):
-            image[window] += blocks[:, :, i, j]
-    image = image[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
-    return image.transpose(1, 0, 2, 3) if gemm else image
+        for i, j, (_, rows, columns) in offset_slices(kernel, dilation, stride, out):
+            if gemm:
+                image[:, rows, columns] += blocks[:, i, j]
+            else:
+                image[..., rows, columns] += blocks[:, :, i, j]
+    if gemm:
+        image = image[:, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
+        return image.transpose(3, 0, 1, 2)
+    return image[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
 
 
 # =============================================================== unfold and fold
@@ -131,25 +156,36 @@ class Fold(Function):
         return (Unfold.apply(grad_output, *ctx.geometry),) + (None,) * 7
 
 
-class WeightMatmul(Matmul):
-    """``weight @ cols`` for flattened weights ``(..., O, K)`` and columns ``(..., K, N*L)``.
+class WeightMatmul(Function):
+    """``weight @ cols + bias`` for flattened weights ``(..., O, K)``, columns ``(..., K, L*N)`` and
+    an optional bias ``(..., O, 1)``: a convolution's product and bias as one graph node.
 
-    Matmul's forward, with the weight's gradient taken as ``(cols @ grad^T)^T`` instead of
-    ``grad @ cols^T``.
+    The weight's gradient is taken as ``(cols @ grad^T)^T`` rather than ``grad @ cols^T``.
     """
 
     # NOTE: with two threads OpenBLAS runs grad @ cols^T (an O x K result summed over N*H*W,
     # e.g. 64 x 288 over 65536) about 30 times slower than the transposed orientation
 
     @staticmethod
+    def forward(ctx, weight, cols, bias):
+        ctx.save_for_backward(weight, cols)
+        out = weight._xp().matmul(weight._data, cols._data)
+        if bias is not None:
+            out += bias._data
+        return out
+
+    @staticmethod
     def backward(ctx, grad_output):
         weight, cols = ctx.saved_tensors
-        weight_grad = cols_grad = None
-        if ctx.needs_input_grad[0]:
+        needs_weight, needs_cols, needs_bias = ctx.needs_input_grad
+        weight_grad = cols_grad = bias_grad = None
+        if needs_weight:
             weight_grad = cols.matmul(grad_output.transpose(-1, -2)).transpose(-1, -2)
-        if ctx.needs_input_grad[1]:
+        if needs_cols:
             cols_grad = weight.transpose(-1, -2).matmul(grad_output)
-        return weight_grad, cols_grad
+        if needs_bias:
+            bias_grad = grad_output.sum(-1, keepdim=True)
+        return weight_grad, cols_grad, bias_grad
 
 
 def _geometry(size: tuple, kernel_size: Any, dilation: Any, padding: Any, stride: Any) -> tuple:
@@ -253,13 +289,17 @@ def _conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding
     kernel, dilation, padding, stride, out = _geometry((h, w), (kh, kw), dilation, padding, stride)
     cols = Unfold.apply(x, kernel, dilation, padding, stride, out, True)
     if groups == 1:
-        y = WeightMatmul.apply(weight.reshape(o, -1), cols)
+        y = WeightMatmul.apply(weight.reshape(o, -1), cols, None if bias is None else bias.reshape(o, 1))
     else:
-        y = WeightMatmul.apply(weight.reshape(groups, o // groups, -1), cols.reshape(groups, -1, cols.shape[1]))
-    # NOTE: the result stays in (O, N, H, W) memory order behind an (N, O, H, W) view; copying it
-    # to NCHW would cost a pass, and the ops after a convolution take any strides
-    y = y.reshape(o, n, out[0], out[1]).permute(1, 0, 2, 3)
-    return y if bias is None else y + bias.reshape(1, o, 1, 1)
+        y = WeightMatmul.apply(
+            weight.reshape(groups, o // groups, -1),
+            cols.reshape(groups, -1, cols.shape[1]),
+            None if bias is None else bias.reshape(groups, o // groups, 1),
+        )
+    # NOTE: the result stays in (O, H, W, N) memory order behind an (N, O, H, W) view; copying it
+    # to NCHW would cost a pass, the ops after a convolution take any strides, and the next
+    # convolution reads this order without a copy
+    return y.reshape(o, out[0], out[1], n).permute(3, 0, 1, 2)
 
 
 def _batched(input: Tensor, dims: int, fn: Any) -> Tensor:  # noqa: A002
@@ -334,7 +374,8 @@ def _conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: An
     size = tuple((n_in - 1) * s - 2 * p + d * (k - 1) + e + 1 for n_in, s, p, d, k, e in zip((h, w), stride, padding, dilation, kernel, extra, strict=True))
     # the columns of the transposed conv are the weight's transpose times the input, in one matmul
     weight_t = weight.reshape(groups, c // groups, -1).transpose(1, 2)
-    cols = WeightMatmul.apply(weight_t, x.transpose(0, 1).reshape(groups, c // groups, n * h * w)).reshape(-1, n * h * w)
+    cols = WeightMatmul.apply(weight_t, x.permute(1, 2, 3, 0).reshape(groups, c // groups, h * w * n), None)
+    cols = cols.reshape(-1, h * w * n)
     y = Fold.apply(cols, size, kernel, dilation, padding, stride, (h, w), True)
     return y if bias is None else y + bias.reshape(1, o, 1, 1)
 

@@ -62,13 +62,14 @@ class MaxPool2d(Function):
         xp = x._xp()
         padded = pad_array(x._data, pad, extra, value=-np.inf)
         windows = offset_slices(kernel, dil, step, out)
-        y = padded[next(windows)[2]].copy()
-        index = xp.zeros(y.shape, dtype=np.int16)
+        y = padded[next(windows)[2]].copy(order="K")  # in the input's memory order (see conv)
+        index = xp.zeros_like(y, dtype=np.int16)
         for k, (_, _, window) in enumerate(windows, 1):
             # NOTE: strictly greater, so the gradient goes to a window's first maximum, as in PyTorch;
             # arithmetic rather than where(): masked writes on a random mask are slower
-            greater = padded[window] > y
-            xp.maximum(y, padded[window], out=y)
+            candidate = padded[window]
+            greater = candidate > y
+            xp.maximum(y, candidate, out=y)
             index += greater * (np.int16(k) - index)
         ctx.index = index
         ctx.set_materialize_grads(False)
@@ -77,12 +78,69 @@ class MaxPool2d(Function):
 
     @staticmethod
     def backward(ctx, grad_output, _):
-        shape, kernel, *_ = geometry = ctx.geometry
-        xp = grad_output._xp()
-        offsets = xp.arange(kernel[0] * kernel[1], dtype=np.int16).reshape(-1, 1, 1)
-        hits = Tensor._make(ctx.index[:, :, None] == offsets)
-        grad_cols = grad_output.unsqueeze(2) * hits
-        return (_scatter_windows(grad_cols, *geometry),) + (None,) * 6
+        return (RouteToMaxima.apply(grad_output, ctx.index, ctx.geometry),) + (None,) * 6
+
+
+class RouteToMaxima(Function):
+    """Max pooling's gradient: each window's gradient goes to the input position of its maximum
+    (``index`` is the offset within the window). Its adjoint ``GatherAtMaxima`` is its backward.
+    """
+
+    @staticmethod
+    def forward(ctx, grad, index, geometry):
+        ctx.index, ctx.geometry = index, geometry
+        shape, kernel, step, pad, dil, out, extra = geometry
+        size = (shape[-2] + 2 * pad[0] + extra[0], shape[-1] + 2 * pad[1] + extra[1])
+        xp = grad._xp()
+        # in the pooled input's memory order (index has it), which the ops around it work in
+        image = xp.zeros_like(index, dtype=grad.dtype, shape=grad.shape[:-2] + size)
+        routed = _in_layout_of(grad._data, index)
+        disjoint = all(s >= d * (k - 1) + 1 for k, d, s in zip(kernel, dil, step, strict=True))
+        for k, (_, _, window) in enumerate(offset_slices(kernel, dil, step, out)):
+            if disjoint:
+                xp.multiply(routed, index == k, out=image[window])
+            else:
+                image[window] += routed * (index == k)
+        return image[..., pad[0] : pad[0] + shape[-2], pad[1] : pad[1] + shape[-1]]
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return GatherAtMaxima.apply(grad_output, ctx.index, ctx.geometry), None, None
+
+
+def _in_layout_of(array: Any, template: Any) -> Any:
+    """``array``, copied into ``template``'s memory order if its own differs.
+
+    NOTE: numpy runs elementwise ops on operands of different memory orders many times slower
+    (8x for a 2x2 pool's gradient); one copy first is cheaper.
+    """
+    if _axis_order(array.strides) == _axis_order(template.strides):
+        return array
+    copy = backend.array_module(array).empty_like(template, dtype=array.dtype)
+    copy[...] = array
+    return copy
+
+
+def _axis_order(strides: tuple) -> list[int]:
+    return sorted(range(len(strides)), key=lambda axis: -strides[axis])
+
+
+class GatherAtMaxima(Function):
+    """Each window's value at the position of its maximum: the adjoint of ``RouteToMaxima``."""
+
+    @staticmethod
+    def forward(ctx, x, index, geometry):
+        ctx.index, ctx.geometry = index, geometry
+        _, kernel, step, pad, dil, out, extra = geometry
+        padded = pad_array(x._data, pad, extra)
+        result = x._xp().zeros_like(index, dtype=x.dtype)
+        for k, (_, _, window) in enumerate(offset_slices(kernel, dil, step, out)):
+            result += padded[window] * (index == k)
+        return result
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return RouteToMaxima.apply(grad_output, ctx.index, ctx.geometry), None, None
 
 
 def _flat_indices(index: Any, shape: tuple, kernel: tuple, step: tuple, pad: tuple, dil: tuple) -> Any:
