@@ -153,10 +153,10 @@ def test_gradient_penalty_matches_pytorch():
 
 
 def test_a_chain_of_100000_ops_backpropagates_and_frees_its_buffers():
-    x = dl.tensor([1.0], requires_grad=True)
+    x, one = dl.tensor([1.0], requires_grad=True), dl.tensor([1.0])
     y = x
     for i in range(100_000):
-        y = y * 1.0 if i % 2 else y + 0.5
+        y = y * one if i % 2 else y + 0.5  # a tensor operand: Mul saves both inputs
     last_saved = weakref.ref(y.grad_fn._saved[0][0])  # the intermediate the last Mul saved
     y.backward()
     assert x.grad.tolist() == [1.0]

@@ -105,7 +105,7 @@ class Node:
     def name(self) -> str:
         fn = self._fn
         internal = fn.__module__.startswith("dltool.engine.ops")
-        return f"{fn.__name__}Backward{'0' if internal else ''}"
+        return f"{getattr(fn, 'node_name', fn.__name__)}Backward{'0' if internal else ''}"
 
     def register_hook(self, fn: Callable) -> RemovableHandle:
         """``fn(grad_inputs, grad_outputs)`` runs after this node; it may return new grad_inputs."""

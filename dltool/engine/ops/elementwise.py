@@ -136,6 +136,59 @@ class Pow(Function):
         return x_grad, y_grad
 
 
+# A float tensor with a Python int or float (not bool): the result keeps the tensor's dtype, so
+# these nodes skip wrapping the number in a tensor, promotion and broadcasting checks.
+_PLAIN_NUMBERS = (builtins.int, builtins.float)
+
+
+def _with_number(x: Any, c: Any) -> bool:
+    return type(c) in _PLAIN_NUMBERS and isinstance(x, Tensor) and x._data.dtype.kind == "f"
+
+
+class AddScalar(Function):
+    node_name = "Add"
+
+    @staticmethod
+    def forward(ctx, x, c):
+        return x._data + x._data.dtype.type(c)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output, None
+
+
+class SubScalar(AddScalar):
+    """``x - c``, computed as ``x + (-c)`` (the same IEEE result), under PyTorch's node name."""
+
+    node_name = "Sub"
+
+
+class MulScalar(Function):
+    node_name = "Mul"
+
+    @staticmethod
+    def forward(ctx, x, c):
+        ctx.scalar = c
+        return x._data * x._data.dtype.type(c)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return mul(grad_output, ctx.scalar), None
+
+
+class DivScalar(Function):
+    node_name = "Div"
+
+    @staticmethod
+    def forward(ctx, x, c):
+        ctx.scalar = c
+        return x._data / x._data.dtype.type(c)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return div(grad_output, ctx.scalar), None
+
+
 def zeros_like_value(x: Tensor) -> Tensor:
     return Tensor._make(x._xp().zeros((), dtype=x.dtype))
 
@@ -144,6 +197,8 @@ def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:  # noqa: A002 - Py
     """``input + alpha * other`` with broadcasting."""
     if alpha != 1:
         other = mul(other, alpha)
+    elif _with_number(input, other):
+        return AddScalar.apply(input, other)
     return Add.apply(*_pair(input, other))
 
 
@@ -151,6 +206,8 @@ def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:  # noqa: A002
     """``input - alpha * other`` with broadcasting."""
     if alpha != 1:
         other = mul(other, alpha)
+    elif _with_number(input, other):
+        return SubScalar.apply(input, -other)
     return Sub.apply(*_pair(input, other))
 
 
@@ -164,6 +221,8 @@ def rsub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:  # noqa: A002
 
 def mul(input: Any, other: Any) -> Tensor:  # noqa: A002
     """Elementwise product with broadcasting."""
+    if _with_number(input, other):
+        return MulScalar.apply(input, other)
     return Mul.apply(*_pair(input, other))
 
 
@@ -172,6 +231,8 @@ multiply = mul
 
 def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:  # noqa: A002
     """True division (integers give floats); ``rounding_mode`` 'floor' or 'trunc' rounds, without grad."""
+    if rounding_mode is None and _with_number(input, other):
+        return DivScalar.apply(input, other)
     x, y = _pair(input, other)
     if rounding_mode is not None:
         if rounding_mode not in ("floor", "trunc"):

@@ -48,6 +48,35 @@ UNARY = [
 ]
 
 
+WITH_NUMBERS = [
+    ("add_float", lambda lib, x: x + 0.25),
+    ("radd_int", lambda lib, x: 3 + x),
+    ("sub_float", lambda lib, x: x - 0.1),
+    ("mul_int", lambda lib, x: x * 3),
+    ("rmul_float", lambda lib, x: 1.5 * x),
+    ("div_float", lambda lib, x: x / 0.3),
+    ("chain", lambda lib, x: ((x * 1.001 + 0.5).tanh() - 0.1) / 7),
+]
+
+
+@pytest.mark.parametrize("name,fn", WITH_NUMBERS, ids=[w[0] for w in WITH_NUMBERS])
+def test_ops_with_python_numbers(name, fn):
+    check_op(fn, (2, 3))
+
+
+@pytest.mark.parametrize("dtype", [dl.float32, dl.float64])
+def test_python_numbers_keep_the_float_dtype_and_node_names(dtype):
+    torch = pytest.importorskip("torch")
+    x = dl.tensor([1.5, -2.0], dtype=dtype, requires_grad=True)
+    ref = torch.tensor([1.5, -2.0], dtype=getattr(torch, str(dtype)), requires_grad=True)
+    for op in (lambda t: t + 1, lambda t: t - 0.1, lambda t: t * 3, lambda t: t / 0.3):
+        out, expected = op(x), op(ref)
+        assert out.dtype == dtype and out.grad_fn.name() == expected.grad_fn.name()
+        np.testing.assert_array_equal(out.detach().numpy(), expected.detach().numpy())
+    assert (dl.tensor([1, 2]) * 1.5).dtype == dl.float32 and (dl.tensor([1.0]) * True).dtype == dl.float32
+    assert (dl.tensor([1.0], dtype=dl.float16) / 3).dtype == dl.float16
+
+
 @pytest.mark.parametrize("shape", [(5,), (2, 3), ()])
 @pytest.mark.parametrize("name,fn,low,high", UNARY, ids=[u[0] for u in UNARY])
 def test_unary_ops(name, fn, low, high, shape):
