@@ -400,7 +400,23 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
-        return grad_output * (1 - y * y)
+        return TanhBackward.apply(grad_output, y)
+
+
+class TanhBackward(Function):
+    """``grad * (1 - y*y)`` from tanh's output ``y``, as one node (PyTorch's tanh_backward)."""
+
+    @staticmethod
+    def forward(ctx, grad, y):
+        ctx.save_for_backward(grad, y)
+        return grad._data * (1 - y._data * y._data)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad, y = ctx.saved_tensors
+        grad_grad = TanhBackward.apply(grad_output, y) if ctx.needs_input_grad[0] else None
+        y_grad = grad_output * grad * y * -2 if ctx.needs_input_grad[1] else None
+        return grad_grad, y_grad
 
 
 class Sigmoid(Function):
@@ -417,7 +433,23 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
-        return grad_output * y * (1 - y)
+        return SigmoidBackward.apply(grad_output, y)
+
+
+class SigmoidBackward(Function):
+    """``grad * y * (1 - y)`` from sigmoid's output ``y``, as one node (PyTorch's sigmoid_backward)."""
+
+    @staticmethod
+    def forward(ctx, grad, y):
+        ctx.save_for_backward(grad, y)
+        return grad._data * y._data * (1 - y._data)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad, y = ctx.saved_tensors
+        grad_grad = SigmoidBackward.apply(grad_output, y) if ctx.needs_input_grad[0] else None
+        y_grad = grad_output * grad * (1 - 2 * y) if ctx.needs_input_grad[1] else None
+        return grad_grad, y_grad
 
 
 def _keep(grad: Tensor, mask: Any) -> Tensor:
