@@ -13,6 +13,7 @@ from typing import Any
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
+from dltool.engine.ops._utils import row_reduce
 from dltool.engine.ops.activation import softplus
 from dltool.engine.ops.elementwise import abs, clamp, log, where
 from dltool.engine.ops.reduce import log_softmax, softmax
@@ -69,9 +70,9 @@ class SoftmaxCrossEntropy(Function):
     @staticmethod
     def forward(ctx, x, a, dim, denominator):
         xp = x._xp()
-        log_probs = x._data - x._data.max(axis=dim, keepdims=True)
-        log_probs -= xp.log(xp.exp(log_probs).sum(axis=dim, keepdims=True))
-        rows = (a._data * log_probs).sum(axis=dim)
+        log_probs = x._data - row_reduce(xp.maximum, x._data, dim)
+        log_probs -= xp.log(row_reduce(xp.add, xp.exp(log_probs), dim))
+        rows = row_reduce(xp.add, a._data * log_probs, dim).squeeze(dim)
         ctx.save_for_backward(x, a, denominator)
         ctx.dim = dim
         return -rows if denominator is None else rows.sum() / -denominator._data

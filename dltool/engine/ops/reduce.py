@@ -10,7 +10,7 @@ import numpy as np
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops._utils import normalize_dims
+from dltool.engine.ops._utils import normalize_dims, row_reduce
 from dltool.engine.ops.elementwise import _float_input, cast, exp, sqrt, where
 from dltool.engine.tensor import Tensor, _wrap_dim
 
@@ -244,9 +244,9 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         xp = x._xp()
-        y = x._data - x._data.max(axis=dim, keepdims=True)
+        y = x._data - row_reduce(xp.maximum, x._data, dim)
         xp.exp(y, out=y)
-        y /= y.sum(axis=dim, keepdims=True)
+        y /= row_reduce(xp.add, y, dim)
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y
@@ -261,8 +261,8 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         xp = x._xp()
-        shifted = x._data - x._data.max(axis=dim, keepdims=True)
-        y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+        shifted = x._data - row_reduce(xp.maximum, x._data, dim)
+        y = shifted - xp.log(row_reduce(xp.add, xp.exp(shifted), dim))
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y
