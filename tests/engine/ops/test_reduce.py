@@ -134,3 +134,13 @@ def test_logsumexp_and_softmax_are_stable():
 def test_softmax_keeps_float32():
     assert dl.randn(2, 3).softmax(-1).dtype == dl.float32
     assert dl.randn(2, 3).log_softmax(-1, dtype=dl.float64).dtype == dl.float64
+
+
+@pytest.mark.parametrize("shape,dim", [((300, 10), 1), ((3, 100), 1), ((4, 5, 6), 1), ((7, 3), 0)])
+def test_row_reduce_equals_numpy_reduce(shape, dim):
+    from dltool.engine.ops._utils import row_reduce
+
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    for ufunc in (np.maximum, np.add):
+        expected = ufunc.reduce(x, axis=dim, keepdims=True)
+        np.testing.assert_allclose(row_reduce(ufunc, x, dim), expected, rtol=1e-6, atol=1e-6)
