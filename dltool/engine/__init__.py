@@ -3,7 +3,7 @@
 ``import dltool.engine as torch`` and PyTorch code for the implemented subset runs unchanged.
 """
 
-from dltool.engine import autograd, optim
+from dltool.engine import autograd, host_memory, optim
 from dltool.engine.autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from dltool.engine.backend import (
     Generator,
@@ -221,3 +221,5 @@ def is_tensor(obj: object) -> "bool":
 
 def numel(input: Tensor) -> "int":  # noqa: A002
     return input.numel()
+
+host_memory.tune_malloc()
