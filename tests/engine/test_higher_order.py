@@ -43,6 +43,9 @@ SECOND_ORDER = [
     ("matmul_batched_vector", lambda x, y: (x @ y) ** 2, [((2, 2, 3),) + ANY, ((3,),) + ANY]),
     ("dot", lambda x, y: dl.dot(x, y) ** 2, [((3,),) + ANY, ((3,),) + ANY]),
     ("mm_square", lambda x: dl.mm(x, x), [((2, 2),) + ANY]),
+    ("cross_entropy", lambda x: dl.nn.functional.cross_entropy(x, dl.tensor([0, 2]), label_smoothing=0.2), [((2, 3),) + ANY]),
+    ("cross_entropy_none", lambda x: dl.nn.functional.cross_entropy(x, dl.tensor([1, 0]), reduction="none"), [((2, 3),) + ANY]),
+    ("cross_entropy_probs", lambda x, t: dl.nn.functional.cross_entropy(x, t.softmax(1)), [((2, 3),) + ANY, ((2, 3),) + ANY]),
     ("linear", lambda x, w, b: dl.nn.functional.linear(x, w, b).tanh(), [((2, 2, 3),) + ANY, ((2, 3),) + ANY, ((2,),) + ANY]),
     # reductions
     ("sum", lambda x: x.sum(1) ** 2, [((2, 3),) + ANY]),

@@ -228,7 +228,7 @@ class AccumulateGrad(Node):
             )
         if variable.grad is None:
             # NOTE: own the storage; the incoming array may be shared with other gradients
-            variable.grad = grad.detach().clone() if not _grad_state.enabled else grad
+            variable.grad = grad if _grad_state.enabled else _Tensor._make(grad._data.copy())
         elif _grad_state.enabled:
             variable.grad = variable.grad + grad
         else:

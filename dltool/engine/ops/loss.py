@@ -13,7 +13,7 @@ from typing import Any
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops._utils import row_reduce
+from dltool.engine.ops._utils import row_reduce, unbroadcast
 from dltool.engine.ops.activation import softplus
 from dltool.engine.ops.elementwise import abs, clamp, log, where
 from dltool.engine.ops.reduce import log_softmax, softmax
@@ -84,10 +84,41 @@ class SoftmaxCrossEntropy(Function):
         grad = grad_output.unsqueeze(dim) if denominator is None else grad_output / denominator
         x_grad = a_grad = None
         if ctx.needs_input_grad[0]:
-            x_grad = grad * (softmax(x, dim) * a.sum(dim=dim, keepdim=True) - a)
+            x_grad = SoftmaxCrossEntropyGrad.apply(grad, x, a, dim)
         if ctx.needs_input_grad[1]:
             a_grad = -grad * log_softmax(x, dim)
         return x_grad, a_grad, None, None
+
+
+class SoftmaxCrossEntropyGrad(Function):
+    """``grad * (softmax(x) * sum_c(a) - a)``, the logits' gradient, as one node with its own
+    backward (second derivatives of the loss)."""
+
+    @staticmethod
+    def forward(ctx, grad, x, a, dim):
+        xp = x._xp()
+        probs = x._data - row_reduce(xp.maximum, x._data, dim)
+        xp.exp(probs, out=probs)
+        probs /= row_reduce(xp.add, probs, dim)
+        ctx.save_for_backward(grad, x, a)
+        ctx.dim = dim
+        return grad._data * (probs * row_reduce(xp.add, a._data, dim) - a._data)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad, x, a = ctx.saved_tensors
+        dim = ctx.dim
+        needs_grad, needs_x, needs_a, _ = ctx.needs_input_grad
+        probs, total = softmax(x, dim), a.sum(dim=dim, keepdim=True)
+        grad_grad = x_grad = a_grad = None
+        if needs_grad:
+            grad_grad = unbroadcast(grad_output * (probs * total - a), grad.shape)
+        if needs_x:  # softmax's vector-Jacobian product with grad * grad_output * total
+            upstream = grad_output * grad * total
+            x_grad = probs * (upstream - (upstream * probs).sum(dim=dim, keepdim=True))
+        if needs_a:
+            a_grad = grad * ((grad_output * probs).sum(dim=dim, keepdim=True) - grad_output)
+        return grad_grad, x_grad, a_grad, None
 
 
 def _unsqueeze_array(array: Any, dim: int) -> Any:
