@@ -272,18 +272,9 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         tensor_type = _Tensor
-        record = False
-        if _grad_state.enabled:
-            for arg in args:
-                if isinstance(arg, tensor_type) and (
-                    arg._requires_grad if arg._view is None else arg.requires_grad  # see _requires_grad
-                ):
-                    record = True
-                    break
-        if record:
-            ctx = Node(cls)
-            _link_inputs(ctx, args, tensor_type)
-        else:
+        ctx = _recording_node(cls, args, tensor_type) if _grad_state.enabled else None
+        record = ctx is not None
+        if not record:
             ctx = _Scratch()
         _grad_state.enabled, previous = False, _grad_state.enabled
         try:
@@ -336,23 +327,22 @@ class _Scratch:
 _NO_EDGE = (None, 0)
 
 
-def _requires_grad(tensor: Any) -> bool:
-    # a view first catches up with in-place changes made through its root (see Tensor._sync_view)
-    return tensor._requires_grad if tensor._view is None else tensor.requires_grad
-
-
-
-def _link_inputs(ctx: Node, args: tuple, tensor_type: type) -> None:
-    edges, needs = [], []
-    for arg in args:
-        if isinstance(arg, tensor_type) and _requires_grad(arg):
-            edges.append((arg._grad_node(), arg._output_nr))
-            needs.append(True)
-        else:
-            edges.append(_NO_EDGE)
-            needs.append(False)
-    ctx.next_functions = tuple(edges)
-    ctx.needs_input_grad = tuple(needs)
+def _recording_node(fn: type, args: tuple, tensor_type: type) -> Node | None:
+    """The graph node of a call with an input that requires grad, linked to the inputs' nodes;
+    None when no input requires grad."""
+    edges = needs = None
+    for i, arg in enumerate(args):
+        # a view first catches up with in-place changes made through its root (Tensor._sync_view)
+        if isinstance(arg, tensor_type) and (arg._requires_grad if arg._view is None else arg.requires_grad):
+            if edges is None:
+                edges, needs = [_NO_EDGE] * len(args), [False] * len(args)
+            edges[i] = (arg._grad_node(), arg._output_nr)
+            needs[i] = True
+    if edges is None:
+        return None
+    node = Node(fn)
+    node.next_functions, node.needs_input_grad = tuple(edges), tuple(needs)
+    return node
 
 
 def _link_outputs(ctx: Node, outputs: tuple, wrapped: tuple) -> None:
