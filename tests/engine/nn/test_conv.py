@@ -66,7 +66,22 @@ def test_unfold_fold_are_adjoint_and_match_pytorch():
 def test_conv_second_derivative():
     w = dl.randn(2, 1, 2, 2, dtype=dl.float64, requires_grad=True)
     x = dl.randn(1, 1, 3, 3, dtype=dl.float64, requires_grad=True)
+    b = dl.randn(2, dtype=dl.float64, requires_grad=True)
     assert dl.autograd.gradgradcheck(lambda x, w: F.conv2d(x, w, stride=1, padding=1), (x, w))
+    assert dl.autograd.gradgradcheck(lambda x, w, b: F.conv2d(x, w, b, groups=1), (x, w, b))
+
+
+def test_conv_output_is_stored_batch_innermost_and_chains():
+    x = dl.randn(4, 3, 6, 6)
+    y = F.conv2d(x, dl.randn(5, 3, 3, 3), dl.randn(5))
+    assert y.shape == (4, 5, 4, 4) and y.numpy().strides == (4, 16 * 4 * 4, 4 * 4 * 4, 4 * 4)
+    # a second convolution, a pool and a grouped convolution read that order directly
+    check_op(
+        lambda lib, x, w1, w2: lib.nn.functional.conv2d(
+            lib.nn.functional.max_pool2d(lib.nn.functional.conv2d(x, w1, padding=1).relu(), 2), w2, groups=2
+        ),
+        (2, 2, 6, 6), (4, 2, 3, 3), (2, 2, 2, 2),
+    )
 
 
 def test_pad_modes_match_pytorch():

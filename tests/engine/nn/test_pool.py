@@ -86,7 +86,19 @@ def test_pool_modules_and_repr_match_pytorch():
 def test_pool_double_backward():
     x = dl.randn(1, 2, 4, 4, dtype=dl.float64, requires_grad=True)
     assert dl.autograd.gradgradcheck(lambda x: dl.nn.functional.max_pool2d(x, 2, 1), x)
+    assert dl.autograd.gradgradcheck(lambda x: dl.nn.functional.max_pool2d(x, 2), x)
+    assert dl.autograd.gradgradcheck(lambda x: dl.nn.functional.max_pool2d(x, 3, 2, 1, ceil_mode=True), x)
     assert dl.autograd.gradgradcheck(lambda x: dl.nn.functional.avg_pool2d(x, 3, 1, 1), x)
+
+
+def test_max_pool_of_a_batch_innermost_input_keeps_its_memory_order():
+    # a convolution's output is stored (C, H, W, N); pooling and its gradient keep that order
+    check_op(lambda lib, x: lib.nn.functional.max_pool2d(x.permute(3, 0, 1, 2), 2), (3, 6, 6, 4))
+    x = dl.randn(3, 6, 6, 4, requires_grad=True)
+    y = dl.nn.functional.max_pool2d(x.permute(3, 0, 1, 2), 2)
+    assert y.shape == (4, 3, 3, 3) and y.detach().numpy().strides[0] == 4  # batch innermost
+    y.backward(dl.ones(4, 3, 3, 3))  # an NCHW gradient into a (C, H, W, N) input
+    assert x.grad.shape == (3, 6, 6, 4) and x.grad.sum().item() == 4 * 3 * 3 * 3
 
 
 def test_pool_keeps_float32_and_rejects_bad_padding():
