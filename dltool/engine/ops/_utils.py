@@ -56,3 +56,12 @@ def row_reduce(ufunc: Any, array: Any, dim: int) -> Any:
     if array.ndim == 2 and dim == 1 and array.shape[1] <= _SHORT_ROW and type(array) is np.ndarray:
         return ufunc.reduce(np.ascontiguousarray(array.T), axis=0)[:, None]
     return ufunc.reduce(array, axis=dim, keepdims=True)
+
+
+def memory_order(array: Any) -> list[int]:
+    """``array``'s axes from the slowest-varying in memory to the fastest (C order: 0, 1, ...).
+
+    Arrays made to go with a convolution's output (stored batch-innermost) follow it: numpy runs
+    elementwise ops on operands of different memory orders several times slower.
+    """
+    return sorted(range(array.ndim), key=lambda axis: -array.strides[axis])

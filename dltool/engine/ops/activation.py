@@ -15,6 +15,7 @@ import numpy as np
 
 from dltool.engine import backend
 from dltool.engine.autograd.function import Function
+from dltool.engine.ops._utils import memory_order
 from dltool.engine.ops.elementwise import _float_input, clamp, exp, sigmoid, tanh, where
 from dltool.engine.tensor import Tensor
 
@@ -175,8 +176,11 @@ def _maybe_inplace(fn: Callable[[Tensor], Tensor], input: Tensor, inplace: bool)
 
 
 def _keep_mask(shape: tuple, p: float, like: Tensor) -> Tensor:
-    """A ``1/(1-p)``-scaled keep mask of ``shape``, drawn from the default generator."""
-    keep = backend.rng(None).random(shape, dtype=np.float32) >= p
+    """A ``1/(1-p)``-scaled keep mask of ``shape``, drawn from the default generator, in
+    ``like``'s memory order when it has ``like``'s shape."""
+    order = memory_order(like._data) if shape == like.shape else list(range(len(shape)))
+    keep = backend.rng(None).random(tuple(shape[axis] for axis in order), dtype=np.float32) >= p
+    keep = keep.transpose(np.argsort(order))
     scaled = keep.astype(like.dtype) * np.asarray(1.0 / (1.0 - p), dtype=like.dtype)
     return Tensor._make(backend.move(scaled, like.device))
 

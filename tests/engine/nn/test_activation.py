@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import dltool.engine as dl
-from dltool.engine import nn
+from dltool.engine import backend, nn
 from dltool.engine.ops.activation import erf, erfc
 from tests.op_check import check_op
 
@@ -108,6 +108,19 @@ def test_dropout_scales_kept_units_and_is_identity_in_eval():
     assert nn.Dropout(1.0)(x).sum().item() == 0
     with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"):
         nn.Dropout(1.5)
+
+
+def test_dropout_mask_follows_the_memory_order_of_its_input():
+    x = dl.ones(30, 4, 5, 200).permute(3, 0, 1, 2)  # stored batch-innermost, as a conv output
+    dl.manual_seed(0)
+    y = dl.nn.functional.dropout(x, 0.5).numpy()
+    assert y.strides == x.numpy().strides
+    assert set(np.unique(y)) <= {0.0, 2.0} and abs((y == 0).mean() - 0.5) < 0.02
+    dl.manual_seed(0)  # a C-ordered input draws its mask in the same order as before
+    first = dl.nn.functional.dropout(dl.ones(2, 3), 0.5).numpy()
+    dl.manual_seed(0)
+    draws = backend.rng(None).random((2, 3), dtype=np.float32)
+    np.testing.assert_array_equal(first == 0, draws < 0.5)
 
 
 def test_dropout_gradient_uses_the_same_mask():
