@@ -1,8 +1,9 @@
-"""Normalization: batch_norm, layer_norm, group_norm, all built on one fused ``Normalize``.
+"""Normalization: batch_norm, layer_norm, group_norm, instance_norm.
 
 ``Normalize`` gives ``(x - mean) / sqrt(var + eps)`` over some axes in one pass; its backward uses
 the saved output and ``1/std`` (or, under ``create_graph``, rebuilds both from the input so that
-second derivatives are exact). The affine ``weight``/``bias`` are plain broadcasts.
+second derivatives are exact). Layer, group and instance norm add their affine ``weight``/``bias``
+as plain broadcasts; ``BatchNorm`` takes its per-channel ones into the same node.
 """
 
 from __future__ import annotations
@@ -10,21 +11,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dltool.engine import backend
 from dltool.engine.autograd.function import Function
 from dltool.engine.autograd.grad_mode import state as _grad_state
 from dltool.engine.ops.elementwise import rsqrt
 from dltool.engine.tensor import Tensor
 
 
+def _standardize(x: Any, axes: tuple, eps: float) -> tuple[Any, Any, Any, Any]:
+    """``(x - mean) / sqrt(var + eps)`` over ``axes`` with the mean, biased variance and 1/std."""
+    xp = backend.array_module(x)
+    mean = x.mean(axis=axes, keepdims=True)
+    y = x - mean
+    var = xp.square(y).mean(axis=axes, keepdims=True)
+    invstd = 1.0 / xp.sqrt(var + eps)
+    y *= invstd
+    return y, mean, var, invstd
+
+
+def _rebuilt(x: Tensor, axes: tuple, eps: float) -> tuple[Tensor, Tensor]:
+    """The normalized input and 1/std again, with engine ops, for exact higher derivatives."""
+    centered = x - x.mean(dim=axes, keepdim=True)
+    invstd = rsqrt((centered * centered).mean(dim=axes, keepdim=True) + eps)
+    return centered * invstd, invstd
+
+
 class Normalize(Function):
     @staticmethod
     def forward(ctx, x, axes, eps):
-        xp = x._xp()
-        mean = x._data.mean(axis=axes, keepdims=True)
-        y = x._data - mean
-        var = xp.square(y).mean(axis=axes, keepdims=True)
-        invstd = 1.0 / xp.sqrt(var + eps)
-        y *= invstd
+        y, mean, var, invstd = _standardize(x._data, axes, eps)
         ctx.save_for_backward(x, y)
         ctx.invstd, ctx.axes, ctx.eps = invstd, axes, eps
         ctx.mark_non_differentiable(mean, var)
@@ -35,16 +50,53 @@ class Normalize(Function):
     def backward(ctx, grad_output, _mean, _var):
         x, y = ctx.saved_tensors
         axes = ctx.axes
-        if _grad_state.enabled:
-            # create_graph: everything rebuilt from x with engine ops, so higher orders are exact
-            centered = x - x.mean(dim=axes, keepdim=True)
-            invstd = rsqrt((centered * centered).mean(dim=axes, keepdim=True) + ctx.eps)
-            y = centered * invstd
+        if _grad_state.enabled:  # create_graph: rebuilt from x, so higher orders are exact
+            y, invstd = _rebuilt(x, axes, ctx.eps)
         else:
             invstd = Tensor._make(ctx.invstd)
         g = grad_output
         centered = g - g.mean(dim=axes, keepdim=True) - y * (g * y).mean(dim=axes, keepdim=True)
         return centered * invstd, None, None
+
+
+class BatchNorm(Function):
+    """Batch normalization with its per-channel scale and shift as one node (PyTorch's
+    native_batch_norm): the backward reuses the two sums that are also the weight's and the
+    bias's gradients, 7 passes over the activations instead of 11."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, axes, eps):
+        y, mean, var, invstd = _standardize(x._data, axes, eps)
+        out = y if weight is None else y * weight._data.reshape(mean.shape)
+        if bias is not None and out is y:
+            out = y + bias._data.reshape(mean.shape)
+        elif bias is not None:
+            out += bias._data.reshape(mean.shape)
+        # y is the output itself without an affine part, else an array only this node holds
+        ctx.save_for_backward(x, y if out is y else Tensor._make(y), weight)
+        ctx.invstd, ctx.axes, ctx.eps = invstd, axes, eps
+        ctx.mark_non_differentiable(mean, var)
+        ctx.set_materialize_grads(False)
+        return out, mean, var
+
+    @staticmethod
+    def backward(ctx, grad_output, _mean, _var):
+        x, y, weight = ctx.saved_tensors
+        axes = ctx.axes
+        if _grad_state.enabled:  # create_graph: rebuilt from x, so higher orders are exact
+            y, invstd = _rebuilt(x, axes, ctx.eps)
+        else:
+            invstd = Tensor._make(ctx.invstd)
+        g = grad_output
+        count = x.numel() // x.shape[1]
+        sum_g = g.sum(dim=axes, keepdim=True)  # also the bias's gradient
+        sum_gy = (g * y).sum(dim=axes, keepdim=True)  # also the weight's gradient
+        scale = invstd if weight is None else invstd * weight.reshape(sum_g.shape)
+        x_grad = (g - sum_g / count - y * (sum_gy / count)) * scale
+        _, needs_weight, needs_bias, *_ = ctx.needs_input_grad
+        weight_grad = sum_gy.reshape(-1) if needs_weight else None
+        bias_grad = sum_g.reshape(-1) if needs_bias else None
+        return x_grad, weight_grad, bias_grad, None, None
 
 
 def _channel_shape(input: Tensor) -> tuple:  # noqa: A002
@@ -87,13 +139,13 @@ def batch_norm(
     count = input.numel() // input.shape[1]
     if count <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
-    y, mean, var = Normalize.apply(input, axes, eps)
+    y, mean, var = BatchNorm.apply(input, weight, bias, axes, eps)
     if running_mean is not None:
         running_mean._inplace(lambda r: r * (1 - momentum) + mean.reshape(-1) * momentum)
     if running_var is not None:
         unbiased = var.reshape(-1) * (count / (count - 1))
         running_var._inplace(lambda r: r * (1 - momentum) + unbiased * momentum)
-    return _affine(y, weight, bias, shape)
+    return y
 
 
 def layer_norm(

@@ -4,6 +4,7 @@ import pytest
 import dltool.engine as dl
 from dltool.engine import nn
 from tests.engine.nn.layer_check import check_layer, gradcheck_layer
+from tests.op_check import check_op
 
 
 def _steps(lib, layer, xs):
@@ -73,8 +74,20 @@ def test_normalization_gradcheck(layer, shape):
 def test_normalization_second_derivative():
     x = dl.randn(3, 2, 2, dtype=dl.float64, requires_grad=True)
     w = dl.randn(2, dtype=dl.float64, requires_grad=True)
+    b = dl.randn(2, dtype=dl.float64, requires_grad=True)
     assert dl.autograd.gradgradcheck(lambda x, w: dl.nn.functional.batch_norm(x, None, None, w, None, True), (x, w))
+    assert dl.autograd.gradgradcheck(lambda x, w, b: dl.nn.functional.batch_norm(x, None, None, w, b, True), (x, w, b))
     assert dl.autograd.gradgradcheck(lambda x: dl.nn.functional.layer_norm(x, (2,)), (x,))
+
+
+@pytest.mark.parametrize("affine", ["weight", "bias", "both", "none"])
+def test_functional_batch_norm_with_any_affine_part(affine):
+    def fn(lib, x, w, b):
+        weight = w if affine in ("weight", "both") else None
+        bias = b if affine in ("bias", "both") else None
+        return lib.nn.functional.batch_norm(x.permute(3, 0, 1, 2), None, None, weight, bias, True)
+
+    check_op(fn, (3, 4, 4, 5), (3,), (3,))  # the input stored batch-innermost, as a conv output
 
 
 def test_instance_norm_matches_pytorch():
