@@ -64,14 +64,16 @@ class MaxPool2d(Function):
         padded = pad_array(x._data, pad, extra, value=-np.inf)
         windows = offset_slices(kernel, dil, step, out)
         y = padded[next(windows)[2]].copy(order="K")  # in the input's memory order (see conv)
-        index = xp.zeros_like(y, dtype=np.int16)
+        offset_type = np.int8 if kernel[0] * kernel[1] <= 127 else np.int16
+        index = xp.zeros_like(y, dtype=offset_type)
         for k, (_, _, window) in enumerate(windows, 1):
-            # NOTE: strictly greater, so the gradient goes to a window's first maximum, as in PyTorch;
-            # arithmetic rather than where(): masked writes on a random mask are slower
+            # NOTE: strictly greater, so the gradient goes to a window's first maximum, as in PyTorch.
+            # Offsets only grow, so the new index is max(index, k where greater): arithmetic rather
+            # than a masked write, which numpy runs several times slower on a random mask
             candidate = padded[window]
             greater = candidate > y
             xp.maximum(y, candidate, out=y)
-            index += greater * (np.int16(k) - index)
+            xp.maximum(index, greater * offset_type(k), out=index)
         ctx.index = index
         ctx.set_materialize_grads(False)
         ctx.geometry = x.shape, kernel, step, pad, dil, out, extra
@@ -140,9 +142,10 @@ class GatherAtMaxima(Function):
 def _flat_indices(index: Any, shape: tuple, kernel: tuple, step: tuple, pad: tuple, dil: tuple) -> Any:
     """Window offsets as PyTorch's ``return_indices``: positions in the flattened input plane."""
     xp = backend.array_module(index)
+    index = index.astype(np.int64)  # the offsets' own small dtype would overflow below
     rows = xp.arange(index.shape[-2]).reshape(-1, 1) * step[0] - pad[0] + (index // kernel[1]) * dil[0]
     cols = xp.arange(index.shape[-1]) * step[1] - pad[1] + (index % kernel[1]) * dil[1]
-    return (rows * shape[-1] + cols).astype(np.int64)
+    return rows * shape[-1] + cols
 
 
 def max_pool2d(

@@ -37,6 +37,11 @@ def test_max_pool_return_indices_and_1d():
     ours = dl.nn.functional.max_pool2d(dl.tensor(x), 3, 2, 1, return_indices=True)[1]
     ref = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)[1]
     np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    big = np.random.default_rng(2).standard_normal((1, 2, 130, 130))  # offset x dilation past int8
+    ours = dl.nn.functional.max_pool2d(dl.tensor(big), 3, 1, dilation=64, return_indices=True)[1]
+    ref = torch.nn.functional.max_pool2d(torch.tensor(big), 3, 1, dilation=64, return_indices=True)[1]
+    np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    assert ours.dtype == dl.int64
     check_op(lambda lib, x: lib.nn.functional.max_pool1d(x, 3, 2, 1), (2, 3, 10))
     check_op(lambda lib, x: lib.nn.functional.max_pool2d(x, 2), (3, 6, 6))
 
