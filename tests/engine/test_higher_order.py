@@ -25,6 +25,7 @@ SECOND_ORDER = [
     ("div", lambda x, y: x / y, [((2, 3),) + ANY, ((3,),) + POSITIVE]),
     ("pow", lambda x, y: x**y, [((2, 3),) + POSITIVE, ((3,),) + POSITIVE]),
     ("pow_scalar", lambda x: x**3, [((4,),) + ANY]),
+    ("python_numbers", lambda x: ((x * 1.5 + 2) / 3 - 0.5) * x, [((4,),) + ANY]),
     ("exp", lambda x: x.exp(), [((4,),) + ANY]),
     ("log", lambda x: x.log(), [((4,),) + POSITIVE]),
     ("log1p", lambda x: x.log1p(), [((4,),) + POSITIVE]),
