@@ -247,7 +247,7 @@ class Normalize:
     def _statistics(self, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std as ``(C, 1, 1)`` arrays of ``dtype``, checked once and kept while they
         stay the same (a loader normalizes every batch with them)."""
-        key = (dtype, tuple(self.mean), tuple(self.std))
+        key = (dtype, np.asarray(self.mean).tolist(), np.asarray(self.std).tolist())  # numbers too
         if self._stats is None or self._stats[0] != key:
             mean = np.asarray(self.mean, dtype=dtype).reshape(-1, 1, 1)
             std = np.asarray(self.std, dtype=dtype).reshape(-1, 1, 1)

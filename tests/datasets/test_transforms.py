@@ -58,6 +58,8 @@ def test_normalize_values():
     normalize.std = [1.0, 0.0]
     with pytest.raises(ValueError, match="std evaluated to zero"):
         normalize(x)
+    numbers = T.Normalize(1.0, 2.0)(dl.tensor([[[1.0, 2.0]], [[3.0, 5.0]]]))  # plain numbers too
+    np.testing.assert_allclose(numbers.numpy(), [[[0.0, 0.5]], [[1.0, 2.0]]])
 
 
 def test_normalize_errors():
