@@ -8,6 +8,7 @@ as plain broadcasts; ``BatchNorm`` takes its per-channel ones into the same node
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,27 +37,41 @@ def _rebuilt(x: Tensor, axes: tuple, eps: float) -> tuple[Tensor, Tensor]:
     return centered * invstd, invstd
 
 
+def _keep_for_backward(ctx: Any, invstd: Any, axes: tuple, eps: float, mean: Any, var: Any) -> None:
+    """What both normalization nodes keep besides their saved tensors."""
+    ctx.invstd, ctx.axes, ctx.eps = invstd, axes, eps
+    ctx.mark_non_differentiable(mean, var)
+    ctx.set_materialize_grads(False)
+
+
+def _input_grad(ctx: Any, grad: Tensor, x: Tensor, y: Tensor, weight: Tensor | None = None) -> tuple:
+    """The input's gradient through the standardization (and a per-channel ``weight``), with
+    ``sum(grad)`` and ``sum(grad * y)`` over the normalized axes, which batch norm's bias and
+    weight gradients are."""
+    axes = ctx.axes
+    if _grad_state.enabled:  # create_graph: rebuilt from x, so higher orders are exact
+        y, invstd = _rebuilt(x, axes, ctx.eps)
+    else:
+        invstd = Tensor._make(ctx.invstd)
+    count = math.prod(x.shape[axis] for axis in axes)
+    sum_g = grad.sum(dim=axes, keepdim=True)
+    sum_gy = (grad * y).sum(dim=axes, keepdim=True)
+    scale = invstd if weight is None else invstd * weight.reshape(sum_g.shape)
+    return (grad - sum_g / count - y * (sum_gy / count)) * scale, sum_g, sum_gy
+
+
 class Normalize(Function):
     @staticmethod
     def forward(ctx, x, axes, eps):
         y, mean, var, invstd = _standardize(x._data, axes, eps)
         ctx.save_for_backward(x, y)
-        ctx.invstd, ctx.axes, ctx.eps = invstd, axes, eps
-        ctx.mark_non_differentiable(mean, var)
-        ctx.set_materialize_grads(False)
+        _keep_for_backward(ctx, invstd, axes, eps, mean, var)
         return y, mean, var
 
     @staticmethod
     def backward(ctx, grad_output, _mean, _var):
         x, y = ctx.saved_tensors
-        axes = ctx.axes
-        if _grad_state.enabled:  # create_graph: rebuilt from x, so higher orders are exact
-            y, invstd = _rebuilt(x, axes, ctx.eps)
-        else:
-            invstd = Tensor._make(ctx.invstd)
-        g = grad_output
-        centered = g - g.mean(dim=axes, keepdim=True) - y * (g * y).mean(dim=axes, keepdim=True)
-        return centered * invstd, None, None
+        return _input_grad(ctx, grad_output, x, y)[0], None, None
 
 
 class BatchNorm(Function):
@@ -74,25 +89,13 @@ class BatchNorm(Function):
             out += bias._data.reshape(mean.shape)
         # y is the output itself without an affine part, else an array only this node holds
         ctx.save_for_backward(x, y if out is y else Tensor._make(y), weight)
-        ctx.invstd, ctx.axes, ctx.eps = invstd, axes, eps
-        ctx.mark_non_differentiable(mean, var)
-        ctx.set_materialize_grads(False)
+        _keep_for_backward(ctx, invstd, axes, eps, mean, var)
         return out, mean, var
 
     @staticmethod
     def backward(ctx, grad_output, _mean, _var):
         x, y, weight = ctx.saved_tensors
-        axes = ctx.axes
-        if _grad_state.enabled:  # create_graph: rebuilt from x, so higher orders are exact
-            y, invstd = _rebuilt(x, axes, ctx.eps)
-        else:
-            invstd = Tensor._make(ctx.invstd)
-        g = grad_output
-        count = x.numel() // x.shape[1]
-        sum_g = g.sum(dim=axes, keepdim=True)  # also the bias's gradient
-        sum_gy = (g * y).sum(dim=axes, keepdim=True)  # also the weight's gradient
-        scale = invstd if weight is None else invstd * weight.reshape(sum_g.shape)
-        x_grad = (g - sum_g / count - y * (sum_gy / count)) * scale
+        x_grad, sum_g, sum_gy = _input_grad(ctx, grad_output, x, y, weight)
         _, needs_weight, needs_bias, *_ = ctx.needs_input_grad
         weight_grad = sum_gy.reshape(-1) if needs_weight else None
         bias_grad = sum_g.reshape(-1) if needs_bias else None
