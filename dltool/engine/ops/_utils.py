@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from dltool.engine import backend, dtypes
+from dltool.engine.autograd.grad_mode import state as _grad_state
 from dltool.engine.tensor import Tensor, _wrap_dim
 
 
@@ -23,6 +24,22 @@ def unbroadcast(grad: Tensor, shape: tuple) -> Tensor:
     if lead:
         grad = grad.reshape(shape)
     return grad
+
+
+def backward_operands(*tensors: Tensor) -> tuple:
+    """The arrays behind ``tensors`` in a plain backward, else the tensors themselves.
+
+    A backward formula written with what tensors and arrays share (``@``, ``.T``, arithmetic,
+    ``.reshape``, ``.sum(axis)``) then builds graph ops only under ``create_graph=True``, where
+    its result must be differentiable again; a plain backward skips every op's dispatch. Give
+    its results to ``as_gradients``.
+    """
+    return tensors if _grad_state.enabled else tuple(t._data for t in tensors)
+
+
+def as_gradients(*grads: Any) -> tuple:
+    """What a formula on ``backward_operands`` made, as the tensors backward returns."""
+    return tuple(g if g is None or isinstance(g, Tensor) else Tensor._make(g) for g in grads)
 
 
 def as_tensor_like(value: Any, like: Tensor) -> Tensor:

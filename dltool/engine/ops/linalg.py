@@ -4,7 +4,7 @@ and the fused ``linear`` (``x @ weight.T + bias``) behind ``nn.Linear``."""
 from __future__ import annotations
 
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops._utils import unbroadcast
+from dltool.engine.ops._utils import as_gradients, backward_operands, unbroadcast
 from dltool.engine.ops.elementwise import _pair
 from dltool.engine.tensor import Tensor
 
@@ -66,19 +66,19 @@ class Linear(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        x, weight = ctx.saved_tensors
+        grad_output, x, weight = backward_operands(grad_output, *ctx.saved_tensors)
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad
         x_grad = weight_grad = bias_grad = None
         if needs_x:
-            x_grad = grad_output.matmul(weight)
+            x_grad = grad_output @ weight
         if needs_weight or needs_bias:
             grad_rows = grad_output if grad_output.ndim == 2 else grad_output.reshape(-1, weight.shape[0])
             if needs_weight:
                 x_rows = x if x.ndim == 2 else x.reshape(-1, weight.shape[1])
-                weight_grad = grad_rows.t().matmul(x_rows)
+                weight_grad = grad_rows.T @ x_rows
             if needs_bias:
                 bias_grad = grad_rows.sum(0)
-        return x_grad, weight_grad, bias_grad
+        return as_gradients(x_grad, weight_grad, bias_grad)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
