@@ -72,10 +72,12 @@ class SoftmaxCrossEntropy(Function):
         xp = x._xp()
         log_probs = x._data - row_reduce(xp.maximum, x._data, dim)
         log_probs -= xp.log(row_reduce(xp.add, xp.exp(log_probs), dim))
-        rows = row_reduce(xp.add, a._data * log_probs, dim).squeeze(dim)
+        log_probs *= a._data
         ctx.save_for_backward(x, a, denominator)
         ctx.dim = dim
-        return -rows if denominator is None else rows.sum() / -denominator._data
+        if denominator is None:
+            return -row_reduce(xp.add, log_probs, dim).squeeze(dim)
+        return log_probs.sum() / -denominator._data
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -148,6 +150,11 @@ def _class_coefficients(
         raise RuntimeError(f"weight tensor should be defined either for all {classes} classes or no classes but got weight tensor of shape: {list(weight.shape)}")
     xp, dtype = input._xp(), input.dtype
     t = target._data
+    if weight is None and label_smoothing == 0 and input.ndim <= 2 and t.size:
+        low, high = int(t.min()), int(t.max())
+        if 0 <= low and high < classes and not low <= ignore_index <= high:  # the common case
+            onehot = xp.eye(classes, dtype=dtype)[t]
+            return Tensor._make(onehot), Tensor._make(xp.asarray(t.size, dtype=dtype))
     kept = t != ignore_index
     bad = ((t < 0) | (t >= classes)) & kept
     if bad.any():
@@ -155,7 +162,7 @@ def _class_coefficients(
     safe = xp.where(kept, t, 0)
     class_axis = xp.arange(classes).reshape((classes,) + (1,) * (input.ndim - dim - 1))
     onehot = (_unsqueeze_array(safe, dim) == class_axis) & _unsqueeze_array(kept, dim)
-    if weight is None and label_smoothing == 0:  # the common case, in as few passes as it takes
+    if weight is None and label_smoothing == 0:
         return Tensor._make(onehot.astype(dtype)), Tensor._make(xp.asarray(kept.sum(), dtype=dtype))
     w = xp.ones(classes, dtype=dtype) if weight is None else weight._data.astype(dtype, copy=False)
     row_weight = xp.where(kept, w[safe], 0).astype(dtype, copy=False)

@@ -39,6 +39,12 @@ def test_cross_entropy_class_indices(options, reduction):
     check_op(fn, (6, 5), low=-3, high=3)
 
 
+@pytest.mark.parametrize("ignore_index", [-100, 2, 4])
+def test_cross_entropy_ignore_index_absent_from_targets(ignore_index):
+    # 2 lies between the smallest and largest target, 4 above them: both ways of building the rows
+    check_op(lambda lib, x: lib.nn.functional.cross_entropy(x, lib.tensor([0, 1, 3, 3]), ignore_index=ignore_index), (4, 5))
+
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_cross_entropy_spatial_targets_and_1d_input(reduction):
     check_op(lambda lib, x: lib.nn.functional.cross_entropy(x, lib.tensor(LABELS_2D), reduction=reduction, ignore_index=0, label_smoothing=0.1), (3, 4, 2, 2))
