@@ -45,6 +45,8 @@ def _normalize_key(key: Any, xp: Any) -> tuple[tuple, bool]:
     """
     if isinstance(key, (int, slice)):
         return ((key, Ellipsis),), False
+    if isinstance(key, Tensor) and key.ndim and key.dtype.kind in "iu":  # a batch of rows
+        return ((xp.asarray(key._data),),), True
     parts = []
     for part in key if isinstance(key, tuple) else (key,):
         part = _index_part(part, xp)
