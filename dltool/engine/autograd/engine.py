@@ -128,11 +128,13 @@ def _execute(
                 if is_leaf:
                     continue
             grad_inputs = node._run(grads, retain_graph)
-            for i, ((child, nr), grad) in enumerate(zip(node.next_functions, grad_inputs, strict=False)):
-                if child is not None and grad is not None:
-                    if grad._data.shape != child._output_meta[nr][0]:
-                        _invalid_gradient(node, i, grad, child._output_meta[nr][0])
-                    _accumulate(buffers, child, nr, grad)
+            for i, (child, nr) in enumerate(node.next_functions):
+                grad = grad_inputs[i]
+                if child is None or grad is None:
+                    continue
+                if grad._data.shape != child._output_meta[nr][0]:
+                    _invalid_gradient(node, i, grad, child._output_meta[nr][0])
+                _accumulate(buffers, child, nr, grad)
     finally:
         _grad_state.enabled = previous
 

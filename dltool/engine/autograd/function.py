@@ -218,11 +218,12 @@ class AccumulateGrad(Node):
         grad = grads[0]
         if grad is None:
             return ()
-        for hook in list(variable._backward_hooks or ()):
-            result = hook(grad)
-            if result is not None:
-                grad = result
-        if tuple(grad.shape) != variable.shape:
+        if variable._backward_hooks:
+            for hook in list(variable._backward_hooks):
+                result = hook(grad)
+                if result is not None:
+                    grad = result
+        if grad._data.shape != variable._data.shape:
             raise RuntimeError(
                 f"gradient of shape {tuple(grad.shape)} does not match the leaf's shape {variable.shape}"
             )
