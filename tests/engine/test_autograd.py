@@ -46,6 +46,57 @@ def test_grad_of_a_leaf_owns_its_storage():
     assert upstream.tolist() == [1.0, 1.0]
 
 
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+class _Double(autograd.Function):
+    """2 * x, noting where its backward put the input gradient (an address holds no reference)."""
+
+    addresses: list = []
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.detach().numpy() * 2
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad = grad_output * 2
+        _Double.addresses.append(_address(grad.numpy()))
+        return grad
+
+
+def test_a_gradient_nothing_else_holds_becomes_grad_without_a_copy():
+    x = dl.ones(3, requires_grad=True)
+    _Double.addresses.clear()
+    _Double.apply(x).sum().backward()
+    assert _address(x.grad.numpy()) == _Double.addresses[0]
+    linear = dl.nn.Linear(4, 2)
+    linear(dl.ones(5, 4)).sum().backward()
+    assert linear.weight.grad.numpy().base is None and linear.weight.grad.tolist() == [[5.0] * 4] * 2
+
+
+def test_a_gradient_held_elsewhere_is_copied_into_grad():
+    kept = []
+    x = dl.ones(3, requires_grad=True)
+    x.register_hook(kept.append)
+    _Double.addresses.clear()
+    _Double.apply(x).sum().backward()
+    assert _address(x.grad.numpy()) != _Double.addresses[0]
+    x.grad.add_(1)
+    assert kept[0].tolist() == [2.0] * 3
+
+    a, b = dl.ones(3, requires_grad=True), dl.ones(3, requires_grad=True)
+    (a + b).sum().backward()  # add hands the same gradient to both leaves
+    a.grad.mul_(3)
+    assert b.grad.tolist() == [1.0] * 3
+
+    h = a * 1.0
+    h.retain_grad()
+    (h + 0.0).sum().backward()
+    assert not np.shares_memory(h.grad.numpy(), a.grad.numpy())
+
+
 def test_retain_grad_keeps_non_leaf_gradients():
     x = dl.tensor([1.0, 2.0], requires_grad=True)
     y = x * 2

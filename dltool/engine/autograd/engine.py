@@ -127,16 +127,24 @@ def _execute(
                         capture[(node, nr)] = _sum(capture[(node, nr)], grad)
                 if is_leaf:
                     continue
-            grad_inputs = node._run(grads, retain_graph)
-            for i, (child, nr) in enumerate(node.next_functions):
-                grad = grad_inputs[i]
-                if child is None or grad is None:
-                    continue
-                if grad._data.shape != child._output_meta[nr][0]:
-                    _invalid_gradient(node, i, grad, child._output_meta[nr][0])
-                _accumulate(buffers, child, nr, grad)
+            _pass_on(buffers, node, node._run(grads, retain_graph))
     finally:
         _grad_state.enabled = previous
+
+
+def _pass_on(buffers: dict, node: Node, grad_inputs: tuple) -> None:
+    """Add ``node``'s input gradients to the buffers of the nodes that feed it.
+
+    NOTE: a function of its own, so that no local variable of the walk keeps a gradient alive:
+    AccumulateGrad adopts a gradient only when the engine's buffer holds the sole reference.
+    """
+    for i, (child, nr) in enumerate(node.next_functions):
+        grad = grad_inputs[i]
+        if child is None or grad is None:
+            continue
+        if grad._data.shape != child._output_meta[nr][0]:
+            _invalid_gradient(node, i, grad, child._output_meta[nr][0])
+        _accumulate(buffers, child, nr, grad)
 
 
 def _invalid_gradient(node: Node, index: int, grad: Any, expected: tuple) -> None:

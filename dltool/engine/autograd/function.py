@@ -8,9 +8,13 @@ themselves differentiable under ``create_graph=True``.
 
 from __future__ import annotations
 
+import functools
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from dltool.engine.autograd.grad_mode import state as _grad_state
 
@@ -228,13 +232,35 @@ class AccumulateGrad(Node):
                 f"gradient of shape {tuple(grad.shape)} does not match the leaf's shape {variable.shape}"
             )
         if variable.grad is None:
-            # NOTE: own the storage; the incoming array may be shared with other gradients
-            variable.grad = grad if _grad_state.enabled else _Tensor._make(grad._data.copy())
+            if _grad_state.enabled:
+                variable.grad = grad
+            else:
+                # Adopt the gradient when nothing else can see it (PyTorch decides the same by use
+                # counts); else own a copy: the array may be shared with other gradients or kept.
+                grads[0] = None  # the buffer's reference: ``grad`` is now the engine's only one
+                sole = grad._data.base is None and _reference_counts(grad) == _sole_counts()
+                variable.grad = grad if sole else _Tensor._make(grad._data.copy())
         elif _grad_state.enabled:
             variable.grad = variable.grad + grad
         else:
             variable.grad._data += grad._data
         return ()
+
+
+def _reference_counts(tensor: Any) -> tuple[int, int]:
+    """How many references ``tensor`` and its array have, seen from a call by the holder."""
+    return sys.getrefcount(tensor), sys.getrefcount(tensor._data)
+
+
+@functools.cache
+def _sole_counts() -> tuple[int, int] | None:
+    """``_reference_counts`` of a tensor that one local variable of the caller alone holds and
+    whose array nothing else holds, measured on this interpreter; None where counts cannot tell
+    (no ``getrefcount``, or a free-threaded build, whose counts are deferred)."""
+    if not hasattr(sys, "getrefcount") or not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return None
+    probe = _Tensor._make(np.empty(0))
+    return _reference_counts(probe)
 
 
 class Function:
