@@ -68,8 +68,9 @@ def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = N
     """Sum over ``dim`` (an int, a tuple, or all dims); bools and ints sum as int64."""
     if dtype is not None:
         input = cast(input, dtype)
-    elif input._data.dtype.kind in "bu" or input._data.dtype == dtypes.int32:
-        input = cast(input, dtypes.int64)
+    elif input._data.dtype.kind in "biu":  # no gradient: one pass, no int64 copy, no graph node
+        axes = normalize_dims(dim, input.ndim)
+        return Tensor._make(input._data.sum(axis=axes, keepdims=keepdim, dtype=dtypes.int64))
     return Sum.apply(input, normalize_dims(dim, input.ndim), keepdim)
 
 

@@ -100,6 +100,19 @@ def test_sum_dtype_rules():
     assert dl.ones(2).sum(dtype=dl.float64).dtype == dl.float64
 
 
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int8", "int16", "int32", "int64"])
+def test_integer_sums_are_int64_as_in_pytorch(dtype):
+    torch = pytest.importorskip("torch")
+    values = np.random.default_rng(0).integers(0, 100, (3, 4)).astype(dtype)
+    x = dl.from_numpy(values)
+    for dim, keepdim in ((None, False), (1, False), ((0, 1), True), (-2, True)):
+        got = x.sum() if dim is None else x.sum(dim, keepdim=keepdim)
+        expected = torch.from_numpy(values)
+        expected = expected.sum() if dim is None else expected.sum(dim, keepdim=keepdim)
+        assert got.dtype == dl.int64 and got.tolist() == expected.tolist()
+    assert dl.tensor([100, 100], dtype=dl.int8).sum().item() == 200  # no int8 wrap-around
+
+
 def test_mean_of_integers_is_an_error():
     with pytest.raises(RuntimeError, match="Input dtype must be either a floating point"):
         dl.tensor([1, 2]).mean()
