@@ -35,18 +35,26 @@ def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
     module = importlib.import_module(module_name)
     cases = module.cases(settings)
     samples: dict[str, list[float]] = {impl: [] for impl in cases}
+    order = list(cases)
     for i in range(warmup + repeat):
-        for impl, run in cases.items():  # interleaved, so load on the machine hits all alike
-            seconds = run()
+        # interleaved, so load on the machine hits all alike; every other repetition in reverse
+        # order, so that running first or after another implementation favours none of them
+        for impl in order if i % 2 == 0 else order[::-1]:
+            seconds = cases[impl]()
             if i >= warmup:
                 samples[impl].append(seconds)
     medians = {impl: statistics.median(values) for impl, values in samples.items()}
     ratios = {base: medians["dltool"] / medians[base] for base in medians if base != "dltool"}
+    paired = {
+        base: [a / b for a, b in zip(samples["dltool"], samples[base], strict=True)] for base in ratios
+    }
     result = {
         "title": module.TITLE,
         "unit": getattr(module, "UNIT", "s"),
         "median": medians,
         "ratios": ratios,
+        "ratio_range": {base: [min(values), max(values)] for base, values in paired.items()},
+        "samples": samples,
         "goals": {base: goal for base, goal in goals.items() if base in ratios},
     }
     extra = getattr(module, "extra", None)
@@ -56,7 +64,7 @@ def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
 
 
 def _table(results: dict) -> str:
-    lines = [f"{'workload':<58} {'dltool':>10} {'baseline':>18} {'ratio':>7} {'goal':>7}"]
+    lines = [f"{'workload':<58} {'dltool':>10} {'baseline':>18} {'ratio':>7} {'goal':>7}  per repetition"]
     for result in results.values():
         unit = result["unit"]
         dltool = f"{result['median']['dltool']:.4g} {unit}"
@@ -67,7 +75,11 @@ def _table(results: dict) -> str:
             mark = "" if goal is None else ("ok" if ratio <= goal else "MISS")
             baseline = f"{base} {result['median'][base]:.4g} {unit}"
             goal_text = f"<={goal}" if goal else "-"
-            lines.append(f"{result['title']:<58} {dltool:>10} {baseline:>18} {ratio:>7.2f} {goal_text:>5} {mark}")
+            low, high = result["ratio_range"][base]
+            lines.append(
+                f"{result['title']:<58} {dltool:>10} {baseline:>18} {ratio:>7.2f} {goal_text:>5} {mark:<4} "
+                f"{low:.2f}-{high:.2f}"
+            )
         for key, value in result.get("extra", {}).items():
             lines.append(f"    {key}: {value}")
     return "\n".join(lines)
