@@ -117,6 +117,28 @@ def _like(fn: Any) -> Any:
     return like
 
 
+def full_like(input: Tensor, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:  # noqa: A002
+    """``input``'s shape, dtype and device filled with ``fill_value``, laid out in memory as
+    ``input`` is (PyTorch's ``preserve_format``: a convolution's output keeps its order)."""
+    if device is not None and backend.device(device) != input.device:
+        return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device, requires_grad=requires_grad)
+    array = input._xp().full_like(input._data, fill_value, dtype=dtypes.to_dtype(dtype or input.dtype))
+    return _finish(array, None, requires_grad)
+
+
+def zeros_like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:  # noqa: A002
+    """Zeros shaped and laid out as ``input`` (see ``full_like``)."""
+    return full_like(input, 0, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def ones_like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:  # noqa: A002
+    """Ones shaped and laid out as ``input`` (see ``full_like``)."""
+    return full_like(input, 1, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+empty_like = zeros_like  # zeros, as ``empty`` gives
+
+
 # ---------------------------------------------------------------- random
 
 
@@ -174,13 +196,7 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
     return _sample(array, dtypes.int64, input.device, False)
 
 
-zeros_like, ones_like, empty_like, rand_like, randn_like = (
-    _like(f) for f in (zeros, ones, empty, rand, randn)
-)
-
-
-def full_like(input: Tensor, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:  # noqa: A002
-    return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device or input.device, requires_grad=requires_grad)
+rand_like, randn_like = _like(rand), _like(randn)
 
 
 def randint_like(input: Tensor, low: int, high: int | None = None, *, generator: Any = None, dtype: Any = None) -> Tensor:  # noqa: A002

@@ -82,6 +82,16 @@ def test_like_factories_keep_shape_and_dtype():
     assert ((dl.randint_like(x, 3) >= 0) & (dl.randint_like(x, 3) < 3)).all()
 
 
+def test_constant_like_factories_keep_the_memory_layout_as_pytorch_does():
+    torch = pytest.importorskip("torch")
+    values = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    for permutation in ((0, 1, 2), (2, 0, 1), (1, 2, 0)):
+        x, t = dl.from_numpy(values).permute(*permutation), torch.from_numpy(values).permute(*permutation)
+        for ours, theirs in ((dl.zeros_like(x), torch.zeros_like(t)), (dl.full_like(x, 2), torch.full_like(t, 2))):
+            assert tuple(s // 4 for s in ours.numpy().strides) == theirs.stride()
+            assert ours.tolist() == theirs.tolist()
+
+
 def test_random_factories_shapes_dtypes_and_ranges():
     assert dl.rand(2, 3).shape == (2, 3) and dl.rand(2).dtype == dl.float32
     u = dl.rand(1000)
