@@ -35,14 +35,14 @@ def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
     module = importlib.import_module(module_name)
     cases = module.cases(settings)
     samples: dict[str, list[float]] = {impl: [] for impl in cases}
-    order = list(cases)
-    for i in range(warmup + repeat):
-        # interleaved, so load on the machine hits all alike; every other repetition in reverse
-        # order, so that running first or after another implementation favours none of them
-        for impl in order if i % 2 == 0 else order[::-1]:
-            seconds = cases[impl]()
-            if i >= warmup:
-                samples[impl].append(seconds)
+    for _ in range(repeat):
+        for impl, run in cases.items():  # interleaved, so load on the machine hits all alike
+            # NOTE: each timed run follows untimed ones of the same implementation. Right after
+            # another framework ran, PyTorch's conv took twice its own steady-state time
+            # (dltool's did not), which would flatter whichever implementation runs second.
+            for _ in range(warmup):
+                run()
+            samples[impl].append(run())
     medians = {impl: statistics.median(values) for impl, values in samples.items()}
     ratios = {base: medians["dltool"] / medians[base] for base in medians if base != "dltool"}
     paired = {
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset")
     parser.add_argument("--repeat", type=int, default=5, help="timed repetitions (median reported)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before each timed run")
     parser.add_argument("--tiny", action="store_true", help="small sizes: shows the suite works")
     parser.add_argument("--threads", type=int, default=None, help="threads for BLAS and torch (default: all cores)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/latest.json"))
