@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,26 @@ def test_tiny_run_writes_every_workload(tmp_path, data_root, monkeypatch):
         assert all(ratio > 0 for ratio in workload["ratios"].values()), name
     assert "threads" in report["environment"]
     assert "workload" in result.stdout  # the table
+
+
+def test_each_timed_run_follows_an_untimed_run_of_its_own(monkeypatch):
+    from benchmarks import run
+
+    calls = []
+    seconds = {"dltool": iter([9.0, 2.0, 9.0, 4.0]), "torch": iter([9.0, 1.0, 9.0, 4.0])}
+
+    def case(name):
+        def timed_run():
+            calls.append(name)
+            return next(seconds[name])
+
+        return timed_run
+
+    workload = types.SimpleNamespace(TITLE="fake", cases=lambda settings: {n: case(n) for n in seconds})
+    monkeypatch.setitem(sys.modules, "fake_workload", workload)
+    monkeypatch.setitem(run.WORKLOADS, "fake", ("fake_workload", {"torch": 1.5}))
+    result = run.measure("fake", run.Settings(), repeat=2, warmup=1)
+    assert calls == ["dltool", "dltool", "torch", "torch"] * 2
+    assert result["samples"] == {"dltool": [2.0, 4.0], "torch": [1.0, 4.0]}  # the 9s were warm-ups
+    assert result["ratios"] == {"torch": 3.0 / 2.5}  # of the medians
+    assert result["ratio_range"] == {"torch": [1.0, 2.0]}  # of each repetition's pair
