@@ -39,7 +39,7 @@ def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
         for impl, run in cases.items():  # interleaved, so load on the machine hits all alike
             # NOTE: each timed run follows untimed ones of the same implementation. Right after
             # another framework ran, PyTorch's conv took twice its own steady-state time
-            # (dltool's did not), which would flatter whichever implementation runs second.
+            # (dltool's did not), which would handicap whichever implementation runs second.
             for _ in range(warmup):
                 run()
             samples[impl].append(run())
