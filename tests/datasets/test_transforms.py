@@ -73,6 +73,23 @@ def test_normalize_errors():
         T.Normalize([0.0], [1.0])(np.zeros((1, 2, 2)))
 
 
+@pytest.mark.parametrize("dtype", [dl.float32, dl.float64])
+def test_to_tensor_and_normalize_match_torchvision_bit_for_bit(dtype):
+    torch = pytest.importorskip("torch")
+    images = np.arange(256, dtype=np.uint8).reshape(4, 8, 8, 1)
+    transform = T.Compose([T.ToTensor(), T.Normalize((0.2860,), (0.3530,))])
+    try:
+        dl.set_default_dtype(dtype)
+        ours = T.batch_transform(transform)(images).numpy()
+    finally:
+        dl.set_default_dtype(dl.float32)
+    # torchvision: img.permute(2, 0, 1).to(default dtype).div(255), then sub_(mean).div_(std)
+    expected = torch.from_numpy(images).permute(0, 3, 1, 2).to(getattr(torch, np.dtype(dtype).name)).div(255)
+    expected = expected.sub_(torch.tensor(0.2860, dtype=expected.dtype)).div_(torch.tensor(0.3530, dtype=expected.dtype))
+    assert ours.dtype == dtype
+    np.testing.assert_array_equal(ours, expected.numpy())
+
+
 def test_batch_transform_equals_per_image_transforms():
     images = np.random.default_rng(0).integers(0, 256, (5, 6, 7, 3)).astype(np.uint8)
     transform = T.Compose([T.ToTensor(), T.Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))])
