@@ -47,13 +47,27 @@ def environment(threads: int) -> dict[str, Any]:
         "threads": threads,
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
+        # NOTE: these two force OpenBLAS's kernels; some machines set them for old builds
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"),
+        "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "unset"),
     }
     config = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
     info["numpy_blas"] = f"{config.get('name', '?')} {config.get('version', '')}".strip()
+    info["blas_kernel"] = blas_kernel()
     if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
     return info
+
+
+def blas_kernel() -> str:
+    """The kernel family numpy's BLAS runs ("SkylakeX", "Haswell", ...), as threadpoolctl reports it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl is not installed)"
+    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return ", ".join(f"{lib.get('internal_api')} {lib.get('architecture', '?')}" for lib in blas) or "none found"
 
 
 def fashion_mnist_arrays(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:

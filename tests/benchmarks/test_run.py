@@ -1,6 +1,8 @@
 """The benchmark entry point runs end to end at a tiny size (timings are not checked: see README)."""
 
 import json
+import os
+import platform
 import subprocess
 import sys
 import types
@@ -50,3 +52,20 @@ def test_each_timed_run_follows_an_untimed_run_of_its_own(monkeypatch):
     assert result["samples"] == {"dltool": [2.0, 4.0], "torch": [1.0, 4.0]}  # the 9s were warm-ups
     assert result["ratios"] == {"torch": 3.0 / 2.5}  # of the medians
     assert result["ratio_range"] == {"torch": [1.0, 2.0]}  # of each repetition's pair
+
+
+def test_environment_names_the_blas_kernel_that_runs():
+    """A variable that forces OpenBLAS's kernels shows, and so does the kernel it forced."""
+    pytest.importorskip("threadpoolctl")
+    np = pytest.importorskip("numpy")
+    if "openblas" not in np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]:
+        pytest.skip("numpy's BLAS is not OpenBLAS")
+    if platform.machine() != "x86_64":
+        pytest.skip("the Haswell kernels are x86-64 ones")
+    script = "import json; from benchmarks.common import environment; print(json.dumps(environment(1)))"
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["OPENBLAS_CORETYPE"] == "Haswell"
+    assert report["blas_kernel"] == "openblas Haswell"
