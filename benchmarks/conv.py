@@ -10,6 +10,9 @@ import dltool.engine as dl
 from benchmarks.common import Settings, timed, torch
 
 TITLE = "Conv2d fwd+bwd (64x32x32x32 -> 64 channels, 3x3, padding 1)"
+# NOTE: right after dltool's conv ran, PyTorch's took two runs to get back to its steady state
+# (45-66 ms, then 22 ms), so a single untimed run would time PyTorch before it settled
+MIN_WARMUP = 3
 
 
 def _step(lib, layer, x) -> None:

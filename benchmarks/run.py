@@ -34,6 +34,7 @@ def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
     module_name, goals = WORKLOADS[name]
     module = importlib.import_module(module_name)
     cases = module.cases(settings)
+    warmup = max(warmup, getattr(module, "MIN_WARMUP", 0))  # a workload may need more to settle
     samples: dict[str, list[float]] = {impl: [] for impl in cases}
     for _ in range(repeat):
         for impl, run in cases.items():  # interleaved, so load on the machine hits all alike
@@ -55,6 +56,7 @@ def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
         "ratios": ratios,
         "ratio_range": {base: [min(values), max(values)] for base, values in paired.items()},
         "samples": samples,
+        "warmup": warmup,
         "goals": {base: goal for base, goal in goals.items() if base in ratios},
     }
     extra = getattr(module, "extra", None)

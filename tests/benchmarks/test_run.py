@@ -52,6 +52,23 @@ def test_each_timed_run_follows_an_untimed_run_of_its_own(monkeypatch):
     assert result["samples"] == {"dltool": [2.0, 4.0], "torch": [1.0, 4.0]}  # the 9s were warm-ups
     assert result["ratios"] == {"torch": 3.0 / 2.5}  # of the medians
     assert result["ratio_range"] == {"torch": [1.0, 2.0]}  # of each repetition's pair
+    assert result["warmup"] == 1
+
+
+def test_a_workload_can_ask_for_more_untimed_runs(monkeypatch):
+    from benchmarks import run
+
+    calls = []
+    workload = types.SimpleNamespace(
+        TITLE="fake", MIN_WARMUP=2, cases=lambda settings: {"dltool": lambda: calls.append("dltool") or 1.0}
+    )
+    monkeypatch.setitem(sys.modules, "fake_workload", workload)
+    monkeypatch.setitem(run.WORKLOADS, "fake", ("fake_workload", {}))
+    assert run.measure("fake", run.Settings(), repeat=2, warmup=1)["warmup"] == 2
+    assert len(calls) == 2 * (2 + 1)
+    calls.clear()
+    assert run.measure("fake", run.Settings(), repeat=1, warmup=4)["warmup"] == 4  # never fewer than asked
+    assert len(calls) == 4 + 1
 
 
 def test_environment_names_the_blas_kernel_that_runs():
