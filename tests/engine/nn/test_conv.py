@@ -4,6 +4,7 @@ import pytest
 import dltool.engine as dl
 import dltool.engine.nn.functional as F
 from dltool.engine import nn
+from dltool.engine.ops import conv as conv_ops
 from tests.engine.nn.layer_check import check_layer, gradcheck_layer
 from tests.op_check import check_op
 
@@ -69,6 +70,42 @@ def test_conv_second_derivative():
     b = dl.randn(2, dtype=dl.float64, requires_grad=True)
     assert dl.autograd.gradgradcheck(lambda x, w: F.conv2d(x, w, stride=1, padding=1), (x, w))
     assert dl.autograd.gradgradcheck(lambda x, w, b: F.conv2d(x, w, b, groups=1), (x, w, b))
+
+
+BANDED = [
+    (lambda lib: lib.nn.Conv2d(4, 6, 3, padding=1), (2, 4, 7, 5)),
+    (lambda lib: lib.nn.Conv2d(4, 6, (3, 2), stride=2, dilation=(2, 1), padding=(2, 0), groups=2), (3, 4, 9, 6)),
+    (lambda lib: lib.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2), (2, 4, 5, 4)),
+]
+
+
+@pytest.mark.parametrize("band_bytes", [1, 6000])  # one output row per band, and two
+@pytest.mark.parametrize("make,shape", BANDED, ids=["conv", "strided-grouped", "transposed"])
+def test_input_gradient_folded_in_bands_matches_pytorch(monkeypatch, band_bytes, make, shape):
+    monkeypatch.setattr(conv_ops, "BAND_BYTES", band_bytes)
+    check_layer(make, shape)
+    gradcheck_layer(make(dl), shape[:2] + (4, 3))
+
+
+def test_second_derivatives_through_a_banded_fold(monkeypatch):
+    monkeypatch.setattr(conv_ops, "BAND_BYTES", 1)
+    x = dl.randn(2, 2, 4, 3, dtype=dl.float64, requires_grad=True)
+    w = dl.randn(3, 2, 2, 2, dtype=dl.float64, requires_grad=True)
+    assert dl.autograd.gradgradcheck(lambda x, w: F.conv2d(x, w, padding=1), (x, w))
+    assert dl.autograd.gradgradcheck(lambda x, w: F.conv_transpose2d(x, w.transpose(0, 1), stride=2), (x, w))
+
+
+def test_folded_product_equals_fold_of_the_whole_product(monkeypatch):
+    geometry = dict(kernel_size=(2, 3), dilation=(2, 1), padding=(1, 2), stride=(1, 2))
+    a = dl.randn(2 * 2 * 3, 5)  # columns of 2 channels' 2x3 windows, from 3 images
+    size = (7, 9)
+    kernel, dil, pad, step, out = conv_ops._geometry(size, **geometry)
+    b = dl.randn(5, out[0] * out[1] * 3)
+    whole = conv_ops._col2im((a @ b).numpy(), size, kernel, dil, pad, step, out, True)
+    for band_bytes in (1, 200, 10**9):
+        monkeypatch.setattr(conv_ops, "BAND_BYTES", band_bytes)
+        banded = conv_ops._folded_product(a.numpy(), b.numpy(), size, kernel, dil, pad, step, out)
+        np.testing.assert_allclose(banded, whole, rtol=1e-5, atol=1e-5)
 
 
 def test_conv_output_is_stored_batch_innermost_and_chains():
