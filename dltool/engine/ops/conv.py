@@ -93,7 +93,7 @@ def _gemm_windows(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride
     shape = (x.shape[0],) + tuple(kernel) + tuple(out) + (x.shape[3],)
     strides = (sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1], sn)
     # NOTE: the view overlaps itself; it is only ever read, into fresh arrays
-    return xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+    return xp.lib.stride_tricks.as_strided(x, shape, strides)
 
 
 def _im2col(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple, gemm: bool) -> Any:
@@ -110,7 +110,7 @@ def _im2col(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride: tupl
     sn, sc, sh, sw = x.strides
     shape = x.shape[:2] + tuple(kernel) + tuple(out)
     strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
-    windows = xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+    windows = xp.lib.stride_tricks.as_strided(x, shape, strides)
     return xp.ascontiguousarray(windows).reshape(shape[0], -1, out[0] * out[1])
 
 
