@@ -83,7 +83,7 @@ def pad_array(x: Any, padding: tuple, extra: tuple = (0, 0), value: float = 0.0)
 
 
 def _gemm_windows(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride: tuple, out: tuple) -> Any:
-    """Every window of an ``(N, C, H, W)`` image as a read-only view ``(C, kh, kw, Ho, Wo, N)`` of
+    """Every window of an ``(N, C, H, W)`` image as a view ``(C, kh, kw, Ho, Wo, N)``, only ever read, of
     its padded ``(C, H, W, N)`` copy (a no-op view of a convolution's output, one pass for others)."""
     xp = backend.array_module(x)
     x = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
