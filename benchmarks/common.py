@@ -70,6 +70,19 @@ def blas_kernel() -> str:
     return ", ".join(f"{lib.get('internal_api')} {lib.get('architecture', '?')}" for lib in blas) or "none found"
 
 
+def forced_kernel_note(env: dict[str, Any]) -> str | None:
+    """A warning when ``OPENBLAS_CORETYPE`` chose numpy's BLAS kernels rather than OpenBLAS itself:
+    PyTorch's kernels ignore it, so dltool's matrix products may run slower than they could."""
+    forced = env.get("OPENBLAS_CORETYPE", "unset")
+    if forced == "unset":
+        return None
+    return (
+        f"note: OPENBLAS_CORETYPE={forced} forces numpy's BLAS kernels (blas_kernel={env.get('blas_kernel')}); "
+        "PyTorch's are not affected. To time the kernels OpenBLAS picks itself, run with "
+        "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` (README, Benchmarks)."
+    )
+
+
 def fashion_mnist_arrays(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST training images as normalized float32 rows and int64 labels."""
     from dltool.datasets import FashionMNIST, default_root

@@ -15,7 +15,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from benchmarks.common import Settings, configure_threads, environment
+from benchmarks.common import Settings, configure_threads, environment, forced_kernel_note
 
 # workload name -> (module, goal as "baseline: ratio")
 WORKLOADS = {
@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_threads(settings.threads)
     env = environment(settings.threads)
     print("  ".join(f"{k}={v}" for k, v in env.items()))
+    note = forced_kernel_note(env)
+    if note:
+        print(note, file=sys.stderr)
     results = {}
     for name in names:
         results[name] = measure(name, settings, args.repeat, args.warmup)

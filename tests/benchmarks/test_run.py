@@ -86,3 +86,11 @@ def test_environment_names_the_blas_kernel_that_runs():
     report = json.loads(result.stdout)
     assert report["OPENBLAS_CORETYPE"] == "Haswell"
     assert report["blas_kernel"] == "openblas Haswell"
+
+
+def test_a_forced_blas_kernel_is_pointed_out():
+    from benchmarks.common import forced_kernel_note
+
+    assert forced_kernel_note({"OPENBLAS_CORETYPE": "unset", "blas_kernel": "openblas SkylakeX"}) is None
+    note = forced_kernel_note({"OPENBLAS_CORETYPE": "Haswell", "blas_kernel": "openblas Haswell"})
+    assert "OPENBLAS_CORETYPE=Haswell" in note and "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE" in note
