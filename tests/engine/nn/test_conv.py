@@ -81,10 +81,28 @@ BANDED = [
 
 @pytest.mark.parametrize("band_bytes", [1, 6000])  # one output row per band, and two
 @pytest.mark.parametrize("make,shape", BANDED, ids=["conv", "strided-grouped", "transposed"])
-def test_input_gradient_folded_in_bands_matches_pytorch(monkeypatch, band_bytes, make, shape):
+def test_convolutions_in_bands_match_pytorch(monkeypatch, band_bytes, make, shape):
     monkeypatch.setattr(conv_ops, "BAND_BYTES", band_bytes)
     check_layer(make, shape)
     gradcheck_layer(make(dl), shape[:2] + (4, 3))
+
+
+def test_a_convolution_keeps_its_padded_input_not_its_columns():
+    x = dl.randn(4, 3, 10, 10, requires_grad=True)
+    y = nn.Conv2d(3, 5, 3, padding=1)(x)
+    node = y.grad_fn
+    while node.name() != "ConvolutionBackward0":
+        node = node.next_functions[0][0]
+    kept = [value for value in vars(node).values() if isinstance(value, np.ndarray)]
+    owners = []
+    for value in kept:  # the arrays that own the memory behind the kept views
+        while getattr(value, "base", None) is not None:
+            value = value.base
+        owners.append(value)
+    kept_bytes = sum(owner.nbytes for owner in owners)
+    assert kept_bytes == 4 * 3 * 12 * 12 * 4  # the padded (C, H, W, N) copy: columns would be 9x x
+    y.sum().backward()
+    assert not [value for value in vars(node).values() if isinstance(value, np.ndarray)]  # freed
 
 
 def test_second_derivatives_through_a_banded_fold(monkeypatch):
