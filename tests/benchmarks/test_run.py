@@ -2,7 +2,6 @@
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import types
@@ -72,20 +71,20 @@ def test_a_workload_can_ask_for_more_untimed_runs(monkeypatch):
 
 
 def test_environment_names_the_blas_kernel_that_runs():
-    """A variable that forces OpenBLAS's kernels shows, and so does the kernel it forced."""
+    """The variables that can force OpenBLAS's kernels show as they are, and so does the kernel
+    that runs (the test leaves the machine's settings alone)."""
     pytest.importorskip("threadpoolctl")
+    from benchmarks.common import environment
+
     np = pytest.importorskip("numpy")
     if "openblas" not in np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]:
         pytest.skip("numpy's BLAS is not OpenBLAS")
-    if platform.machine() != "x86_64":
-        pytest.skip("the Haswell kernels are x86-64 ones")
-    script = "import json; from benchmarks.common import environment; print(json.dumps(environment(1)))"
-    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["OPENBLAS_CORETYPE"] == "Haswell"
-    assert report["blas_kernel"] == "openblas Haswell"
+    report = environment(1)
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    assert report["OPENBLAS_CORETYPE"] == (forced or "unset")
+    assert report["blas_kernel"].startswith("openblas ")
+    if forced:
+        assert report["blas_kernel"].lower() == f"openblas {forced}".lower()
 
 
 def test_a_forced_blas_kernel_is_pointed_out():
