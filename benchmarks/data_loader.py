@@ -59,8 +59,8 @@ def numpy_epoch(images: np.ndarray, batch_size: int = BATCH) -> None:
     """The same epoch written by hand: permute, gather uint8 rows, scale and normalize."""
     order = np.random.default_rng().permutation(len(images))
     for start in range(0, len(order), batch_size):
-        x = images[order[start : start + batch_size], None].astype(np.float32)
-        x /= np.float32(255)  # NOTE: cast, then divide: a mixed-type np.divide runs about 2x slower
+        batch = images[order[start : start + batch_size]]
+        x = np.divide(batch[:, None], 255, dtype=np.float32)
         x -= np.float32(MEAN)
         x /= np.float32(STD)
 
