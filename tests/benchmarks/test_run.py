@@ -74,9 +74,10 @@ def test_environment_names_the_blas_kernel_that_runs():
     """The variables that can force OpenBLAS's kernels show as they are, and so does the kernel
     that runs (the test leaves the machine's settings alone)."""
     pytest.importorskip("threadpoolctl")
+    import numpy as np
+
     from benchmarks.common import environment
 
-    np = pytest.importorskip("numpy")
     if "openblas" not in np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]:
         pytest.skip("numpy's BLAS is not OpenBLAS")
     report = environment(1)

@@ -114,9 +114,12 @@ def _im2col(x: Any, kernel: tuple, dilation: tuple, padding: tuple, stride: tupl
     return xp.ascontiguousarray(windows).reshape(shape[0], -1, out[0] * out[1])
 
 
-def _band_rows(out_rows: int, column_bytes: int) -> int:
-    """Output rows per band, when the gemm columns of one output row take ``column_bytes``."""
-    return max(1, min(out_rows, BAND_BYTES // column_bytes))
+def _row_bands(out_rows: int, column_bytes: int) -> Iterator[tuple[int, int]]:
+    """``(first row, rows)`` of each band of output rows, when the gemm columns of one output row
+    take ``column_bytes``: as many rows as fit in ``BAND_BYTES``, at least one."""
+    band = max(1, min(out_rows, BAND_BYTES // column_bytes))
+    for first in range(0, out_rows, band):
+        yield first, min(band, out_rows - first)
 
 
 def _bands(windows: Any, groups_shape: tuple) -> Iterator[tuple[slice, Any]]:
@@ -125,10 +128,9 @@ def _bands(windows: Any, groups_shape: tuple) -> Iterator[tuple[slice, Any]]:
     xp = backend.array_module(windows)
     channels, kh, kw, out_rows, out_cols, batch = windows.shape
     row = out_cols * batch
-    band = _band_rows(out_rows, windows.itemsize * channels * kh * kw * row)
-    buffer = xp.empty(windows.shape[:3] + (band,) + windows.shape[4:], dtype=windows.dtype)
-    for first in range(0, out_rows, band):
-        rows = min(band, out_rows - first)
+    bands = list(_row_bands(out_rows, windows.itemsize * channels * kh * kw * row))
+    buffer = xp.empty(windows.shape[:3] + (bands[0][1],) + windows.shape[4:], dtype=windows.dtype)
+    for first, rows in bands:
         chunk = buffer[:, :, :, :rows]
         chunk[...] = windows[:, :, :, first : first + rows]
         yield slice(first * row, (first + rows) * row), chunk.reshape(groups_shape + (-1, rows * row))
@@ -213,9 +215,7 @@ def _folded_product(a: Any, b: Any, size: tuple, kernel: tuple, dilation: tuple,
     channels = a.size // a.shape[-1] // (kernel[0] * kernel[1])
     padded = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
     image = xp.zeros((channels,) + padded + (row // out[1],), dtype=xp.result_type(a, b))
-    band = _band_rows(out[0], image.itemsize * channels * kernel[0] * kernel[1] * row)
-    for first in range(0, out[0], band):
-        rows = min(band, out[0] - first)
+    for first, rows in _row_bands(out[0], image.itemsize * channels * kernel[0] * kernel[1] * row):
         cols = xp.matmul(a, b[..., first * row : (first + rows) * row])
         blocks = cols.reshape(channels, kernel[0], kernel[1], rows, out[1], -1)
         _add_windows(image, blocks, kernel, dilation, stride, first)
