@@ -348,7 +348,7 @@ class _Trainer:
             "test_checkpoint": str(tested.relative_to(self.run_dir)) if tested else "last weights",
             "metrics": {**final, **test},
         }
-        hparams = _hparams(self.cfg)
+        hparams = _hparams(self.resolved_config)
         for logger in self.loggers:
             logger.log_hparams(hparams, [o.monitor, *test])
         _write_json(self.run_dir / "metrics.json", result)
@@ -396,12 +396,11 @@ def _size(dataset: Any) -> int:
     return len(dataset) if dataset is not None else 0
 
 
-def _hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The config's scalars under dotted keys, for TensorBoard's HParams view."""
-    flat: dict[str, Any] = {"dataset": cfg.dataset.get("name", "")}
+def _hparams(config: dict[str, Any]) -> dict[str, Any]:
+    """The resolved config's scalars under dotted keys, for TensorBoard's HParams view."""
+    flat: dict[str, Any] = {"dataset": config["dataset"].get("name", "")}
     for group in ("model", "optimizer", "scheduler", "loss", "trainer"):
-        node = OmegaConf.to_container(cfg.get(group) or {}, resolve=True)
-        for key, value in node.items():
+        for key, value in (config.get(group) or {}).items():
             if key == "_target_":
                 flat[group] = str(value).rsplit(".", 1)[-1]
             elif not key.startswith("_"):

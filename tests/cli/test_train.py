@@ -18,6 +18,7 @@ from dltool.training.checkpoint import load_checkpoint
 from tests.cli.conftest import TINY, cli_env, ok
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
 
 
 def _same_state(a: Path, b: Path) -> None:
@@ -80,7 +81,14 @@ def test_event_file_holds_the_expected_tags(trained_run: Path) -> None:
     } <= tags
     assert [e.step for e in accumulator.Scalars("train/loss")] == [2, 4, 6, 8, 10, 12]
     assert [e.step for e in accumulator.Scalars("val/acc")] == [6, 12]
-    assert "_hparams_/experiment" in accumulator.PluginTagToContent("hparams")
+    hparams_content = accumulator.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in hparams_content
+    session = plugin_data_pb2.HParamsPluginData.FromString(hparams_content["_hparams_/session_start_info"])
+    hparams = session.session_start_info.hparams
+    assert hparams["optimizer"].string_value == "Adam" and hparams["optimizer.lr"].number_value == 1e-3
+    assert hparams["dataset"].string_value == "fashion_mnist"
+    assert hparams["trainer.batch_size"].number_value == 32
+    assert hparams["optimizer.betas"].string_value == "[0.9, 0.999]"
     assert [p for p in trained_run.iterdir() if p.is_dir() and p.name not in (".hydra", "checkpoints")] == []
 
 

@@ -59,6 +59,19 @@ def test_subset_maps_indices_and_keeps_the_fast_path():
     assert Subset(Squares(5), [4, 1]).__getitems__([0, 1]) == [16, 1]
 
 
+def test_subset_maps_a_batch_like_the_python_lookup_and_follows_reassigned_indices():
+    ds = TensorDataset(dl.arange(100))
+    parent = [97, 3, 42, 0, 55, 11]
+    sub = Subset(ds, parent)
+    positions = [5, 0, -1, 2, 2]
+    assert sub.__getitems__(positions).collated[0].tolist() == [parent[i] for i in positions]
+    assert sub[positions][0].tolist() == [parent[i] for i in positions]
+    with pytest.raises(IndexError):
+        sub.__getitems__([6])
+    sub.indices = [1, 2]
+    assert len(sub) == 2 and sub.__getitems__([1, 0]).collated[0].tolist() == [2, 1]
+
+
 def test_concat_dataset_and_add():
     ds = Squares(3) + Squares(2)
     assert isinstance(ds, ConcatDataset)
