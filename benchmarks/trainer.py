@@ -2,17 +2,22 @@
 
 Both build the same data, model, optimizer and scheduler with the trainer's own builders, train
 one epoch of the MLP on Fashion-MNIST and evaluate the validation and test splits; the ratio is the
-trainer's own overhead (logging, progress, metrics, checkpoints, TensorBoard).
+trainer's own overhead (logging, progress, metrics, checkpoints, TensorBoard). The trainer draws its
+progress bar as on a terminal, into ``os.devnull``: off a terminal the bar is not drawn at all, and a
+benchmark's output is never a terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
+from rich.console import Console
 
 import dltool.engine as dl
 from benchmarks.common import Settings, timed
@@ -24,6 +29,7 @@ from dltool.training.builders import (
     build_scheduler,
     fill_num_classes,
 )
+from dltool.training.console import console_replaced_by
 from dltool.training.options import TrainerOptions
 from dltool.training.trainer import train
 
@@ -33,9 +39,21 @@ TITLE = "dltool train, 1 MLP epoch, vs a bare loop"
 def _config(settings: Settings):
     overrides = ["trainer.epochs=1", "logger=default"]
     if settings.tiny:
-        overrides += ["trainer.limit_train_batches=20", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"]
+        overrides += [
+            "trainer.limit_train_batches=20",
+            "trainer.limit_val_batches=2",
+            "trainer.limit_test_batches=2",
+        ]
     with initialize_config_module("dltool.conf", version_base="1.3"):
         return compose("config", overrides=overrides)
+
+
+@contextlib.contextmanager
+def drawn_as_on_a_terminal() -> Iterator[None]:
+    """dltool's console output, progress bars included, rendered as for a terminal into os.devnull."""
+    with open(os.devnull, "w") as sink:
+        with console_replaced_by(Console(file=sink, force_terminal=True, force_interactive=True)):
+            yield
 
 
 def _evaluate(model, loader, batches: int) -> None:
@@ -70,7 +88,7 @@ def cases(settings: Settings) -> dict[str, Callable[[], float]]:
     cfg = _config(settings)
 
     def trainer() -> float:
-        with tempfile.TemporaryDirectory() as run_dir:
+        with tempfile.TemporaryDirectory() as run_dir, drawn_as_on_a_terminal():
             return timed(lambda: train(cfg.copy(), Path(run_dir)))
 
     return {"dltool": trainer, "bare": lambda: timed(lambda: bare_loop(cfg.copy()))}

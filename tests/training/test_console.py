@@ -1,0 +1,52 @@
+"""The epoch progress bar on a terminal: redrawn by the training loop itself, at most every
+``REDRAW_SECONDS``, with no refresh thread beside it; and dltool's console can be swapped for a while."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from rich.console import Console
+from rich.progress import Progress
+
+from dltool.training.console import EpochProgress, console, console_replaced_by
+
+
+@pytest.fixture
+def terminal() -> Iterator[io.StringIO]:
+    """dltool's console drawing as on a terminal, into a string."""
+    sink = io.StringIO()
+    with console_replaced_by(Console(file=sink, force_terminal=True, force_interactive=True)):
+        yield sink
+
+
+def test_the_bar_is_redrawn_at_most_every_redraw_seconds_without_a_thread(
+    terminal: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redraws = []
+    refresh = Progress.refresh
+    monkeypatch.setattr(Progress, "refresh", lambda self: (redraws.append(1), refresh(self)))
+    threads = threading.active_count()
+    with EpochProgress("epoch 1/1", 201) as progress:
+        assert threading.active_count() == threads
+        redraws.clear()  # the bar's first draw
+        for batch in range(1, 201):  # far quicker than REDRAW_SECONDS
+            progress.update(batch, 0.5, 1000.0)
+        assert len(redraws) == 0
+        time.sleep(EpochProgress.REDRAW_SECONDS)
+        progress.update(201, 0.25, 1000.0)
+        assert len(redraws) == 1
+    drawn = terminal.getvalue()
+    assert "\x1b[" in drawn and "201/201" in drawn and "loss 0.2500" in drawn  # the last state, drawn on exit
+
+
+def test_no_bar_off_a_terminal() -> None:
+    sink = io.StringIO()
+    with console_replaced_by(Console(file=sink, force_terminal=False)):
+        with EpochProgress("epoch 1/1", 3) as progress:
+            progress.update(3, 0.5, 1000.0)
+        assert console().file is sink
+    assert sink.getvalue() == "" and console().file is not sink
