@@ -79,7 +79,7 @@ def _table(results: dict) -> str:
             goal_text = f"<={goal}" if goal else "-"
             low, high = result["ratio_range"][base]
             lines.append(
-                f"{result['title']:<58} {dltool:>10} {baseline:>18} {ratio:>7.2f} {goal_text:>5} {mark:<4} "
+                f"{result['title']:<58} {dltool:>10} {baseline:>18} {ratio:>7.3f} {goal_text:>5} {mark:<4} "
                 f"{low:.2f}-{high:.2f}"
             )
         for key, value in result.get("extra", {}).items():
