@@ -11,7 +11,7 @@ from dltool.training.metrics import RunningMetrics, confusion_matrix, per_class_
 def test_running_metrics_weight_batches_by_size() -> None:
     running = RunningMetrics("classification")
     running.update(1.0, dl.tensor([[0.0, 1.0], [1.0, 0.0]]), dl.tensor([1, 1]))
-    running.update(4.0, dl.tensor([[0.0, 1.0]]), dl.tensor([1]))
+    running.update(4.0, dl.tensor([[0.0, 1.0]], requires_grad=True) * 1.0, dl.tensor([1]))  # still in a graph
     metrics = running.compute("val")
     assert metrics == {"val/loss": 2.0, "val/acc": 2 / 3}
     assert all(type(v) is float for v in metrics.values())
@@ -22,8 +22,9 @@ def test_running_metrics_weight_batches_by_size() -> None:
 
 def test_regression_reports_mean_absolute_error() -> None:
     running = RunningMetrics("regression")
-    running.update(0.5, dl.tensor([[1.0], [2.0]]), dl.tensor([[0.0], [2.5]]))
+    running.update(0.5, dl.tensor([[1.0], [2.0]]), dl.tensor([0.0, 2.5]))  # targets reshaped to the output's
     assert running.compute("train") == {"train/loss": 0.5, "train/mae": 0.75}
+    assert type(running.score_sum) is float
 
 
 def test_confusion_matrix_and_per_class_accuracy() -> None:
