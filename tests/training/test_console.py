@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 from rich.console import Console
 from rich.progress import Progress
 
+from dltool.training import console as console_module
 from dltool.training.console import EpochProgress, console, console_replaced_by
 
 
@@ -23,9 +23,20 @@ def terminal() -> Iterator[io.StringIO]:
         yield sink
 
 
+class _Clock:
+    """A monotonic clock that moves only when told, for the bar's redraw timing."""
+
+    now = 100.0
+
+    @classmethod
+    def monotonic(cls) -> float:
+        return cls.now
+
+
 def test_the_bar_is_redrawn_at_most_every_redraw_seconds_without_a_thread(
     terminal: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(console_module, "time", _Clock)
     redraws = []
     refresh = Progress.refresh
     monkeypatch.setattr(Progress, "refresh", lambda self: (redraws.append(1), refresh(self)))
@@ -33,10 +44,11 @@ def test_the_bar_is_redrawn_at_most_every_redraw_seconds_without_a_thread(
     with EpochProgress("epoch 1/1", 201) as progress:
         assert threading.active_count() == threads
         redraws.clear()  # the bar's first draw
-        for batch in range(1, 201):  # far quicker than REDRAW_SECONDS
+        for batch in range(1, 200):
             progress.update(batch, 0.5, 1000.0)
         assert len(redraws) == 0
-        time.sleep(EpochProgress.REDRAW_SECONDS)
+        _Clock.now += EpochProgress.REDRAW_SECONDS
+        progress.update(200, 0.5, 1000.0)
         progress.update(201, 0.25, 1000.0)
         assert len(redraws) == 1
     drawn = terminal.getvalue()
