@@ -82,7 +82,7 @@ class EpochProgress:
     The bar is redrawn from ``update`` at most every ``REDRAW_SECONDS``, not by rich's refresh
     thread, which wakes ten times a second beside the loop's BLAS threads: with that thread a
     one-epoch MLP run took 6-30 ms longer than with these redraws (paired medians, five runs side
-    by side on two cores).
+    by side on two cores; four of them drew the bar, one ran only rich's live machinery).
     """
 
     REDRAW_SECONDS = 0.25

@@ -26,17 +26,18 @@ def terminal() -> Iterator[io.StringIO]:
 class _Clock:
     """A monotonic clock that moves only when told, for the bar's redraw timing."""
 
-    now = 100.0
+    def __init__(self) -> None:
+        self.now = 100.0
 
-    @classmethod
-    def monotonic(cls) -> float:
-        return cls.now
+    def monotonic(self) -> float:
+        return self.now
 
 
 def test_the_bar_is_redrawn_at_most_every_redraw_seconds_without_a_thread(
     terminal: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(console_module, "time", _Clock)
+    clock = _Clock()
+    monkeypatch.setattr(console_module, "time", clock)
     redraws = []
     refresh = Progress.refresh
     monkeypatch.setattr(Progress, "refresh", lambda self: (redraws.append(1), refresh(self)))
@@ -47,7 +48,7 @@ def test_the_bar_is_redrawn_at_most_every_redraw_seconds_without_a_thread(
         for batch in range(1, 200):
             progress.update(batch, 0.5, 1000.0)
         assert len(redraws) == 0
-        _Clock.now += EpochProgress.REDRAW_SECONDS
+        clock.now += EpochProgress.REDRAW_SECONDS
         progress.update(200, 0.5, 1000.0)
         progress.update(201, 0.25, 1000.0)
         assert len(redraws) == 1
