@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dltool.datasets.download import download_resources
+from dltool.datasets.download import download_resources, extract_gzip
 from dltool.datasets.idx import read_idx
 from dltool.datasets.transforms import batch_transform
 from dltool.engine import from_numpy
@@ -116,10 +116,16 @@ class MNIST(Dataset):
         return from_numpy(images), from_numpy(labels.astype(np.int64))
 
     def download(self) -> None:
-        """Fetch the files that are missing, from the first mirror that serves them."""
+        """Fetch the files that are missing, from the first mirror that serves them, and keep an
+        uncompressed copy of each beside its ``.gz`` (as torchvision does), which later loads read.
+
+        Files already in the folder are never touched: it may be shared, or read-only.
+        """
         wanted = [(name, md5) for name, md5 in self.resources if self._find(name.removesuffix(".gz")) is None]
         if wanted:
             download_resources(type(self).__name__, self.mirrors, wanted, self.raw_folder)
+            for name, _ in wanted:
+                extract_gzip(Path(self.raw_folder, name))  # None (no copy) leaves the .gz to be read
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         image: Any = Image.fromarray(self.data.numpy()[index])

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from dltool.datasets import MNIST, read_idx, write_idx
-from dltool.datasets.download import download_url
+from dltool.datasets import download as download_module
+from dltool.datasets.download import download_url, extract_gzip
 
 
 def _idx_gz(tmp_path, array):
@@ -56,7 +57,11 @@ def test_download_fetches_verifies_and_reads(tmp_path, served, fake_urlopen):
     ds = dataset_cls(tmp_path / "root", train=False, download=True)
     assert len(ds) == 3 and ds.targets.tolist() == [1, 2, 3]
     raw = tmp_path / "root" / "MNIST" / "raw"
-    assert sorted(p.name for p in raw.iterdir()) == sorted(served)  # no temporary files left
+    # each .gz and its uncompressed copy, no temporary files left
+    copies = [name.removesuffix(".gz") for name in served]
+    assert sorted(p.name for p in raw.iterdir()) == sorted([*served, *copies])
+    for name, data in served.items():
+        assert (raw / name.removesuffix(".gz")).read_bytes() == gzip.decompress(data)
     assert len(fake_urlopen) == 8  # each file: the dead mirror, then the live one
     dataset_cls(tmp_path / "root", train=True, download=True)
     assert len(fake_urlopen) == 8  # present files are not fetched again
@@ -99,3 +104,58 @@ def test_downloaded_gzip_matches_what_was_served(tmp_path, served, fake_urlopen)
     download_url("https://mirror.test/t10k-labels-idx1-ubyte.gz", tmp_path / "labels.gz")
     assert gzip.decompress((tmp_path / "labels.gz").read_bytes())[-3:] == b"\x01\x02\x03"
     assert read_idx(tmp_path / "labels.gz").tolist() == [1, 2, 3]
+
+
+def test_loads_read_the_uncompressed_copies(tmp_path, served, fake_urlopen):
+    dataset_cls = _mnist_class(served, ["https://mirror.test/"])
+    dataset_cls(tmp_path, train=False, download=True)
+    raw = tmp_path / "MNIST" / "raw"
+    for name in served:
+        (raw / name).unlink()
+    ds = dataset_cls(tmp_path, train=False)
+    assert ds.targets.tolist() == [1, 2, 3] and (ds.data.numpy() == 7).all()
+
+
+def test_files_found_in_place_are_left_alone(tmp_path, served, fake_urlopen):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, data in served.items():
+        (raw / name).write_bytes(data)
+    ds = _mnist_class(served, ["https://mirror.test/"])(tmp_path, train=False, download=True)
+    assert ds.targets.tolist() == [1, 2, 3]
+    assert fake_urlopen == [] and sorted(p.name for p in raw.iterdir()) == sorted(served)
+
+
+def test_a_copy_that_cannot_be_written_leaves_the_gz_to_be_read(tmp_path, served, fake_urlopen, monkeypatch):
+    def disk_full(source, out, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(download_module.shutil, "copyfileobj", disk_full)
+    ds = _mnist_class(served, ["https://mirror.test/"])(tmp_path, train=False, download=True)
+    assert ds.targets.tolist() == [1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "MNIST" / "raw").iterdir()) == sorted(served)
+
+
+def test_corrupt_gzip_gets_no_copy(tmp_path):
+    packed = tmp_path / "labels.gz"
+    packed.write_bytes(b"\x1f\x8b not really gzip")
+    assert extract_gzip(packed) is None
+    assert [p.name for p in tmp_path.iterdir()] == [packed.name]
+    with pytest.raises(ValueError, match="labels.gz: corrupt or truncated gzip data"):
+        read_idx(packed)  # the read is what reports it
+
+
+def test_interrupted_extraction_leaves_nothing(tmp_path, served, monkeypatch):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    packed = folder / "t10k-labels-idx1-ubyte.gz"
+    packed.write_bytes(served[packed.name])
+
+    def interrupted(source, out, length):
+        out.write(source.read(4))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(download_module.shutil, "copyfileobj", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        extract_gzip(packed)
+    assert [p.name for p in folder.iterdir()] == [packed.name]
