@@ -4,6 +4,9 @@ and a resumed logger (purge_step) leaves no duplicate steps in the event files o
 from __future__ import annotations
 
 import csv
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,34 @@ import pytest
 from dltool.training.loggers import CSVLogger, TensorBoardLogger
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+
+_torch_installed = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="torch is not installed: nothing to keep out"
+)
+
+
+@_torch_installed
+@pytest.mark.parametrize(
+    "script, printed",
+    [
+        # tensorboardX would import torch into every run (1-2 s, ~190 MB); it still imports later
+        (
+            "import sys; import dltool.training.loggers; print('torch' in sys.modules); "
+            "import torch; print(torch.__name__)",
+            ["False", "torch"],
+        ),
+        # a torch that the process imported before stays, and tensorboardX sees it
+        (
+            "import sys, torch; import dltool.training.loggers; import tensorboardX.writer as w; "
+            "print(sys.modules['torch'] is torch, w.numpy_compatible is torch.Tensor)",
+            ["True", "True"],
+        ),
+    ],
+)
+def test_the_loggers_import_torch_only_where_it_is_imported_already(script: str, printed: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == printed
 
 
 def _scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
