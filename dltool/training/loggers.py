@@ -24,7 +24,7 @@ def _torch_hidden() -> Iterator[None]:
 
     tensorboardX's package imports PyTorch whenever it is installed, only to accept torch tensors,
     and these loggers hand it plain floats: a one-epoch ``dltool train`` took 3.7-3.8 s with that
-    import and 1.9-2.0 s without it (peak RSS 318 against 198 MB).
+    import and 1.9-2.0 s without it (peak RSS 311 against 193 MiB).
     """
     if "torch" in sys.modules:
         yield

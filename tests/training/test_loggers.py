@@ -24,7 +24,7 @@ _torch_installed = pytest.mark.skipif(
 @pytest.mark.parametrize(
     "script, printed",
     [
-        # tensorboardX would import torch into every run (1-2 s, ~190 MB); it still imports later
+        # tensorboardX would import torch into every run (1-2 s, ~190 MiB); it still imports later
         (
             "import sys; import dltool.training.loggers; print('torch' in sys.modules); "
             "import torch; print(torch.__name__)",
