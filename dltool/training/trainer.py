@@ -225,7 +225,7 @@ class _Trainer:
         self.optimizer.step()
         if self.scheduler is not None and self.interval == "step":
             self.scheduler.step()
-        self.running.update(value, output.detach(), y)
+        self.running.update(value, output, y)
         return value
 
     def _end_epoch(self) -> bool:
