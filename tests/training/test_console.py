@@ -1,5 +1,6 @@
 """The epoch progress bar on a terminal: redrawn by the training loop itself, at most every
-``REDRAW_SECONDS``, with no refresh thread beside it; and dltool's console can be swapped for a while."""
+``REDRAW_SECONDS``, with no refresh thread beside it and rich told only what it draws; and
+dltool's console can be swapped for a while."""
 
 from __future__ import annotations
 
@@ -38,20 +39,22 @@ def test_the_bar_is_redrawn_at_most_every_redraw_seconds_without_a_thread(
 ) -> None:
     clock = _Clock()
     monkeypatch.setattr(console_module, "time", clock)
-    redraws = []
-    refresh = Progress.refresh
+    redraws, handed = [], []
+    refresh, update = Progress.refresh, Progress.update
     monkeypatch.setattr(Progress, "refresh", lambda self: (redraws.append(1), refresh(self)))
+    monkeypatch.setattr(Progress, "update", lambda self, *a, **k: (handed.append(k), update(self, *a, **k)))
     threads = threading.active_count()
     with EpochProgress("epoch 1/1", 201) as progress:
         assert threading.active_count() == threads
         redraws.clear()  # the bar's first draw
         for batch in range(1, 200):
             progress.update(batch, 0.5, 1000.0)
-        assert len(redraws) == 0
+        assert len(redraws) == 0 and handed == []  # values between redraws stay with the bar
         clock.now += EpochProgress.REDRAW_SECONDS
         progress.update(200, 0.5, 1000.0)
         progress.update(201, 0.25, 1000.0)
-        assert len(redraws) == 1
+        assert len(redraws) == 1 and [k["completed"] for k in handed] == [200]
+    assert [k["completed"] for k in handed] == [200, 201]
     drawn = terminal.getvalue()
     assert "\x1b[" in drawn and "201/201" in drawn and "loss 0.2500" in drawn  # the last state, drawn on exit
 
