@@ -259,8 +259,10 @@ def _join(lines: list[str]) -> str:
 
 def _usage() -> str:
     commands = "\n".join(f"  {name:<9}{text}" for name, (_, text) in COMMANDS.items())
+    options_of = config_groups()
+    width = max(map(len, options_of)) + 2  # the longest name, its colon and a space
     groups = "\n".join(
-        f"  {group + ':':<11}{', '.join(options)}" for group, options in config_groups().items()
+        f"  {group + ':':<{width}}{', '.join(options)}" for group, options in options_of.items()
     )
     return (
         f"usage: dltool COMMAND [ARGS ...]        (dltool {dltool.__version__})\n\n"
