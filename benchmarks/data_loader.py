@@ -60,7 +60,8 @@ def numpy_epoch(images: np.ndarray, batch_size: int = BATCH) -> None:
     order = np.random.default_rng().permutation(len(images))
     for start in range(0, len(order), batch_size):
         batch = images[order[start : start + batch_size]]
-        x = np.divide(batch[:, None], 255, dtype=np.float32)
+        x = batch[:, None].astype(np.float32)
+        x /= np.float32(255)
         x -= np.float32(MEAN)
         x /= np.float32(STD)
 

@@ -204,8 +204,10 @@ class ToTensor:
     def batched(self, images: np.ndarray) -> Tensor:
         """``N x H x W (x C)`` images to one ``N x C x H x W`` tensor."""
         chw = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-        if chw.dtype == np.uint8:
-            return from_numpy(np.divide(chw, 255, dtype=dtypes.get_default_dtype(), order="C"))
+        if chw.dtype == np.uint8:  # cast, then divide in place: torchvision's order, quicker
+            array = chw.astype(dtypes.get_default_dtype(), order="C")
+            array /= array.dtype.type(255)
+            return from_numpy(array)
         return from_numpy(np.array(chw, order="C"))  # a copy: later batch steps work in place
 
     def __repr__(self) -> str:
