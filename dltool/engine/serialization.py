@@ -5,10 +5,12 @@ elsewhere can never run code. It holds what checkpoints need: dicts (keys of any
 is hashable, kept as they are), lists, tuples, tensors, numpy arrays and scalars, ints, floats,
 strings, bools and ``None``.
 
-Format, version 1: a zip archive whose entries are stored uncompressed:
+Format, version 1: a zip archive whose entries are stored uncompressed (``load`` refuses
+compressed ones, so a small file cannot inflate into a large one):
 
-- ``dltool.json``: ``{"format": "dltool", "version": 1, "root": NODE}``;
-- ``arrays/<n>.npy``: the n-th array, in numpy's ``.npy`` format (never an object array).
+- ``dltool.json``: a JSON object, ``{"format": "dltool", "version": 1, "root": NODE}``;
+- ``arrays/<n>.npy``: the n-th array, in numpy's ``.npy`` format 1.0, 2.0 or 3.0, never an object
+  array; its header's shape and dtype account for exactly the entry's size.
 
 A NODE is ``null``, a bool, a string, an integer, a finite float, or an object with a ``kind``:
 
@@ -30,7 +32,6 @@ import math
 import os
 import uuid
 import zipfile
-import zlib
 from typing import IO, Any
 
 import numpy as np
@@ -40,11 +41,20 @@ from dltool.engine.tensor import Tensor
 
 _FORMAT, _VERSION, _HEADER = "dltool", 1, "dltool.json"
 _ZIP64_FROM = 1 << 30  # entries this large get zip64 headers (the plain limit is 2 GiB)
-# What a damaged or foreign archive raises while it is read and decoded.
+# What a damaged or foreign archive raises while it is read and decoded. RecursionError: a deeply
+# nested tree, which json.loads and _Decoder.decode both walk recursively.
 _CORRUPTION = (
-    zipfile.BadZipFile, zlib.error, EOFError, KeyError, IndexError, TypeError, ValueError,
-    AttributeError, NotImplementedError,
+    zipfile.BadZipFile, EOFError, KeyError, IndexError, TypeError, ValueError, AttributeError,
+    NotImplementedError, RecursionError,
 )  # fmt: skip
+# NOTE: 3.0 is 2.0 with the header in UTF-8, which numpy writes only for non-latin-1 field names.
+# Read as 2.0, such names come out garbled, but not the shape and item size that get checked;
+# read_array then decodes the header properly.
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+    (3, 0): np.lib.format.read_array_header_2_0,
+}
 
 FileLike = str | os.PathLike | IO[bytes]
 
@@ -57,6 +67,8 @@ def save(obj: Any, f: FileLike) -> None:
 
     Raises:
         TypeError: ``obj`` holds something the format cannot store; nothing is written.
+        OSError: writing to the path failed (a full disk, say); the error names the path, and any
+            previous file is left intact.
 
     Example:
         >>> save({"model": model.state_dict(), "epoch": 3}, "last.ckpt")
@@ -80,7 +92,8 @@ def load(f: FileLike, map_location: Any = None, *, weights_only: bool | None = N
         weights_only: accepted for PyTorch compatibility; loading never runs code either way.
 
     Raises:
-        RuntimeError: the file is not a dltool checkpoint, or it is truncated or corrupted.
+        RuntimeError: the file is not a dltool checkpoint, or it is truncated, corrupted or
+            crafted to exhaust memory (compressed entries, array headers that overstate their data).
 
     Example:
         >>> checkpoint = load("last.ckpt", map_location="cpu")
@@ -90,11 +103,10 @@ def load(f: FileLike, map_location: Any = None, *, weights_only: bool | None = N
     with contextlib.ExitStack() as stack:
         file = stack.enter_context(open(f, "rb")) if isinstance(f, (str, os.PathLike)) else f
         try:
+            size = file.seek(0, os.SEEK_END)
             archive = stack.enter_context(zipfile.ZipFile(file))
-            header = json.loads(archive.read(_HEADER))
-            if header.get("format") != _FORMAT or header.get("version") != _VERSION:
-                raise ValueError(f"unknown format {header.get('format')!r} version {header.get('version')!r}")
-            return _Decoder(archive, device).decode(header["root"])
+            decoder = _Decoder(archive, size, device)
+            return decoder.decode(decoder.root())
         except _CORRUPTION as error:
             raise RuntimeError(f"{name}: not a dltool checkpoint or it is corrupted ({error})") from error
 
@@ -157,10 +169,18 @@ def _write_zip(file: IO[bytes], header: str, arrays: list[np.ndarray]) -> None:
                 np.lib.format.write_array(entry, array, allow_pickle=False)
 
 
+def temporary_name(name: str) -> str:
+    """``.<name>.<pid>.<12 hex>.tmp``: where a file named ``name`` is written before its rename.
+
+    The pid tells the leftovers of a killed writer (safe to delete) from a save in progress.
+    """
+    return f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+
+
 def _write_atomic(path: str, header: str, arrays: list[np.ndarray]) -> None:
     """Write to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    temporary = os.path.join(folder, temporary_name(os.path.basename(path)))
     try:
         # O_EXCL: never clobber; mode 0o666 lets the umask decide, as for any new file
         with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
@@ -168,9 +188,12 @@ def _write_atomic(path: str, header: str, arrays: list[np.ndarray]) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(error, OSError) and error.errno is not None:
+            # a failed write names no file: "[Errno 27] File too large"
+            raise OSError(error.errno, error.strerror, path) from error
         raise
     _fsync_folder(folder)
 
@@ -205,12 +228,29 @@ def _target_device(map_location: Any) -> backend.device | None:
 
 
 class _Decoder:
-    """Rebuilds objects from a tree, reading each array entry once."""
+    """Rebuilds objects from a checkpoint's zip, reading each array entry once.
 
-    def __init__(self, archive: zipfile.ZipFile, device: backend.device | None) -> None:
+    Args:
+        archive: the opened checkpoint.
+        size: the file's size in bytes, which bounds what its entries may hold.
+        device: where tensors go; ``None`` for where they were saved from.
+    """
+
+    def __init__(self, archive: zipfile.ZipFile, size: int, device: backend.device | None) -> None:
         self.archive = archive
+        self.unread = size
         self.device = device
         self.memo: dict[int, Any] = {}
+
+    def root(self) -> Any:
+        """Read the header entry and return its tree, refusing anything but a dltool header."""
+        with self.archive.open(self._entry(_HEADER)) as entry:
+            header = json.loads(entry.read())
+        if not isinstance(header, dict):
+            raise ValueError(f"{_HEADER} holds a {type(header).__name__}, not a JSON object")
+        if header.get("format") != _FORMAT or header.get("version") != _VERSION:
+            raise ValueError(f"unknown format {header.get('format')!r} version {header.get('version')!r}")
+        return header["root"]
 
     def decode(self, node: Any) -> Any:
         if node is None or isinstance(node, (bool, int, float, str)):
@@ -233,10 +273,26 @@ class _Decoder:
             self.memo[index] = self._rebuild(kind, self._read(index), node)
         return self.memo[index]
 
+    def _entry(self, name: str) -> zipfile.ZipInfo:
+        """Look up entry ``name``, refusing one that could make a small file fill the memory."""
+        info = self.archive.getinfo(name)
+        if info.compress_type != zipfile.ZIP_STORED:
+            method = zipfile.compressor_names.get(info.compress_type, f"method {info.compress_type}")
+            raise ValueError(f"entry {name} is compressed ({method}); dltool writes stored entries")
+        # NOTE: stored entries lie side by side, so together they fit in the file; entries holding
+        # more than that overlap, a zip bomb without compression
+        self.unread -= info.file_size
+        if self.unread < 0:
+            raise ValueError(f"entry {name} overlaps others: together they hold more than the file")
+        return info
+
     def _read(self, index: int) -> np.ndarray:
         if not isinstance(index, int):
             raise ValueError(f"bad array index {index!r}")
-        with self.archive.open(f"arrays/{index}.npy") as entry:
+        info = self._entry(f"arrays/{index}.npy")
+        with self.archive.open(info) as entry:
+            _check_npy_header(entry, info)
+            entry.seek(0)
             return np.lib.format.read_array(entry, allow_pickle=False)
 
     def _rebuild(self, kind: str, array: np.ndarray, node: dict[str, Any]) -> Any:
@@ -253,3 +309,30 @@ class _Decoder:
         tensor = Tensor._make(backend.move(array, device))
         tensor.requires_grad = bool(node.get("requires_grad", False))
         return tensor
+
+
+def _check_npy_header(entry: IO[bytes], info: zipfile.ZipInfo) -> None:
+    """Read the ``.npy`` header of ``entry`` and check it describes exactly the entry's bytes.
+
+    numpy allocates the array a header declares before it reads any data, so a tiny entry that
+    declares shape ``(10**12,)`` would otherwise ask for terabytes.
+
+    Raises:
+        ValueError: the header is unreadable, needs pickle, or declares another size or a bad shape.
+    """
+    version = np.lib.format.read_magic(entry)
+    if version not in _NPY_HEADER_READERS:
+        raise ValueError(
+            f"entry {info.filename} is .npy version {version[0]}.{version[1]}; dltool reads 1.0 to 3.0"
+        )
+    shape, _, dtype = _NPY_HEADER_READERS[version](entry)
+    if dtype.hasobject:
+        raise ValueError(f"entry {info.filename} holds dtype {dtype}, which needs pickle to load")
+    if not all(type(dim) is int and dim >= 0 for dim in shape):
+        raise ValueError(f"entry {info.filename} has a bad shape {shape!r}")
+    declared = entry.tell() + math.prod(shape) * dtype.itemsize
+    if declared != info.file_size:
+        raise ValueError(
+            f"entry {info.filename} declares {declared} bytes ({dtype} of shape {shape}) "
+            f"but holds {info.file_size}"
+        )

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
 import os
+import struct
+import subprocess
+import sys
+import textwrap
 import zipfile
+import zlib
 from collections import Counter, OrderedDict
 from pathlib import Path
 
@@ -97,11 +103,23 @@ def test_numpy_arrays_and_scalars_stay_numpy(tmp_path):
     fortran = np.asfortranarray(np.arange(6.0).reshape(2, 3))
     view = np.arange(10)[::3]
     obj = {"a": np.arange(5, dtype=np.int16), "f": fortran, "v": view, "s": np.float32(2.5), "i": np.int64(7),
-           "u": np.array(["ab", "c"])}  # fmt: skip
+           "u": np.array(["ab", "c"]), "0d": np.array(1.5), "e": np.zeros((0, 3), np.int64),
+           "b": np.array([True, False]), "h": np.array([0.5, -2], np.float16), "bs": np.bool_(True),
+           "r": np.zeros(2, [("x", "<f4"), ("y", "<i8")])}  # fmt: skip
     loaded = _round_trip(obj, tmp_path)
     for key, value in obj.items():
         assert type(loaded[key]) is type(value) and loaded[key].dtype == value.dtype
+        assert np.shape(loaded[key]) == np.shape(value)
         np.testing.assert_array_equal(loaded[key], value)
+    assert loaded["f"].flags.f_contiguous and not loaded["f"].flags.c_contiguous
+
+
+def test_field_names_beyond_latin1_round_trip_as_npy_3_0(tmp_path):
+    array = np.array([(1.5, 2)], [("größe ✓", "<f4"), ("n", "<i8")])
+    with pytest.warns(UserWarning, match="format 3.0"):
+        dl.save({"a": array}, tmp_path / "obj.ckpt")
+    loaded = dl.load(tmp_path / "obj.ckpt")["a"]
+    assert loaded.dtype == array.dtype and loaded.tolist() == array.tolist()
 
 
 def test_an_object_saved_twice_is_stored_once_and_loads_as_one(tmp_path):
@@ -213,11 +231,32 @@ def test_flipped_bytes_are_caught_by_the_checksums(tmp_path):
         dl.load(path)
 
 
-def _archive(path, header, entries=()):
+def _archive(path, header, entries=(), deflated=()):
+    """A zip of stored entries, but for the names in ``deflated``."""
+
+    def compression(name):
+        return zipfile.ZIP_DEFLATED if name in deflated else zipfile.ZIP_STORED
+
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("dltool.json", header if isinstance(header, str) else json.dumps(header))
+        header = header if isinstance(header, str) else json.dumps(header)
+        archive.writestr("dltool.json", header, compress_type=compression("dltool.json"))
         for name, data in entries:
-            archive.writestr(name, data)
+            archive.writestr(name, data, compress_type=compression(name))
+
+
+def _npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _npy_header(descr, shape):
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+ONE_ARRAY = {"format": "dltool", "version": 1, "root": {"kind": "ndarray", "array": 0}}
 
 
 @pytest.mark.parametrize(
@@ -233,7 +272,8 @@ def _archive(path, header, entries=()):
             [("arrays/0.npy", b"xx")],
             "",
         ),
-        ([1, 2], (), ""),
+        ([1, 2], (), r"dltool.json holds a list, not a JSON object"),
+        ('"text"', (), r"dltool.json holds a str, not a JSON object"),
     ],
 )
 def test_foreign_or_malformed_archives_are_refused(header, entries, reason, tmp_path):
@@ -243,15 +283,104 @@ def test_foreign_or_malformed_archives_are_refused(header, entries, reason, tmp_
         dl.load(path)
 
 
-def test_a_pickled_array_is_refused_without_unpickling(tmp_path):
+@pytest.mark.parametrize("dtype", [object, [("w", "<f4"), ("code", object)]], ids=["object", "structured"])
+def test_a_pickled_array_is_refused_without_unpickling(dtype, tmp_path):
     payload = io.BytesIO()
-    np.save(payload, np.array([_Payload()], dtype=object), allow_pickle=True)
+    np.save(payload, np.array([(0.0, _Payload())], dtype=dtype), allow_pickle=True)
     path = tmp_path / "hostile.ckpt"
-    _archive(path, {"format": "dltool", "version": 1, "root": {"kind": "ndarray", "array": 0}},
-             [("arrays/0.npy", payload.getvalue())])  # fmt: skip
-    with pytest.raises(RuntimeError, match="hostile.ckpt: .*allow_pickle=False"):
+    _archive(path, ONE_ARRAY, [("arrays/0.npy", payload.getvalue())])
+    with pytest.raises(
+        RuntimeError,
+        match=r"hostile.ckpt: not a dltool checkpoint .*\(entry arrays/0.npy holds dtype .*which needs pickle",
+    ):
         dl.load(path)
     assert UNPICKLED == []
+
+
+@pytest.mark.parametrize("compressed", ["arrays/0.npy", "dltool.json"])
+def test_compressed_entries_are_refused_before_they_are_read(compressed, tmp_path):
+    path = tmp_path / "bomb.ckpt"
+    _archive(path, ONE_ARRAY, [("arrays/0.npy", _npy(np.zeros(1000)))], deflated=[compressed])
+    with pytest.raises(
+        RuntimeError,
+        match=rf"^{path}: not a dltool checkpoint or it is corrupted "
+        rf"\(entry {compressed} is compressed \(deflate\); dltool writes stored entries\)$",
+    ):
+        dl.load(path)
+
+
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (
+            _npy_header("<f8", (10**12,)) + bytes(8),
+            r"declares 8000000000128 bytes \(float64 of shape \(1000000000000,\)\) but holds 136",
+        ),
+        (
+            _npy_header("<f8", (10,)) + bytes(72),
+            r"declares 208 bytes \(float64 of shape \(10,\)\) but holds 200",
+        ),
+        (
+            _npy_header("<f8", (10,)) + bytes(88),
+            r"declares 208 bytes \(float64 of shape \(10,\)\) but holds 216",
+        ),
+        (_npy_header("<f8", (-1,)) + bytes(8), r"has a bad shape \(-1,\)"),
+        (_npy_header("<f8", (True,)) + bytes(8), r"has a bad shape \(True,\)"),
+    ],
+    ids=["huge", "short", "long", "negative", "bool"],
+)
+def test_an_array_header_must_account_for_exactly_its_entry(data, reason, tmp_path):
+    path = tmp_path / "crafted.ckpt"
+    _archive(path, ONE_ARRAY, [("arrays/0.npy", data)])
+    with pytest.raises(
+        RuntimeError, match=rf"^{path}: not a dltool checkpoint .*\(entry arrays/0.npy {reason}\)$"
+    ):
+        dl.load(path)
+
+
+@pytest.mark.parametrize(
+    "root", ["[" * 100_000 + "]" * 100_000, '{"kind": "list", "items": [' * 100_000 + "]}" * 100_000]
+)
+def test_a_deeply_nested_tree_is_refused_not_a_recursion_error(root, tmp_path):
+    path = tmp_path / "deep.ckpt"
+    _archive(path, '{"format": "dltool", "version": 1, "root": ' + root + "}")
+    with pytest.raises(RuntimeError, match=rf"^{path}: not a dltool checkpoint .*maximum recursion depth"):
+        dl.load(path)
+
+
+def _local_header(name, data):
+    """The zip local file header of a stored entry (APPNOTE.TXT 4.3.7), dated 1980-01-01."""
+    fields = (0x04034B50, 20, 0, 0, 0, 0x21, zlib.crc32(data), len(data), len(data), len(name), 0)
+    return struct.pack("<IHHHHHIIIHH", *fields) + name.encode()
+
+
+def _directory_record(name, data, offset):
+    """The central directory record (APPNOTE.TXT 4.3.12) of that entry, its header at ``offset``."""
+    fields = (0x02014B50, 20, 20, 0, 0, 0, 0x21, zlib.crc32(data), len(data), len(data), len(name), 0, 0, 0, 0, 0,
+              offset)  # fmt: skip
+    return struct.pack("<IHHHHHHIIIHHHHHII", *fields) + name.encode()
+
+
+def test_overlapping_entries_are_refused(tmp_path):
+    inner = _npy(np.zeros(100_000, np.uint8))
+    inner_entry = _local_header("arrays/1.npy", inner) + inner
+    outer = _npy(np.frombuffer(inner_entry, np.uint8))  # arrays/0.npy holds all of arrays/1.npy
+    root = {"kind": "list", "items": [{"kind": "ndarray", "array": 0}, {"kind": "ndarray", "array": 1}]}
+    body, records = b"", []
+    for name, data in [
+        ("dltool.json", json.dumps({**ONE_ARRAY, "root": root}).encode()),
+        ("arrays/0.npy", outer),
+    ]:
+        records.append(_directory_record(name, data, len(body)))
+        body += _local_header(name, data) + data
+    records.append(_directory_record("arrays/1.npy", inner, len(body) - len(inner_entry)))
+    directory = b"".join(records)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(records), len(records), len(directory), len(body), 0)
+    path = tmp_path / "overlap.ckpt"
+    path.write_bytes(body + directory + end)
+    # Python 3.12+ and the 3.11.8+ security releases refuse such entries themselves ("Overlapped entries")
+    with pytest.raises(RuntimeError, match=rf"^{path}: not a dltool checkpoint .*[Oo]verlap"):
+        dl.load(path)
 
 
 def test_a_torch_checkpoint_is_refused_not_unpickled(tmp_path):
@@ -261,6 +390,38 @@ def test_a_torch_checkpoint_is_refused_not_unpickled(tmp_path):
     with pytest.raises(RuntimeError, match="torch.pt: not a dltool checkpoint"):
         dl.load(path)
     assert UNPICKLED == []
+
+
+_SAVE_PAST_THE_SIZE_LIMIT = textwrap.dedent(
+    """
+    import resource, signal, sys
+    import numpy as np
+    import dltool.engine as dl
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+    try:
+        dl.save({"epoch": 2, "w": np.zeros(100_000)}, sys.argv[1])
+    except OSError as error:
+        print(type(error).__name__, error.errno, error)
+    """
+)
+
+
+def test_a_failed_write_names_the_path_and_keeps_the_previous_file(tmp_path):
+    pytest.importorskip("resource")  # POSIX
+    path = tmp_path / "last.ckpt"
+    dl.save({"epoch": 1}, path)
+    root = Path(__file__).resolve().parents[2]  # python -c imports from the working folder
+    result = subprocess.run(
+        [sys.executable, "-c", _SAVE_PAST_THE_SIZE_LIMIT, str(path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    message = f"[Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)}: {str(path)!r}"  # "File too large"
+    assert result.stdout.strip() == f"OSError {errno.EFBIG} {message}"
+    assert dl.load(path) == {"epoch": 1} and os.listdir(tmp_path) == ["last.ckpt"]
 
 
 def test_missing_file_is_the_usual_error(tmp_path):
