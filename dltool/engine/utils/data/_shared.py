@@ -4,6 +4,9 @@ A worker pickles a batch with protocol 5 and writes the large array buffers out 
 file in ``/dev/shm``; the main process maps that file, unlinks it at once, and rebuilds the arrays
 as views of the mapping. That is one copy in total, where a pipe costs four (and a context switch
 per 64 KiB). Without ``/dev/shm``, or when it is full, batches are pickled whole.
+
+A file is named ``dltool-<main pid>-<8 hex digits>-<worker pid>-<n>``. One whose main process was
+killed before unpacking it would hold its RAM until reboot, so each new loader removes those.
 """
 
 from __future__ import annotations
@@ -13,13 +16,24 @@ import itertools
 import mmap
 import os
 import pickle
+import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
+
+from dltool.engine.utils._process import pid_alive
 
 _SHM_DIR = "/dev/shm"
 _MIN_BYTES = 1 << 16  # smaller buffers ride in the pickle itself
 _ALIGN = 64
 _counter = itertools.count()
+# what new_prefix and pack name a file; the main pid has at most 7 digits (pid_max <= 2**22)
+_NAME = re.compile(r"dltool-([1-9][0-9]{0,6})-[0-9a-f]{8}-[0-9]+-[0-9]+")
+
+
+def new_prefix() -> str:
+    """The start of the file names of one loader iterator's batches, made in this process."""
+    return f"dltool-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -93,10 +107,29 @@ def unpack(item: Any) -> Any:
     return pickle.loads(item.payload, buffers=[view[offset : offset + n] for offset, n in item.layout])
 
 
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:  # unpacked or removed meanwhile
+        pass
+    except PermissionError:  # another user's, in the sticky /dev/shm
+        pass
+
+
 def discard(prefix: str) -> None:
     """Remove the files of batches that were never unpacked (an epoch ended early)."""
     for path in glob.glob(os.path.join(_SHM_DIR, f"{glob.escape(prefix)}-*")):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:  # unpacked meanwhile
-            pass
+        _remove(path)
+
+
+def discard_stale() -> None:
+    """Remove the batch files of main processes that are gone.
+
+    A main process killed between a worker's ``pack`` and its own ``unpack`` leaves its batches in
+    ``/dev/shm``, which is RAM that nothing else ever frees. Files of live processes, and names
+    not exactly ``pack``'s, are left alone. One directory listing: cheap at each loader start.
+    """
+    for path in glob.glob(os.path.join(_SHM_DIR, "dltool-*")):
+        match = _NAME.fullmatch(os.path.basename(path))
+        if match is not None and not pid_alive(int(match[1])):
+            _remove(path)

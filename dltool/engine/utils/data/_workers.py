@@ -7,13 +7,15 @@ sampler's order. Tensors travel pickled as numpy arrays (``Tensor.__reduce_ex__`
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import multiprocessing
 import os
 import queue
 import random
-import secrets
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable
@@ -25,13 +27,14 @@ import numpy as np
 from dltool.engine import backend
 from dltool.engine.utils.data._fetch import create_fetcher
 from dltool.engine.utils.data._iter import _BaseDataLoaderIter
-from dltool.engine.utils.data._shared import discard, pack, unpack
+from dltool.engine.utils.data._shared import discard, discard_stale, new_prefix, pack, unpack
 
 if TYPE_CHECKING:
     from dltool.engine.utils.data.dataloader import DataLoader
 
 # How often a blocked worker checks that its parent lives, and the main process that workers do.
 MP_STATUS_CHECK_INTERVAL = 1.0
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,29 @@ def _seed_worker_rngs(base_seed: int, worker_id: int) -> int:
     return seed
 
 
+def _watch_parent(parent_pid: int | None) -> int:
+    """The pid whose exit ends this worker; on Linux the kernel then SIGKILLs it at once.
+
+    A worker blocked in a dataset's ``__getitem__`` can't poll, and one that outlives the main
+    process writes batches nobody unpacks.
+
+    Args:
+        parent_pid: The main process's pid, recorded before the fork, or None where the kill can't
+            be tied to it; then the worker only polls the parent it finds.
+
+    Returns:
+        The pid ``os.getppid()`` must keep returning; it differs already if the parent died before
+        the kill was armed.
+    """
+    if parent_pid is None:
+        return os.getppid()
+    if sys.platform.startswith("linux"):
+        # NOTE: prctl is variadic and reads an unsigned long; should it fail (a seccomp sandbox),
+        # the polling in _worker_loop still ends the worker
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL))
+    return parent_pid
+
+
 def _answer(fetcher: Any, index: Any, is_iterable: bool, worker_id: int, shm_prefix: str) -> tuple[Any, bool]:
     """The reply to one task, and whether an iterable dataset has run out."""
     try:
@@ -123,10 +149,13 @@ def _worker_loop(
     worker_id: int,
     num_workers: int,
     shm_prefix: str,
+    parent_pid: int | None,
 ) -> None:
     """Answer ``(task index, batch indices)`` from ``index_queue`` until told to stop or orphaned."""
     global _worker_info
-    parent = os.getppid()
+    parent = _watch_parent(parent_pid)
+    if os.getppid() != parent:  # orphaned while starting up
+        return
     _worker_info = WorkerInfo(worker_id, num_workers, _seed_worker_rngs(base_seed, worker_id), dataset)
     init_error = fetcher = None
     try:
@@ -161,6 +190,19 @@ def _worker_loop(
         data_queue.close()
 
 
+def _parent_to_die_with(context: Any) -> int | None:
+    """This process's pid, for workers to die with; None where the kernel's kill would misfire.
+
+    PR_SET_PDEATHSIG fires when the *thread* that started the worker exits, so only workers started
+    from the main thread may use it; a fork server's workers have the server as their parent.
+    """
+    if context.get_start_method() == "forkserver":
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return os.getpid()
+
+
 def _default_context() -> Any:
     """fork on Linux: workers start at once and share the dataset's arrays; spawn elsewhere."""
     if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
@@ -178,8 +220,9 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._workers_done_event = context.Event()
         self._index_queues: list[Any] = []
         self._workers: list[Any] = []
-        self._shm_prefix = f"dltool-{os.getpid()}-{secrets.token_hex(4)}"
+        self._shm_prefix = new_prefix()
         self._shutdown = False
+        discard_stale()
         try:
             for worker_id in range(self._num_workers):
                 self._start_worker(context, loader, worker_id)
@@ -207,6 +250,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 worker_id,
                 self._num_workers,
                 self._shm_prefix,
+                _parent_to_die_with(context),
             ),
             daemon=True,
         )
