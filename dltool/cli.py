@@ -22,16 +22,17 @@ import hydra
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import dltool
-from dltool.training.checkpoint import find_last_checkpoint, refuse_used_run_dir, run_dir_of
+from dltool.training.checkpoint import refuse_used_run_dir, remove_unstarted_run, run_dir_of
 from dltool.training.console import run_logging
 from dltool.training.errors import Interrupted
 from dltool.training.evaluation import evaluate_checkpoint
 from dltool.training.predict import predict
-from dltool.training.resume import resume_config
+from dltool.training.resume import locate_checkpoint, resume_config
 from dltool.training.trainer import train
 
 _GROUP_OPTIONS_SKIP = ("hydra", "__pycache__")
@@ -62,14 +63,16 @@ def train_command(cfg: DictConfig) -> float:
     """Train; return the monitored metric's best value (what a sweeper plugin optimizes)."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    choices = {group: option for group, option in hydra_cfg.runtime.choices.items() if "/" not in group}
+    resumption = None
     try:
         if cfg.resume:
-            cfg = resume_config(
-                cfg, run_dir, list(hydra_cfg.overrides.task), hydra_cfg.runtime.choices.keys()
-            )
-        return train(cfg, run_dir)["best"]
+            cfg, resumption = resume_config(cfg, run_dir, list(hydra_cfg.overrides.task), choices.keys())
+        return train(cfg, run_dir, resumption, choices)["best"]
     except Exception as ex:  # one failed job must not stop the sweep; the summary lists it
         if hydra_cfg.mode != RunMode.MULTIRUN:
+            if resumption is None and not cfg.resume:
+                remove_unstarted_run(run_dir)
             raise
         overrides = " ".join(hydra_cfg.overrides.task)
         print(
@@ -115,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] in ("-V", "--version"):
         print(f"dltool {dltool.__version__}")
         return 0
+    # NOTE: as `python -m` would, so that `model._target_=mynet.Net` finds ./mynet.py; appended,
+    # so a file in the working directory cannot shadow an installed package
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
         print(
@@ -122,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if command == "train":
-        try:
-            rest += _run_dir_overrides(rest)
-        except Exception as ex:
-            print(f"dltool train: error: {_one_line(ex)}", file=sys.stderr)
-            return 1
+    try:
+        values = _override_values(rest)
+        if command == "train" and not ("-m" in rest or "--multirun" in rest):
+            rest += _run_dir_overrides(values)
+    except Exception as ex:
+        print(f"dltool {command}: error: {_one_line(ex)}", file=sys.stderr)
+        return 1
     return _run(command, rest)
 
 
@@ -173,16 +181,13 @@ def _run(command: str, args: list[str]) -> int:
         GlobalHydra.instance().clear()
 
 
-def _run_dir_overrides(args: list[str]) -> list[str]:
+def _run_dir_overrides(values: dict[str, Any]) -> list[str]:
     """Hydra overrides that make ``resume=`` continue in the checkpoint's own run directory.
 
     Hydra writes the run directory's ``.hydra/`` before the run starts: this points it at the
     checkpoint's run and keeps the original ``.hydra/`` untouched, and refuses a new run in a
     directory that holds an earlier one.
     """
-    if "-m" in args or "--multirun" in args:
-        return []
-    values = _override_values(args)
     resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
     if resume is None:
         if run_dir is not None:
@@ -190,9 +195,9 @@ def _run_dir_overrides(args: list[str]) -> list[str]:
         return []
     if resume == "auto" and run_dir is None:
         raise ValueError("resume=auto needs the run directory to search: add hydra.run.dir=<run dir>")
-    checkpoint = find_last_checkpoint(run_dir) if resume == "auto" else Path(resume)
-    if checkpoint is None or not checkpoint.is_file():
-        return []  # auto: a fresh run; a missing path: the run reports it
+    checkpoint = locate_checkpoint(str(resume), run_dir)
+    if checkpoint is None:
+        return []  # auto with nothing to resume: a fresh run
     extra = ["hydra.output_subdir=null"]
     if run_dir is None:
         extra.append(f"hydra.run.dir={_quote(str(run_dir_of(checkpoint)))}")
@@ -200,9 +205,16 @@ def _run_dir_overrides(args: list[str]) -> list[str]:
 
 
 def _override_values(args: list[str]) -> dict[str, Any]:
+    """The overrides' values by key; a malformed override is named with the parser's complaint."""
     parser = OverridesParser.create()
-    overrides = parser.parse_overrides([a for a in args if "=" in a and not a.startswith("-")])
-    return {o.key_or_group: o.value() for o in overrides}
+    values = {}
+    for arg in (a for a in args if "=" in a and not a.startswith("-")):
+        try:
+            (override,) = parser.parse_overrides([arg])
+        except OverrideParseException as ex:
+            raise ValueError(f"cannot parse override '{arg}': {_one_line(ex)}") from None
+        values[override.key_or_group] = override.value()
+    return values
 
 
 def _display(path: Path) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import dltool.engine as dl
 from dltool.engine.utils.data import DataLoader, Dataset, Subset, random_split
+from dltool.training.checkpoint import capture_rng, restore_rng
 from dltool.training.errors import ConfigError, DltoolError
 from dltool.training.options import TrainerOptions
 
@@ -169,6 +171,42 @@ def build_model(cfg: DictConfig, device: str) -> dl.nn.Module:
         raise ConfigError(f"model ({cfg.model._target_}): expected an nn.Module, got {type(model).__name__}")
     with building("trainer.device"):
         return model.to(device)
+
+
+def check_loss_fits(model: dl.nn.Module, loss_fn: Any, data: Data, loss_name: str, device: str) -> None:
+    """Run two training samples through the model and the loss before any training.
+
+    A loss that does not fit the model's output or the dataset's targets (``loss=mse`` on a
+    classifier) then fails at once with both shapes, instead of deep inside the first step.
+    The random generators are left as they were, so a run draws the same numbers either way.
+
+    Raises:
+        ConfigError: naming the loss, the output and target shapes, and the loss's own complaint.
+    """
+    rng = capture_rng()
+    was_training = model.training
+    model.eval()
+    try:
+        with building("data loader"):
+            x, y = next(iter(DataLoader(data.train, batch_size=2)))
+        with dl.no_grad(), building(f"model (on input {tuple(x.shape)})"):
+            output = model(x.to(device))
+        shapes = f"model output {tuple(output.shape)} {output.dtype}, targets {tuple(y.shape)} {y.dtype}"
+        if data.task == "classification" and data.classes and tuple(output.shape[1:]) != (len(data.classes),):
+            raise ConfigError(
+                f"model: its output does not match the dataset's {len(data.classes)} classes ({shapes})"
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # e.g. MSELoss broadcasting mismatched shapes
+                loss_fn(output, y.to(device))
+        except Exception as ex:
+            raise ConfigError(
+                f"loss ({loss_name}) does not fit this model and dataset ({shapes}): {_message(ex)}"
+            ) from ex
+    finally:
+        model.train(was_training)
+        restore_rng(rng)
 
 
 def build_optimizer(cfg: DictConfig, model: dl.nn.Module) -> dl.optim.Optimizer:

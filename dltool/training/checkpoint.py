@@ -8,21 +8,31 @@ state, the resolved config, and the dltool version.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import re
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
 import dltool
 import dltool.engine as dl
+from dltool.engine.serialization import temporary_name
+from dltool.engine.utils._process import pid_alive
 from dltool.training.errors import CheckpointError, ConfigError
+from dltool.training.trust import check_config
 
 FORMAT = "dltool-checkpoint"
 FORMAT_VERSION = 1
+# What every reader relies on, checked before any of it is used.
+_LAYOUT = {"config": dict, "meta": dict, "model": dict}
+# serialization.temporary_name's pattern: the writer's pid tells a crash's leftovers from a save in progress.
+_TEMPORARY = re.compile(r"\..+\.(?P<pid>\d+)\.[0-9a-f]{12}\.tmp")
+_META_LAYOUT = {"task": str, "classes": list, "input_shape": list, "choices": dict, "total_steps": int}
 
 
 def capture_rng() -> dict[str, Any]:
@@ -79,12 +89,49 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         raise CheckpointError(f"cannot load checkpoint {path}: {reason}") from ex
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a dltool checkpoint (no '{FORMAT}' format tag)")
-    if checkpoint.get("format_version", 0) > FORMAT_VERSION:
+    version = checkpoint.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} was written by dltool {checkpoint.get('dltool_version')} in a newer format; "
             f"upgrade dltool (this is {dltool.__version__})"
         )
+    for key, kind in _LAYOUT.items():
+        if not isinstance(checkpoint.get(key), kind):
+            raise CheckpointError(f"{path}: its '{key}' entry is missing or not a {kind.__name__}")
+    meta = checkpoint["meta"]
+    for key, kind in _META_LAYOUT.items():
+        if key in meta and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{path}: its meta.{key} is not a {kind.__name__}")
     return checkpoint
+
+
+def stored_config(checkpoint: dict[str, Any], path: str | Path) -> DictConfig:
+    """The run's config stored in ``checkpoint``, as a config object; not yet checked for trust
+    (``trust.check_targets``) and not resolved.
+
+    Raises:
+        CheckpointError: the stored config is not a valid config tree.
+    """
+    try:
+        return OmegaConf.create(checkpoint["config"])
+    except Exception as ex:
+        raise CheckpointError(f"{path}: its stored config is not a valid config: {ex}") from ex
+
+
+def trusted_config(checkpoint: dict[str, Any], path: str | Path, trust_code: bool = False) -> DictConfig:
+    """``stored_config`` with every interpolation resolved and every ``_target_`` checked
+    (``trust.check_config``): what ``eval`` and ``predict`` build from.
+
+    Args:
+        trust_code: the user's ``trust_checkpoint_code=true``: skip the check of the targets.
+
+    Raises:
+        CheckpointError: the config cannot be resolved, or names code outside dltool's components.
+    """
+    config = stored_config(checkpoint, path)
+    if trust_code:
+        return config
+    return OmegaConf.create(check_config(config, str(path)))
 
 
 def load_model_state(model: dl.nn.Module, state: dict[str, Any], path: str | Path) -> None:
@@ -139,6 +186,23 @@ def refuse_used_run_dir(run_dir: str | Path) -> None:
         )
 
 
+def remove_unstarted_run(run_dir: str | Path) -> None:
+    """Remove a run directory whose run failed before training began (a config error, say).
+
+    Only a directory that holds nothing but what such a run writes (Hydra's ``.hydra/``, the
+    log, the failure's metrics.json) is removed, so nothing a user or a real run made is lost.
+    """
+    run_dir = Path(run_dir)
+    written = {".hydra", "train.log", "metrics.json"}
+    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= written:
+        return
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    for name in ("train.log", "metrics.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
 def find_last_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest ``last.ckpt`` under ``run_dir`` (for ``resume=auto``), or None."""
     candidates = sorted(Path(run_dir).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
@@ -158,6 +222,7 @@ class CheckpointWriter:
         self.directory = Path(directory)
         self.every_n_epochs = every_n_epochs
         self.keep_last_k = keep_last_k
+        remove_stale_temporaries(self.directory)
 
     @property
     def last(self) -> Path:
@@ -186,12 +251,26 @@ class CheckpointWriter:
             old.unlink()
 
 
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete the half-written ``.<name>.<pid>.<hex>.tmp`` files of saves whose process is gone.
+
+    A save writes a temporary file and renames it; a process killed in between leaves the
+    temporary behind, as large as a checkpoint. Files of a process that still runs are kept.
+    """
+    if not directory.is_dir():
+        return
+    for path in directory.glob(".*.tmp"):
+        match = _TEMPORARY.fullmatch(path.name)
+        if match and not pid_alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+
+
 def _publish_copy(source: Path, target: Path) -> None:
     """Make ``target`` hold ``source``'s bytes, atomically: a hard link where the file system
     allows one (no bytes written; a later save replaces ``source``'s name, not its content),
     else a copy. Either goes to a temporary name first, then is renamed over ``target``.
     """
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    temporary = target.with_name(temporary_name(target.name))
     try:
         try:
             os.link(source, temporary)

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich import box
 from rich.table import Table
 
 import dltool.engine as dl
 from dltool.engine.utils.data import DataLoader
 from dltool.training.builders import build, build_datasets, build_model, building
-from dltool.training.checkpoint import load_checkpoint, load_model_state
+from dltool.training.checkpoint import load_checkpoint, load_model_state, trusted_config
 from dltool.training.console import console
 from dltool.training.errors import ConfigError
 from dltool.training.metrics import RunningMetrics, confusion_matrix, per_class_accuracy
@@ -72,7 +72,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"split: must be 'test' or 'val', got {cfg.split!r}")
     path = Path(cfg.checkpoint)
     checkpoint = load_checkpoint(path)
-    run_cfg = OmegaConf.create(checkpoint["config"])
+    run_cfg = trusted_config(checkpoint, path, trust_code=cfg.trust_checkpoint_code)
     options = TrainerOptions.from_config(run_cfg.trainer)
     device = cfg.device or options.device
     model = build_model(run_cfg, device)

@@ -30,6 +30,7 @@ class TrainerOptions:
     seed: int
     num_workers: int
     grad_clip: float | None
+    divergence_factor: float | None
     val_split: int | float
     monitor: str
     mode: str
@@ -85,6 +86,10 @@ class TrainerOptions:
         for name in ("num_workers", "checkpoint_every_n_epochs", "overfit_batches", "min_delta"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"trainer.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.divergence_factor is not None and not self.divergence_factor > 1:
+            raise ConfigError(
+                f"trainer.divergence_factor: must be > 1 (or null), got {self.divergence_factor}"
+            )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"trainer.grad_clip: must be > 0 (or null), got {self.grad_clip}")
         if isinstance(self.val_split, float) and not 0.0 <= self.val_split < 1.0:

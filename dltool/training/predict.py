@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig
 from PIL import Image, UnidentifiedImageError
 from rich.table import Table
 
 import dltool.engine as dl
 from dltool.training.builders import build, build_model
-from dltool.training.checkpoint import load_checkpoint, load_model_state
+from dltool.training.checkpoint import load_checkpoint, load_model_state, trusted_config
 from dltool.training.console import console
 from dltool.training.errors import ConfigError, DltoolError
 
@@ -34,7 +34,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     if not isinstance(cfg.topk, int) or not 1 <= cfg.topk:
         raise ConfigError(f"topk: expected an integer >= 1, got {cfg.topk!r}")
     k = min(cfg.topk, len(classes))
-    run_cfg = OmegaConf.create(checkpoint["config"])
+    run_cfg = trusted_config(checkpoint, path, trust_code=cfg.trust_checkpoint_code)
     if "transform" not in run_cfg.dataset:
         raise ConfigError(f"{path}: its dataset config has no transform to turn images into tensors")
     device = cfg.device or run_cfg.trainer.device

@@ -16,6 +16,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from dltool.training.builders import (
     build_model,
     build_optimizer,
     build_scheduler,
+    check_loss_fits,
     fill_num_classes,
 )
 from dltool.training.checkpoint import (
@@ -45,6 +47,7 @@ from dltool.training.errors import CheckpointError, ConfigError, Interrupted, Tr
 from dltool.training.evaluation import evaluate
 from dltool.training.metrics import RunningMetrics
 from dltool.training.options import TrainerOptions
+from dltool.training.resume import Resumption, restore_optimization
 from dltool.training.signals import StopSignal
 
 log = logging.getLogger("dltool")
@@ -60,15 +63,28 @@ class LoopState:
     best: float | None = None  # best value of the monitored metric at an epoch end
     best_epoch: int | None = None
     stale_epochs: int = 0  # epochs since the monitored metric last improved
+    first_loss: float | None = None  # the first step's loss, which the divergence guard compares with
     running: dict[str, Any] = dataclasses.field(default_factory=dict)  # this epoch's train sums
     last_metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # the last epoch's
 
 
-def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+def train(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    resumption: Resumption | None = None,
+    choices: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train as ``cfg`` says, writing checkpoints, logs and metrics.json into ``run_dir``.
 
-    ``cfg.resume``, when set, is a checkpoint to continue from (its config should be ``cfg``);
-    without it, a ``run_dir`` that already has checkpoints is refused rather than overwritten.
+    Without a ``resumption``, a ``run_dir`` that already has checkpoints is refused rather than
+    overwritten.
+
+    Args:
+        cfg: the run's config (for a resumed run, ``resume.resume_config``'s).
+        run_dir: where the run's files go.
+        resumption: the checkpoint to continue from (``resume.resume_config`` reads it).
+        choices: the config groups' options (``model: mlp``), kept in the checkpoints so that a
+            resume can tell naming the same option from switching it.
 
     Returns:
         The metrics.json content: status, the monitored metric's best value and the final metrics.
@@ -78,11 +94,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         Interrupted: SIGINT/SIGTERM arrived; a checkpoint was saved first.
     """
     run_dir = Path(run_dir)
-    if not cfg.get("resume"):
+    if resumption is None:
         refuse_used_run_dir(run_dir)
     with run_logging(run_dir / "train.log"):
         try:
-            return _Trainer(cfg, run_dir).fit()
+            return _Trainer(cfg, run_dir, resumption, dict(choices or {})).fit()
         except (Exception, KeyboardInterrupt) as ex:
             log.debug("run stopped", exc_info=True)
             record_failure(run_dir, ex)
@@ -90,7 +106,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 
 
 class _Trainer:
-    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+    def __init__(
+        self, cfg: DictConfig, run_dir: Path, resumption: Resumption | None, choices: dict[str, Any]
+    ) -> None:
         self.cfg, self.run_dir = cfg, run_dir
         self.options = o = TrainerOptions.from_config(cfg.trainer)
         _seed_everything(o.seed)
@@ -99,6 +117,7 @@ class _Trainer:
         self._check_monitor()
         self.model = build_model(cfg, o.device)
         self.loss_fn = build("loss", cfg.loss)
+        check_loss_fits(self.model, self.loss_fn, self.data, cfg.loss._target_, o.device)
         self.optimizer = build_optimizer(cfg, self.model)
         self.steps_per_epoch = o.num_batches("train", len(self.data.train_loader))
         self.epochs = 1 if o.fast_dev_run else o.epochs
@@ -108,12 +127,13 @@ class _Trainer:
         self.state = LoopState()
         self.running = RunningMetrics(self.data.task)
         self.writer = CheckpointWriter(run_dir / "checkpoints", o.checkpoint_every_n_epochs, o.keep_last_k)
-        if cfg.get("resume"):
-            self._restore(Path(cfg.resume))
+        self.choices = choices
+        if resumption is not None:
+            self._restore(resumption)
         # the config is fixed from here on; every checkpoint stores these two trees
         self.config_tree = OmegaConf.to_container(cfg, resolve=False)
         self.resolved_config = OmegaConf.to_container(cfg, resolve=True)
-        purge = self.state.step + 1 if cfg.get("resume") else None
+        purge = self.state.step + 1 if resumption is not None else None
         self.loggers = [
             build(f"logger.{name}", node, run_dir=run_dir, purge_step=purge)
             for name, node in (cfg.get("logger") or {}).items()
@@ -135,23 +155,27 @@ class _Trainer:
                 f"trainer.monitor: {o.monitor!r} needs a validation split but trainer.val_split is 0"
             )
 
-    def _restore(self, path: Path) -> None:
-        checkpoint = load_checkpoint(path)
+    def _restore(self, resumption: Resumption) -> None:
+        path, checkpoint = resumption.path, resumption.checkpoint
+        self.choices = checkpoint["meta"].get("choices") or {}
         load_model_state(self.model, checkpoint["model"], path)
+        self.scheduler = restore_optimization(
+            resumption,
+            self.cfg,
+            self.optimizer,
+            self.scheduler,
+            self.total_steps,
+            lambda: build_scheduler(self.cfg, self.optimizer, self.total_steps)[0],
+        )
         try:
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            if (checkpoint["scheduler"] is None) != (self.scheduler is None):
-                raise ValueError("the run's config and the checkpoint disagree on having an LR scheduler")
-            if self.scheduler is not None:
-                self.scheduler.load_state_dict(checkpoint["scheduler"])
-        except (KeyError, ValueError, TypeError, IndexError) as ex:
-            raise CheckpointError(f"{path}: optimizer/scheduler state does not fit this run: {ex}") from ex
-        self.state = LoopState(**checkpoint["loop"])
-        if self.state.running:
-            self.running.load_state_dict(self.state.running)
-        if checkpoint["loader"] is not None:
-            self.data.train_loader.load_state_dict(checkpoint["loader"])
-        restore_rng(checkpoint["rng"])
+            self.state = LoopState(**checkpoint["loop"])
+            if self.state.running:
+                self.running.load_state_dict(self.state.running)
+            if checkpoint["loader"] is not None:
+                self.data.train_loader.load_state_dict(checkpoint["loader"])
+            restore_rng(checkpoint["rng"])
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as ex:
+            raise CheckpointError(f"{path}: the loop's state does not fit this run: {ex}") from ex
         log.info(
             f"resumed from {path} at epoch {self.state.epoch + 1}, batch {self.state.batch}, "
             f"step {self.state.step}"
@@ -213,11 +237,7 @@ class _Trainer:
         output = self.model(x)
         loss = self.loss_fn(output, y)
         value = loss.item()
-        if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"loss is {value} at epoch {self.state.epoch + 1}, step {self.state.step + 1}; stopped "
-                f"({self._last_good()}). Try a lower optimizer.lr or trainer.grad_clip"
-            )
+        self._check_divergence(value)
         self.optimizer.zero_grad()
         loss.backward()
         if self.options.grad_clip is not None:
@@ -227,6 +247,21 @@ class _Trainer:
             self.scheduler.step()
         self.running.update(value, output, y)
         return value
+
+    def _check_divergence(self, value: float) -> None:
+        """Stop on a NaN or infinite loss, or one ``divergence_factor`` times the first step's."""
+        s, factor = self.state, self.options.divergence_factor
+        if s.first_loss is None:
+            s.first_loss = value
+        exploded = factor is not None and s.first_loss > 0 and value > factor * s.first_loss
+        if math.isfinite(value) and not exploded:
+            return
+        why = f"{value:.4g}, over {factor:g} times the first step's {s.first_loss:.4g}" if exploded else value
+        raise TrainingDiverged(
+            f"loss is {why} at epoch {s.epoch + 1}, step {s.step + 1}; stopped ({self._last_good()}). "
+            "Try a lower optimizer.lr or trainer.grad_clip"
+            + (" (trainer.divergence_factor sets this guard)" if exploded else "")
+        )
 
     def _end_epoch(self) -> bool:
         """Validate, step the schedule, log, save; True when early stopping says stop."""
@@ -300,6 +335,8 @@ class _Trainer:
                 "task": self.data.task,
                 "classes": self.data.classes,
                 "input_shape": list(self.cfg.dataset.input_shape),
+                "choices": self.choices,
+                "total_steps": self.total_steps,
             },
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),

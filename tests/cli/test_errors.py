@@ -3,7 +3,10 @@ already saved is lost."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 
 import dltool.engine as dl
 from dltool.engine.backend import cuda_is_available
+from tests.cli.conftest import TINY, cli_env
 
 
 def _one_line_error(result, command: str = "train") -> str:
@@ -40,12 +44,56 @@ def _one_line_error(result, command: str = "train") -> str:
             ["trainer.monitor=val/mae"],
             "trainer.monitor: 'val/mae' is not a metric of this classification run",
         ),
-        (["trainer.epochs=[1"], "no viable alternative at input '[1'"),
+        (["trainer.epochs=[1,"], "cannot parse override 'trainer.epochs=[1,': no viable alternative"),
         (["resume=missing.ckpt"], "checkpoint not found: missing.ckpt"),
+        (
+            ["loss=mse"],
+            "loss (dltool.engine.nn.MSELoss) does not fit this model and dataset (model output (2, 10) "
+            "float32, targets (2,) int64)",
+        ),
+        (["model.num_classes=5"], "model: its output does not match the dataset's 10 classes"),
+        (["trainer.divergence_factor=1"], "trainer.divergence_factor: must be > 1 (or null), got 1"),
     ],
 )
-def test_bad_train_input(dltool: Callable, args: list[str], expected: str) -> None:
+def test_bad_train_input(dltool: Callable, tmp_path: Path, args: list[str], expected: str) -> None:
     assert expected in _one_line_error(dltool("train", *args, "hydra.run.dir=runs/bad"))
+    assert not (tmp_path / "runs" / "bad").exists()  # a run that never started leaves no directory
+
+
+def test_an_exploding_loss_stops_the_run(dltool: Callable, tmp_path: Path) -> None:
+    message = _one_line_error(dltool("train", *TINY, "optimizer.lr=1e10", "hydra.run.dir=runs/big"))
+    assert "over 1000 times the first step's" in message and "trainer.divergence_factor" in message
+    assert json.loads((tmp_path / "runs/big/metrics.json").read_text())["status"] == "diverged"
+
+
+def test_resume_from_a_directory_says_what_it_holds(
+    dltool: Callable, trained_run: Path, tmp_path: Path
+) -> None:
+    message = _one_line_error(dltool("train", f"resume={trained_run}"))
+    assert f"resume={trained_run} is a directory" in message
+    assert f"it holds {trained_run / 'checkpoints' / 'last.ckpt'}" in message
+    (tmp_path / "empty").mkdir()
+    assert "it holds no checkpoints" in _one_line_error(dltool("train", "resume=empty"))
+
+
+def test_a_full_disk_names_the_file(tmp_path: Path, data_root: Path) -> None:
+    limit = 200_000  # below a checkpoint of the MLP: the first save fails
+    script = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+        "from dltool.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "train", *TINY, "hydra.run.dir=runs/full"],
+        cwd=tmp_path,
+        env=cli_env(data_root),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    message = _one_line_error(result)
+    assert "File too large: '" in message and message.endswith("runs/full/checkpoints/last.ckpt'")
+    assert not list((tmp_path / "runs/full/checkpoints").glob(".*.tmp"))
 
 
 def test_resume_auto_needs_the_run_dir(dltool: Callable) -> None:

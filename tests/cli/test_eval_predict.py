@@ -75,7 +75,15 @@ def test_predict_uses_the_dataset_transforms(trained_run: Path, tmp_path: Path, 
         raw[i][0].save(tmp_path / f"{i}.png")
     inputs = [str(tmp_path / f"{i}.png") for i in range(8)]
     results = predict(
-        OmegaConf.create({"checkpoint": str(checkpoint_path), "inputs": inputs, "topk": 1, "device": None})
+        OmegaConf.create(
+            {
+                "checkpoint": str(checkpoint_path),
+                "inputs": inputs,
+                "topk": 1,
+                "device": None,
+                "trust_checkpoint_code": False,
+            }
+        )
     )
 
     checkpoint = load_checkpoint(checkpoint_path)

@@ -151,3 +151,17 @@ def test_a_save_killed_mid_write_leaves_the_previous_checkpoint(tmp_path: Path) 
     checkpoint = load_checkpoint(tmp_path / "last.ckpt")
     assert checkpoint["loop"]["epoch"] == 1 and float(checkpoint["model"]["w"].sum()) == 0.0
     assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # the dead write's leftover
+
+
+def test_a_new_writer_removes_the_temporaries_of_dead_saves_only(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    stale = folder / f".last.ckpt.{dead.pid}.0123456789ab.tmp"
+    live = folder / f".last.ckpt.{os.getpid()}.0123456789ab.tmp"
+    unrelated = folder / ".notes.tmp"
+    for path in (stale, live, unrelated):
+        path.write_bytes(b"x" * 100)
+    CheckpointWriter(folder)
+    assert not stale.exists() and live.exists() and unrelated.exists()

@@ -46,6 +46,7 @@ def test_eval_of_a_regression_checkpoint(tmp_path: Path) -> None:
             "device": None,
             "num_workers": 0,
             "output": None,
+            "trust_checkpoint_code": False,
         }
     )
     report = evaluate_checkpoint(cfg)
@@ -171,7 +172,13 @@ def compose_predict(checkpoint: Path, inputs: list[Path]) -> object:
     from omegaconf import OmegaConf
 
     return OmegaConf.create(
-        {"checkpoint": str(checkpoint), "inputs": [str(p) for p in inputs], "topk": 3, "device": None}
+        {
+            "checkpoint": str(checkpoint),
+            "inputs": [str(p) for p in inputs],
+            "topk": 3,
+            "device": None,
+            "trust_checkpoint_code": False,
+        }
     )
 
 
