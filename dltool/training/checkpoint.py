@@ -105,6 +105,19 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     return checkpoint
 
 
+def run_meta(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The checkpoint's ``meta`` with what ``eval`` and ``predict`` read: task, classes, input shape.
+
+    Raises:
+        CheckpointError: naming the missing entry.
+    """
+    meta = checkpoint["meta"]
+    for key in ("task", "classes", "input_shape"):
+        if key not in meta:
+            raise CheckpointError(f"{path}: its meta has no '{key}'; it was not written by dltool train")
+    return meta
+
+
 def stored_config(checkpoint: dict[str, Any], path: str | Path) -> DictConfig:
     """The run's config stored in ``checkpoint``, as a config object; not yet checked for trust
     (``trust.check_targets``) and not resolved.

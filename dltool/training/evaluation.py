@@ -16,7 +16,7 @@ from rich.table import Table
 import dltool.engine as dl
 from dltool.engine.utils.data import DataLoader
 from dltool.training.builders import build, build_datasets, build_model, building
-from dltool.training.checkpoint import load_checkpoint, load_model_state, trusted_config
+from dltool.training.checkpoint import load_checkpoint, load_model_state, run_meta, trusted_config
 from dltool.training.console import console
 from dltool.training.errors import ConfigError
 from dltool.training.metrics import RunningMetrics, confusion_matrix, per_class_accuracy
@@ -72,6 +72,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"split: must be 'test' or 'val', got {cfg.split!r}")
     path = Path(cfg.checkpoint)
     checkpoint = load_checkpoint(path)
+    meta = run_meta(checkpoint, path)
     run_cfg = trusted_config(checkpoint, path, trust_code=cfg.trust_checkpoint_code)
     options = TrainerOptions.from_config(run_cfg.trainer)
     device = cfg.device or options.device
@@ -82,7 +83,6 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         loader = DataLoader(
             dataset, batch_size=cfg.batch_size or options.eval_batch_size, num_workers=cfg.num_workers
         )
-    meta = checkpoint["meta"]
     classes = list(meta["classes"]) if meta["task"] == "classification" else []
     metrics, matrix = evaluate(
         model,

@@ -87,6 +87,8 @@ class CSVLogger:
     def __init__(
         self, run_dir: str | Path, purge_step: int | None = None, filename: str = "metrics.csv"
     ) -> None:
+        if Path(filename).name != filename:  # NOTE: a checkpoint's config may set it: stay in run_dir
+            raise ValueError(f"filename must be a file name in the run directory, got {filename!r}")
         self.path = Path(run_dir) / filename
         if purge_step is not None and self.path.exists():
             self._purge(purge_step)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 import dltool.engine as dl
 from dltool.training.builders import build, build_model
-from dltool.training.checkpoint import load_checkpoint, load_model_state, trusted_config
+from dltool.training.checkpoint import load_checkpoint, load_model_state, run_meta, trusted_config
 from dltool.training.console import console
 from dltool.training.errors import ConfigError, DltoolError
 
@@ -27,7 +27,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         raise ConfigError("inputs: give at least one image, e.g. inputs=[a.png,b.png]")
     path = Path(cfg.checkpoint)
     checkpoint = load_checkpoint(path)
-    meta = checkpoint["meta"]
+    meta = run_meta(checkpoint, path)
     if meta["task"] != "classification":
         raise ConfigError(f"{path} is a {meta['task']} model; predict needs a classifier")
     classes = list(meta["classes"])

@@ -105,3 +105,10 @@ def test_csv_mirror_and_purge(tmp_path: Path) -> None:
         (4, "train/loss", 4.0),
         (5, "train/loss", 50.0),
     ]
+
+
+@pytest.mark.parametrize("filename", ["../metrics.csv", "/tmp/metrics.csv", "sub/metrics.csv"])
+def test_csv_stays_in_the_run_dir(tmp_path: Path, filename: str) -> None:
+    with pytest.raises(ValueError, match="must be a file name in the run directory"):
+        CSVLogger(tmp_path / "run", filename=filename)
+    assert not (tmp_path / "metrics.csv").exists()

@@ -203,3 +203,13 @@ def test_components_are_dltool_classes_of_the_known_kinds() -> None:
         "tests.training.test_trust.TinyNet",
     ):
         assert not is_component(name), name
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_a_checkpoint_without_its_meta_is_one_clear_error(
+    command: str, stored: dict[str, Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "bare.ckpt"
+    dl.save(new_checkpoint(config=stored, meta={}, model={}), path)
+    with pytest.raises(CheckpointError, match="its meta has no 'task'; it was not written by dltool train"):
+        COMMANDS[command](path)
