@@ -417,71 +417,6 @@ class Tensor:
             raise RuntimeError(OVERLAP_MESSAGE) from None
         self._version_counter[0] += 1
 
-    def add_(self, other: Any, *, alpha: Any = 1) -> Tensor:
-        return self._inplace(_elementwise.add, other, alpha=alpha)
-
-    def sub_(self, other: Any, *, alpha: Any = 1) -> Tensor:
-        return self._inplace(_elementwise.sub, other, alpha=alpha)
-
-    def mul_(self, other: Any) -> Tensor:
-        return self._inplace(_elementwise.mul, other)
-
-    def div_(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
-        return self._inplace(_elementwise.div, other, rounding_mode=rounding_mode)
-
-    def pow_(self, exponent: Any) -> Tensor:
-        return self._inplace(_elementwise.pow, exponent)
-
-    def neg_(self) -> Tensor:
-        return self._inplace(_elementwise.neg)
-
-    def abs_(self) -> Tensor:
-        return self._inplace(_elementwise.abs)
-
-    def sqrt_(self) -> Tensor:
-        return self._inplace(_elementwise.sqrt)
-
-    def exp_(self) -> Tensor:
-        return self._inplace(_elementwise.exp)
-
-    def log_(self) -> Tensor:
-        return self._inplace(_elementwise.log)
-
-    def relu_(self) -> Tensor:
-        return self._inplace(_elementwise.relu)
-
-    def sigmoid_(self) -> Tensor:
-        return self._inplace(_elementwise.sigmoid)
-
-    def tanh_(self) -> Tensor:
-        return self._inplace(_elementwise.tanh)
-
-    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
-        return self._inplace(_elementwise.clamp, min, max)
-
-    clip_ = clamp_
-
-    def clamp_min_(self, min: Any) -> Tensor:  # noqa: A002
-        return self._inplace(_elementwise.clamp, min, None)
-
-    def clamp_max_(self, max: Any) -> Tensor:  # noqa: A002
-        return self._inplace(_elementwise.clamp, None, max)
-
-    def masked_fill_(self, mask: Tensor, value: Any) -> Tensor:
-        return self._inplace(_elementwise.masked_fill, mask, value)
-
-    def addcmul_(self, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
-        return self._inplace(_elementwise.addcmul, tensor1, tensor2, value=value)
-
-    def addcdiv_(self, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
-        return self._inplace(_elementwise.addcdiv, tensor1, tensor2, value=value)
-
-    def lerp_(self, end: Tensor, weight: Any) -> Tensor:
-        return self._inplace(_elementwise.lerp, end, weight)
-
-    def maximum_(self, other: Tensor) -> Tensor:
-        return self._inplace(_elementwise.maximum, other)
-
     def copy_(self, src: Any, non_blocking: bool = False) -> Tensor:
         """Copy ``src`` (broadcast and cast as needed) into this tensor."""
         return self._inplace(_elementwise.overwrite, src)
@@ -518,96 +453,8 @@ class Tensor:
     def __setitem__(self, key: Any, value: Any) -> None:
         self._inplace(_index.index_put, key, value)
 
-    def __iadd__(self, other: Any) -> Tensor:
-        return self.add_(other)
-
-    def __isub__(self, other: Any) -> Tensor:
-        return self.sub_(other)
-
-    def __imul__(self, other: Any) -> Tensor:
-        return self.mul_(other)
-
-    def __itruediv__(self, other: Any) -> Tensor:
-        return self.div_(other)
-
-    def __ipow__(self, exponent: Any) -> Tensor:
-        return self.pow_(exponent)
-
-    # ------------------------------------------------------------ operators
-    # (+, -, * and / are the op functions themselves, bound in ops/_methods.py: one call less)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return _elementwise.rsub(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return _elementwise.reciprocal(self) * other
-
-    def __floordiv__(self, other: Any) -> Tensor:
-        return _elementwise.div(self, other, rounding_mode="floor")
-
-    def __rfloordiv__(self, other: Any) -> Tensor:
-        return _elementwise.div(other, self, rounding_mode="floor")
-
-    def __mod__(self, other: Any) -> Tensor:
-        return _elementwise.remainder(self, other)
-
-    def __rmod__(self, other: Any) -> Tensor:
-        return _elementwise.remainder(other, self)
-
-    def __pow__(self, exponent: Any) -> Tensor:
-        return _elementwise.pow(self, exponent)
-
-    def __rpow__(self, base: Any) -> Tensor:
-        return _elementwise.pow(base, self)
-
-    def __matmul__(self, other: Tensor) -> Tensor:
-        return _linalg.matmul(self, other)
-
-    def __rmatmul__(self, other: Tensor) -> Tensor:
-        return _linalg.matmul(other, self)
-
-    def __neg__(self) -> Tensor:
-        return _elementwise.neg(self)
-
-    def __pos__(self) -> Tensor:
-        return self
-
-    def __abs__(self) -> Tensor:
-        return _elementwise.abs(self)
-
-    def __invert__(self) -> Tensor:
-        return _elementwise.logical_not(self) if self.dtype == dtypes.bool else _elementwise.bitwise_not(self)
-
-    def __and__(self, other: Any) -> Tensor:
-        return _elementwise.bitwise_and(self, other)
-
-    def __or__(self, other: Any) -> Tensor:
-        return _elementwise.bitwise_or(self, other)
-
-    def __xor__(self, other: Any) -> Tensor:
-        return _elementwise.bitwise_xor(self, other)
-
-    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return _elementwise.eq(self, other)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return _elementwise.ne(self, other)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return _elementwise.lt(self, other)
-
-    def __le__(self, other: Any) -> Tensor:
-        return _elementwise.le(self, other)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return _elementwise.gt(self, other)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return _elementwise.ge(self, other)
-
-    __hash__ = object.__hash__
+    # (operators, +=, and the in-place twins of the ops such as add_ are bound from the table
+    # in ops/_methods.py)
 
     def __getitem__(self, key: Any) -> Tensor:
         return _index.getitem(self, key)
@@ -713,7 +560,6 @@ _function._Tensor = Tensor
 from dltool.engine.autograd import engine as _engine  # noqa: E402
 from dltool.engine.ops import elementwise as _elementwise  # noqa: E402
 from dltool.engine.ops import index as _index  # noqa: E402
-from dltool.engine.ops import linalg as _linalg  # noqa: E402
 from dltool.engine.ops import shape as _shape  # noqa: E402
 from dltool.engine.ops._methods import bind_methods  # noqa: E402
 
