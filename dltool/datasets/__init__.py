@@ -1,6 +1,6 @@
 """Datasets on disk: MNIST and Fashion-MNIST (IDX files), image folders, and pillow transforms."""
 
-from dltool.datasets import transforms
+from dltool.datasets import transforms, utils
 from dltool.datasets.download import default_root
 from dltool.datasets.folder import DatasetFolder, ImageFolder
 from dltool.datasets.idx import read_idx, write_idx
@@ -14,5 +14,6 @@ __all__ = [
     "default_root",
     "read_idx",
     "transforms",
+    "utils",
     "write_idx",
 ]

@@ -21,11 +21,13 @@ from dltool.engine.creation import (
     bernoulli,
     empty,
     empty_like,
+    empty_strided,
     eye,
     from_numpy,
     full,
     full_like,
     linspace,
+    logspace,
     multinomial,
     normal,
     ones,
@@ -60,6 +62,30 @@ from dltool.engine.dtypes import (
     short,
     uint8,
 )
+from dltool.engine.ops.assemble import (
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    block_diag,
+    cartesian_prod,
+    column_stack,
+    dstack,
+    hstack,
+    meshgrid,
+    repeat_interleave,
+    row_stack,
+    vstack,
+)
+from dltool.engine.ops.diagonal import (
+    diag,
+    diag_embed,
+    diagonal,
+    diagonal_scatter,
+    tril,
+    tril_indices,
+    triu,
+    triu_indices,
+)
 from dltool.engine.ops.elementwise import (
     abs,
     absolute,
@@ -84,6 +110,7 @@ from dltool.engine.ops.elementwise import (
     equal,
     exp,
     expm1,
+    float_power,
     floor,
     fmax,
     fmin,
@@ -142,17 +169,37 @@ from dltool.engine.ops.index import (
     index_select,
     masked_select,
     nonzero,
-    scatter,
     scatter_add,
     sort,
     take,
     topk,
 )
-from dltool.engine.ops.linalg import addmm, bmm, dot, ger, matmul, mm, outer
+from dltool.engine.ops.linalg import (
+    addbmm,
+    addmm,
+    addmv,
+    addr,
+    baddbmm,
+    bmm,
+    cross,
+    dot,
+    einsum,
+    ger,
+    kron,
+    matmul,
+    mm,
+    outer,
+    tensordot,
+    trace,
+)
+from dltool.engine.ops.matrix import cholesky, det, inverse, logdet, pinverse, qr, slogdet, svd
+from dltool.engine.ops.norm import cdist, dist
+from dltool.engine.ops.piecewise import copysign, fmod, frac, heaviside, nan_to_num, signbit
 from dltool.engine.ops.reduce import (
     all,
     amax,
     amin,
+    aminmax,
     any,
     argmax,
     argmin,
@@ -162,13 +209,31 @@ from dltool.engine.ops.reduce import (
     max,
     mean,
     min,
+    nanmean,
+    nansum,
     norm,
     prod,
     softmax,
     std,
+    std_mean,
     sum,
     var,
     var_mean,
+)
+from dltool.engine.ops.scan import cummax, cummin, cumprod, cumsum, diff, logcumsumexp
+from dltool.engine.ops.scatter import index_add, index_copy, index_fill, scatter, scatter_reduce
+from dltool.engine.ops.select import (
+    bincount,
+    bucketize,
+    histc,
+    kthvalue,
+    median,
+    mode,
+    msort,
+    nanmedian,
+    searchsorted,
+    unique,
+    unique_consecutive,
 )
 from dltool.engine.ops.shape import (
     broadcast_to,
@@ -178,22 +243,49 @@ from dltool.engine.ops.shape import (
     concatenate,
     flatten,
     flip,
-    hstack,
+    fliplr,
+    flipud,
     movedim,
     narrow,
     permute,
     reshape,
+    roll,
+    rot90,
     split,
     squeeze,
     stack,
     swapaxes,
     swapdims,
     t,
+    tile,
     transpose,
     unbind,
     unflatten,
     unsqueeze,
-    vstack,
+)
+from dltool.engine.ops.special import erf, erfc, erfinv, exp2, logaddexp, logaddexp2, xlogy
+from dltool.engine.ops.trig import (
+    acos,
+    acosh,
+    arccos,
+    arccosh,
+    arcsin,
+    arcsinh,
+    arctan,
+    arctan2,
+    arctanh,
+    asin,
+    asinh,
+    atan,
+    atan2,
+    atanh,
+    cosh,
+    deg2rad,
+    hypot,
+    rad2deg,
+    sinc,
+    sinh,
+    tan,
 )
 from dltool.engine.serialization import load, save
 from dltool.engine.tensor import Tensor
@@ -201,18 +293,33 @@ from dltool.engine.tensor import Tensor
 # isort: split
 # NOTE: the data package builds on Tensor and the ops, so it is imported after them
 # nn builds on everything above; importing it earlier would be circular
-from dltool.engine import nn, utils
+from dltool.engine import linalg, nn, utils
 
-
-class cuda:  # noqa: N801 - PyTorch's namespace
-    """``dltool.engine.cuda.is_available()``, as ``torch.cuda``."""
-
-    from dltool.engine.backend import cuda_is_available as is_available  # noqa: F401
-
-    @staticmethod
-    def manual_seed_all(seed_value: "int") -> None:
-        """Seeds the one generator dltool draws from (samples are drawn on the host)."""
-        manual_seed(seed_value)
+# isort: split
+# the device and environment shims; cuda holds the legacy CUDA tensor types, built on the ones below
+from dltool.engine import accelerator, backends, cuda
+from dltool.engine._environment import (
+    are_deterministic_algorithms_enabled,
+    get_num_threads,
+    get_printoptions,
+    is_deterministic_algorithms_warn_only_enabled,
+    set_num_threads,
+    set_printoptions,
+    use_deterministic_algorithms,
+)
+from dltool.engine._tensor_types import (
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+    layout,
+    strided,
+)
 
 
 def is_tensor(obj: object) -> "bool":

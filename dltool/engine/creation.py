@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from dltool.engine import backend, dtypes
+from dltool.engine.ops._boundary import with_out
 from dltool.engine.tensor import Tensor
 
 
@@ -20,10 +21,21 @@ def _finish(array: Any, device: Any, requires_grad: bool) -> Tensor:
     return result
 
 
-def _shape(size: tuple) -> tuple:
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    return tuple(int(n) for n in size)
+def _shape(sizes: tuple, size: Any = None, name: str | None = None) -> tuple:
+    """The shape given as ``f(2, 3)``, ``f((2, 3))`` or ``f(size=(2, 3))``, all of which PyTorch takes."""
+    if size is not None:
+        if sizes:
+            raise TypeError(f"{name}() got multiple values for argument 'size'")
+        sizes = (size,)
+    elif not sizes and name is not None:
+        raise TypeError(f'{name}() missing 1 required positional arguments: "size"')
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    shape = tuple(int(n) for n in sizes)
+    for n in shape:
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {list(shape)}")
+    return shape
 
 
 def tensor(data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
@@ -40,7 +52,11 @@ def tensor(data: Any, *, dtype: Any = None, device: Any = None, requires_grad: b
         if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
             data = [x.tolist() if isinstance(x, Tensor) else x for x in data]
         array = np.array(data)
-    target = dtypes.to_dtype(dtype) if dtype is not None else dtypes.infer_dtype(data if not isinstance(data, Tensor) else array)
+    target = (
+        dtypes.to_dtype(dtype)
+        if dtype is not None
+        else dtypes.infer_dtype(data if not isinstance(data, Tensor) else array)
+    )
     return _finish(array.astype(target, copy=False), device, requires_grad)
 
 
@@ -62,35 +78,79 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
     return Tensor._make(ndarray)
 
 
-def _filled(fill: Any, size: tuple, dtype: Any, device: Any, requires_grad: bool) -> Tensor:
+def _filled(fill: Any, shape: tuple, dtype: Any, device: Any, requires_grad: bool) -> Tensor:
     xp = backend.module_for(backend.device(device or "cpu"))
-    array = xp.full(_shape(size), fill, dtype=dtypes.to_dtype(dtype) if dtype is not None else dtypes.infer_dtype(fill))
+    array = xp.full(
+        shape, fill, dtype=dtypes.to_dtype(dtype) if dtype is not None else dtypes.infer_dtype(fill)
+    )
     return _finish(array, None, requires_grad)
 
 
-def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return _filled(0.0, size, dtype, device, requires_grad)
+def zeros(
+    *sizes: Any, size: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    """Zeros of the shape given as ``zeros(2, 3)``, ``zeros((2, 3))`` or ``zeros(size=(2, 3))``."""
+    return _filled(0.0, _shape(sizes, size, "zeros"), dtype, device, requires_grad)
 
 
-def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return _filled(1.0, size, dtype, device, requires_grad)
+def ones(
+    *sizes: Any, size: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    """Ones of the shape given as ``ones(2, 3)``, ``ones((2, 3))`` or ``ones(size=(2, 3))``."""
+    return _filled(1.0, _shape(sizes, size, "ones"), dtype, device, requires_grad)
 
 
-def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def empty(
+    *sizes: Any, size: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """Uninitialized in PyTorch; zeros here, since numpy's empty buys little and hides bugs."""
-    return _filled(0.0, size, dtype, device, requires_grad)
+    return _filled(0.0, _shape(sizes, size, "empty"), dtype, device, requires_grad)
 
 
-def full(size: Any, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return _filled(fill_value, (size,), dtype, device, requires_grad)
+def empty_strided(
+    size: Any,
+    stride: Any,
+    *,
+    dtype: Any = None,
+    layout: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+    pin_memory: bool = False,
+) -> Tensor:
+    """``empty(size)``: the strides are checked but not kept, since numpy lays the array out."""
+    if len(size) != len(stride):
+        raise RuntimeError(
+            f"dimensionality of sizes ({len(size)}) must match dimensionality of strides ({len(stride)})"
+        )
+    return empty(size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def eye(n: int, m: int | None = None, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def full(
+    size: Any, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    return _filled(fill_value, _shape((size,)), dtype, device, requires_grad)
+
+
+def eye(
+    n: int, m: int | None = None, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     xp = backend.module_for(backend.device(device or "cpu"))
-    return _finish(xp.eye(n, m, dtype=dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)), None, requires_grad)
+    return _finish(
+        xp.eye(n, m, dtype=dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)),
+        None,
+        requires_grad,
+    )
 
 
-def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def arange(
+    start: Any,
+    end: Any = None,
+    step: Any = 1,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """``[start, end)`` in steps; int64 unless an argument is a float."""
     if end is None:
         start, end = 0, start
@@ -101,15 +161,64 @@ def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None, dev
     return _finish(xp.arange(start, end, step).astype(dtypes.to_dtype(dtype)), None, requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def linspace(
+    start: float,
+    end: float,
+    steps: int,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     xp = backend.module_for(backend.device(device or "cpu"))
-    return _finish(xp.linspace(start, end, steps).astype(dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)), None, requires_grad)
+    return _finish(
+        xp.linspace(start, end, steps).astype(
+            dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)
+        ),
+        None,
+        requires_grad,
+    )
+
+
+@with_out
+def logspace(
+    start: Any,
+    end: Any,
+    steps: int,
+    base: float = 10.0,
+    *,
+    dtype: Any = None,
+    layout: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """``steps`` values from ``base ** start`` to ``base ** end``, evenly spaced in the exponent.
+
+    Example:
+        >>> logspace(0, 2, 3).tolist()
+        [1.0, 10.0, 100.0]
+    """
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    xp = backend.module_for(backend.device(device or "cpu"))
+    values = base ** xp.linspace(builtins.float(start), builtins.float(end), steps)
+    return _finish(
+        values.astype(dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)),
+        None,
+        requires_grad,
+    )
 
 
 def _like(fn: Any) -> Any:
-    def like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False, **kwargs: Any) -> Tensor:  # noqa: A002
+    def like(
+        input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False, **kwargs: Any
+    ) -> Tensor:  # noqa: A002
         return fn(
-            input.shape, **kwargs, dtype=dtype or input.dtype, device=device or input.device, requires_grad=requires_grad
+            input.shape,
+            **kwargs,
+            dtype=dtype or input.dtype,
+            device=device or input.device,
+            requires_grad=requires_grad,
         )
 
     like.__name__ = f"{fn.__name__}_like"
@@ -117,16 +226,22 @@ def _like(fn: Any) -> Any:
     return like
 
 
-def full_like(input: Tensor, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:  # noqa: A002
+def full_like(
+    input: Tensor, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:  # noqa: A002
     """``input``'s shape, dtype and device filled with ``fill_value``, laid out in memory as
     ``input`` is (PyTorch's ``preserve_format``: a convolution's output keeps its order)."""
     if device is not None and backend.device(device) != input.device:
-        return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device, requires_grad=requires_grad)
+        return full(
+            input.shape, fill_value, dtype=dtype or input.dtype, device=device, requires_grad=requires_grad
+        )
     array = input._xp().full_like(input._data, fill_value, dtype=dtypes.to_dtype(dtype or input.dtype))
     return _finish(array, None, requires_grad)
 
 
-def zeros_like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:  # noqa: A002
+def zeros_like(
+    input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:  # noqa: A002
     """Zeros shaped and laid out as ``input`` (see ``full_like``)."""
     return full_like(input, 0, dtype=dtype, device=device, requires_grad=requires_grad)
 
@@ -147,32 +262,84 @@ def _sample(array: np.ndarray, dtype: Any, device: Any, requires_grad: bool) -> 
     return _finish(array.astype(target, copy=False), device, requires_grad)
 
 
-def rand(*size: Any, generator: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def rand(
+    *sizes: Any,
+    size: Any = None,
+    generator: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Uniform samples from ``[0, 1)``."""
-    return _sample(backend.rng(generator).random(_shape(size)), dtype, device, requires_grad)
+    return _sample(backend.rng(generator).random(_shape(sizes, size, "rand")), dtype, device, requires_grad)
 
 
-def randn(*size: Any, generator: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def randn(
+    *sizes: Any,
+    size: Any = None,
+    generator: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Standard normal samples."""
-    return _sample(backend.rng(generator).standard_normal(_shape(size)), dtype, device, requires_grad)
+    return _sample(
+        backend.rng(generator).standard_normal(_shape(sizes, size, "randn")), dtype, device, requires_grad
+    )
 
 
-def randint(low: int, high: int | None = None, size: Any = None, *, generator: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    """Integers from ``[low, high)``; ``randint(high, size)`` takes low as 0."""
-    if size is None:
+@with_out
+def randint(
+    low: int = 0,
+    high: Any = None,
+    size: Any = None,
+    *,
+    generator: Any = None,
+    dtype: Any = None,
+    layout: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Integers drawn uniformly from ``[low, high)``, as ``randint(high, size)`` or ``randint(low, high, size)``.
+
+    Example:
+        >>> randint(10, (3,)).shape
+        (3,)
+    """
+    if size is None and isinstance(high, (tuple, list)):
         low, high, size = 0, low, high
-    if high is None:
-        raise TypeError("randint() missing required argument 'size'")
+    elif high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError(
+            "randint() received an invalid combination of arguments - expected (high, tuple of ints size) "
+            "or (low, high, tuple of ints size)"
+        )
+    if not isinstance(size, (tuple, list)):
+        raise TypeError(f"randint(): argument 'size' must be tuple of ints, not {type(size).__name__}")
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     array = backend.rng(generator).integers(low, high, _shape((size,)))
     return _sample(array, dtype or dtypes.int64, device, requires_grad)
 
 
-def randperm(n: int, *, generator: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def randperm(
+    n: int, *, generator: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """A random permutation of ``0 .. n-1``."""
     return _sample(backend.rng(generator).permutation(n), dtype or dtypes.int64, device, requires_grad)
 
 
-def normal(mean: Any = 0.0, std: Any = 1.0, size: Any = None, *, generator: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def normal(
+    mean: Any = 0.0,
+    std: Any = 1.0,
+    size: Any = None,
+    *,
+    generator: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Normal samples with ``mean`` and ``std`` (numbers or tensors of matching shape)."""
     mean_a = mean.numpy() if isinstance(mean, Tensor) else mean
     std_a = std.numpy() if isinstance(std, Tensor) else std
@@ -187,7 +354,9 @@ def bernoulli(input: Tensor, p: float | None = None, *, generator: Any = None) -
     return _sample(sample, input.dtype, input.device, False)
 
 
-def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator: Any = None) -> Tensor:  # noqa: A002
+def multinomial(
+    input: Tensor, num_samples: int, replacement: bool = False, *, generator: Any = None
+) -> Tensor:  # noqa: A002
     """Indices drawn from the (unnormalized) probabilities in each row of ``input``."""
     weights = np.atleast_2d(backend.move(input._data, backend.CPU)).astype(np.float64)
     rng = backend.rng(generator)
@@ -199,7 +368,92 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
 rand_like, randn_like = _like(rand), _like(randn)
 
 
-def randint_like(input: Tensor, low: int, high: int | None = None, *, generator: Any = None, dtype: Any = None) -> Tensor:  # noqa: A002
+def randint_like(
+    input: Tensor,
+    low: int = 0,
+    high: int | None = None,
+    *,
+    generator: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:  # noqa: A002
+    """``randint`` with the shape, dtype and device of ``input``; ``randint_like(input, high)`` takes low as 0."""
     if high is None:
         low, high = 0, low
-    return randint(low, high, input.shape, generator=generator, dtype=dtype or input.dtype, device=input.device)
+    return randint(
+        low,
+        high,
+        input.shape,
+        generator=generator,
+        dtype=dtype or input.dtype,
+        device=device or input.device,
+        requires_grad=requires_grad,
+    )
+
+
+# ---------------------------------------------------------------- Tensor.new_* (bound as methods)
+
+
+def _own(self: Tensor, dtype: Any, device: Any) -> dict:
+    """The dtype and device of a ``new_*`` tensor: ``self``'s unless given."""
+    return {
+        "dtype": self.dtype if dtype is None else dtype,
+        "device": self.device if device is None else device,
+    }
+
+
+def new_zeros(
+    self: Tensor,
+    *sizes: Any,
+    size: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Zeros of the given size, with this tensor's dtype and device unless given."""
+    return zeros(*sizes, size=size, **_own(self, dtype, device), requires_grad=requires_grad)
+
+
+def new_ones(
+    self: Tensor,
+    *sizes: Any,
+    size: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Ones of the given size, with this tensor's dtype and device unless given."""
+    return ones(*sizes, size=size, **_own(self, dtype, device), requires_grad=requires_grad)
+
+
+def new_empty(
+    self: Tensor,
+    *sizes: Any,
+    size: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """``empty`` of the given size, with this tensor's dtype and device unless given."""
+    return empty(*sizes, size=size, **_own(self, dtype, device), requires_grad=requires_grad)
+
+
+def new_full(
+    self: Tensor,
+    size: Any,
+    fill_value: Any,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """``fill_value`` in the given size, with this tensor's dtype and device unless given."""
+    return full(size, fill_value, **_own(self, dtype, device), requires_grad=requires_grad)
+
+
+def new_tensor(
+    self: Tensor, data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    """A copy of ``data``, with this tensor's dtype and device unless given."""
+    return tensor(data, **_own(self, dtype, device), requires_grad=requires_grad)

@@ -111,6 +111,28 @@ def load(f: FileLike, map_location: Any = None, *, weights_only: bool | None = N
             raise RuntimeError(f"{name}: not a dltool checkpoint or it is corrupted ({error})") from error
 
 
+def add_safe_globals(safe_globals: list[Any]) -> None:
+    """Accepted and ignored: ``load`` never unpickles, so there are no globals to allow."""
+
+
+def get_safe_globals() -> list[Any]:
+    """Always empty: ``load`` never unpickles (``add_safe_globals`` records nothing)."""
+    return []
+
+
+class safe_globals(contextlib.ContextDecorator):  # noqa: N801 - PyTorch's name
+    """``with safe_globals([...]):`` accepted and ignored, as ``add_safe_globals`` is."""
+
+    def __init__(self, safe_globals: list[Any]) -> None:
+        self.safe_globals = safe_globals
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
 # ---------------------------------------------------------------- encoding
 
 
@@ -145,6 +167,13 @@ class _Encoder:
                     raise TypeError(f"save: {path} has a {type(key).__name__} key; keys must be plain values")
                 items.append([self.encode(key, path), self.encode(value, f"{path}[{key!r}]")])
             return {"kind": "dict", "items": items}
+        if callable(getattr(obj, "state_dict", None)):  # torch.save(model, f): a module, an optimizer
+            name = type(obj).__name__
+            raise TypeError(
+                f"save: cannot store a {name} at {path}: a dltool checkpoint holds data, never pickled objects, "
+                f"so loading one cannot run code; save model.state_dict() instead (optimizer.state_dict() "
+                f"for an optimizer) and restore it with .load_state_dict(load(f)) on a {name} built in code"
+            )
         raise TypeError(
             f"save: cannot store a {type(obj).__name__} at {path}; a dltool checkpoint holds dicts, lists, "
             "tuples, tensors, numpy arrays and scalars, numbers, strings, bools and None"

@@ -6,13 +6,14 @@ methods here only forward to them, so each op is written once.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from dltool.engine import backend, dtypes
+from dltool.engine import _environment, backend, dtypes
 from dltool.engine.autograd import function as _function
 from dltool.engine.autograd.function import AccumulateGrad, Node, RemovableHandle
 from dltool.engine.autograd.grad_mode import state as _grad_state
@@ -216,6 +217,43 @@ class Tensor:
     def itemsize(self) -> int:
         return self._data.dtype.itemsize
 
+    # dltool's tensors are dense (strided) and live on the CPU or a CUDA GPU
+    is_sparse = is_quantized = is_meta = is_mps = is_xpu = False
+
+    @property
+    def layout(self) -> Any:
+        return _tensor_types.strided
+
+    def is_complex(self) -> bool:
+        return self._data.dtype.kind == "c"
+
+    def stride(self, dim: int | None = None) -> Any:
+        """The step between neighbours along each dimension, in elements, as PyTorch counts it.
+
+        NOTE: the steps are numpy's, so a view that PyTorch would have copied instead (``flip``)
+        shows its negative steps.
+        """
+        strides = tuple(step // self._data.itemsize for step in self._data.strides)
+        if not self._data.size and not any(strides):  # numpy gives a new empty array no steps
+            shape = [max(n, 1) for n in self._data.shape]
+            strides = tuple(math.prod(shape[d + 1 :]) for d in range(len(shape)))
+        if dim is None:
+            return strides
+        if not strides:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        return strides[_wrap_dim(dim, len(strides))]
+
+    def storage_offset(self) -> int:
+        """How many elements into its storage this tensor starts (a slice's or a select's offset)."""
+        root = self._data
+        while isinstance(root.base, type(root)):
+            root = root.base
+        return (_address(self._data) - _address(root)) // self._data.itemsize
+
+    def data_ptr(self) -> int:
+        """The address of the first element (0 for an empty tensor, as in PyTorch)."""
+        return _address(self._data) if self._data.size else 0
+
     @property
     def T(self) -> Tensor:  # noqa: N802 - PyTorch's name
         return _shape.permute(self, tuple(reversed(range(self.ndim))))
@@ -274,10 +312,11 @@ class Tensor:
     def cuda(self, device: int | None = None) -> Tensor:
         return self.to(backend.device("cuda", device))
 
-    def type(self, dtype: Any = None) -> Any:
+    def type(self, dtype: Any = None, non_blocking: bool = False) -> Any:
+        """PyTorch's type string (``"torch.FloatTensor"``), or a cast to a type string, legacy type or dtype."""
         if dtype is None:
-            return f"dltool.{self.dtype}"
-        return self.to(dtypes.to_dtype(dtype))
+            return _tensor_types.type_name(self)
+        return _tensor_types.cast(self, dtype)
 
     def type_as(self, other: Tensor) -> Tensor:
         return self.to(other.dtype)
@@ -445,6 +484,21 @@ class Tensor:
         sample = backend.rng(generator).integers(low, high, self.shape)
         return self._inplace(_elementwise.overwrite, self._from_host(sample))
 
+    def apply_(self, callable: Callable[[Any], Any]) -> Tensor:
+        """Replace each element with ``callable`` of it (a Python number in and out), as PyTorch.
+
+        One Python call per element, on CPU tensors only: for small tensors, not for hot paths.
+        """
+        if self.requires_grad:
+            raise RuntimeError(
+                "Can't call apply_() on Variable that requires grad. Use var.detach().apply_() instead."
+            )
+        if self.device.type != "cpu":
+            raise TypeError("apply_ is only implemented on CPU tensors")
+        values = np.asarray(np.frompyfunc(callable, 1, 1)(self._data), dtype=object)
+        self._write(Tensor._make(values.astype(self.dtype)))
+        return self
+
     def _from_host(self, array: np.ndarray) -> Tensor:
         """A host sample as a tensor of this tensor's dtype and device."""
         array = array.astype(self.dtype, copy=False)
@@ -490,6 +544,12 @@ class Tensor:
     def __repr__(self) -> str:
         return _format_tensor(self)
 
+    def __format__(self, format_spec: str) -> str:
+        # f"{loss:.3f}": a 0-d tensor formats as its number; any other, as an object (PyTorch's rule)
+        if self._data.ndim == 0 and type(self) is Tensor:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
+
     def __reduce_ex__(self, protocol: Any) -> Any:
         # DataLoader workers send tensors between processes; only the array and flag travel
         return (_rebuild, (backend.move(self._data, backend.CPU), self._requires_grad))
@@ -501,6 +561,11 @@ def _rebuild(array: np.ndarray, requires_grad: bool) -> Tensor:
 
 def _any_requires_grad(args: tuple) -> bool:
     return any(isinstance(arg, Tensor) and arg.requires_grad for arg in args)
+
+
+def _address(array: Any) -> int:
+    """The address of an array's first element (numpy and cupy spell it differently)."""
+    return array.ctypes.data if isinstance(array, np.ndarray) else array.data.ptr
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:
@@ -531,12 +596,13 @@ def _parse_to(args: tuple, kwargs: dict) -> tuple[backend.device | None, np.dtyp
 def _format_tensor(t: Tensor) -> str:
     array = backend.move(t._data, backend.CPU)
     prefix = "tensor("
+    options = _environment.array2string_options(array)
     if array.dtype.kind == "f" and array.size and np.isfinite(array).all() and (array == np.round(array)).all():
-        body = np.array2string(array, separator=", ", prefix=prefix, floatmode="unique")
+        body = np.array2string(array, separator=", ", prefix=prefix, floatmode="unique", **options)
     elif array.dtype.kind == "f":
-        body = np.array2string(array, separator=", ", prefix=prefix, precision=4, floatmode="fixed")
+        body = np.array2string(array, separator=", ", prefix=prefix, floatmode="fixed", **options)
     else:
-        body = np.array2string(array, separator=", ", prefix=prefix)
+        body = np.array2string(array, separator=", ", prefix=prefix, **options)
     extras = []
     if t.device.type != "cpu":
         extras.append(f"device='{t.device}'")
@@ -557,6 +623,7 @@ def _format_tensor(t: Tensor) -> str:
 
 # Bound at the end: the op modules and the autograd Function import Tensor from this module.
 _function._Tensor = Tensor
+from dltool.engine import _tensor_types  # noqa: E402
 from dltool.engine.autograd import engine as _engine  # noqa: E402
 from dltool.engine.ops import elementwise as _elementwise  # noqa: E402
 from dltool.engine.ops import index as _index  # noqa: E402

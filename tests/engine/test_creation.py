@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import dltool.engine as dl
+from tests.engine.ops.parity import same_values
 
 
 @pytest.mark.parametrize(
@@ -87,7 +88,10 @@ def test_constant_like_factories_keep_the_memory_layout_as_pytorch_does():
     values = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     for permutation in ((0, 1, 2), (2, 0, 1), (1, 2, 0)):
         x, t = dl.from_numpy(values).permute(*permutation), torch.from_numpy(values).permute(*permutation)
-        for ours, theirs in ((dl.zeros_like(x), torch.zeros_like(t)), (dl.full_like(x, 2), torch.full_like(t, 2))):
+        for ours, theirs in (
+            (dl.zeros_like(x), torch.zeros_like(t)),
+            (dl.full_like(x, 2), torch.full_like(t, 2)),
+        ):
             assert tuple(s // 4 for s in ours.numpy().strides) == theirs.stride()
             assert ours.tolist() == theirs.tolist()
 
@@ -162,3 +166,92 @@ def test_generators_are_independent():
     a = dl.randn(3, generator=g1)
     dl.randn(100)  # the default generator does not disturb g2
     assert dl.equal(dl.randn(3, generator=g2), a)
+
+
+def test_size_given_as_a_keyword_tuple_or_list():
+    for fn in (dl.zeros, dl.ones, dl.empty, dl.rand, dl.randn):
+        assert fn(size=(2, 3)).shape == fn([2, 3]).shape == fn(2, 3).shape == (2, 3), fn.__name__
+    assert dl.ones(dl.tensor(2)).shape == (2,)
+    assert dl.full(size=(2,), fill_value=1.5).tolist() == [1.5, 1.5]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda lib: lib.logspace(0, 2, 3),
+        lambda lib: lib.logspace(-1, 1, 5, base=2),
+        lambda lib: lib.logspace(0, 2, 3, dtype=lib.int64),
+        lambda lib: lib.logspace(0.5, 3, 4, dtype=lib.float64),
+        lambda lib: lib.logspace(0, 2, 1),
+        lambda lib: lib.logspace(0, 2, 0),
+        lambda lib: lib.logspace(lib.tensor(0), lib.tensor(2.0), 3),
+        lambda lib: lib.logspace(0, 1, 2, out=lib.zeros(2, dtype=lib.float64)),
+        lambda lib: lib.empty_strided((2, 3), (1, 2)).shape,
+        lambda lib: lib.ones(2, dtype=lib.float64).new_zeros(3),
+        lambda lib: lib.ones(2, 3).new_zeros((2, 1)),
+        lambda lib: lib.ones(2, 3).new_zeros(size=(2, 1)),
+        lambda lib: lib.ones(2).new_ones(2, dtype=lib.int32),
+        lambda lib: lib.ones(2).new_empty((2,)).shape,
+        lambda lib: lib.ones(2, dtype=lib.int64).new_full((2,), 2.7),
+        lambda lib: lib.ones(2, dtype=lib.int64).new_tensor([1.5, 2.5]),
+        lambda lib: lib.ones(2, dtype=lib.float64).new_tensor([[1, 2]]),
+    ],
+)
+def test_factories_match_pytorch(fn):
+    same_values(fn)
+
+
+def test_new_factories_keep_dtype_and_set_requires_grad():
+    x = dl.ones(2, dtype=dl.float64, requires_grad=True)
+    assert not x.new_zeros(2).requires_grad
+    assert x.new_tensor([1.0], requires_grad=True).requires_grad
+    assert x.new_full((1,), 3, dtype=dl.int32).dtype == dl.int32
+
+
+RANDINT_FORMS = [
+    (lambda lib: lib.randint(10, (3,)), (3,)),
+    (lambda lib: lib.randint(10, size=(3,)), (3,)),
+    (lambda lib: lib.randint(high=10, size=(3,)), (3,)),
+    (lambda lib: lib.randint(low=2, high=10, size=(3, 1)), (3, 1)),
+    (lambda lib: lib.randint(2, 10, (3,)), (3,)),
+    (lambda lib: lib.randint(5, [2, 2]), (2, 2)),
+    (lambda lib: lib.randint(5, ()), ()),
+]
+
+
+@pytest.mark.parametrize("draw,shape", RANDINT_FORMS)
+def test_every_randint_overload(draw, shape):
+    torch = pytest.importorskip("torch")
+    ours, theirs = draw(dl), draw(torch)
+    assert ours.shape == tuple(theirs.shape) == shape and ours.dtype == dl.int64
+    assert (ours >= 0).all() and (ours < 10).all()
+
+
+def test_randint_options_and_out():
+    assert dl.randint(5, (2,), dtype=dl.float32).dtype == dl.float32
+    assert dl.randint(5, (2,), dtype=dl.float32, requires_grad=True).requires_grad
+    out = dl.zeros(0, dtype=dl.int64)
+    assert dl.randint(3, 4, (5,), out=out) is out and out.tolist() == [3] * 5
+    assert dl.randint_like(dl.zeros(2, 2), high=1).tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    assert dl.randint_like(dl.zeros(3), 4, 5).tolist() == [4.0, 4.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda lib: lib.randint(10),
+        lambda lib: lib.randint(5, 2, (3,)),
+        lambda lib: lib.randint(5, 5, (3,)),
+        lambda lib: lib.randint(5, (2,), requires_grad=True),
+        lambda lib: lib.logspace(0, 2, -1),
+        lambda lib: lib.empty_strided((2, 3), (1,)),
+        lambda lib: lib.zeros(),
+        lambda lib: lib.ones(2, -1),
+    ],
+)
+def test_factory_errors(fn):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(Exception) as expected:  # noqa: B017 - whatever PyTorch raises
+        fn(torch)
+    with pytest.raises(expected.type):
+        fn(dl)

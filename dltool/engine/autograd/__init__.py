@@ -10,9 +10,10 @@ from dltool.engine.autograd.grad_mode import (
     set_grad_enabled,
 )
 from dltool.engine.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from dltool.engine.autograd.variable import Variable
 
 __all__ = [
-    "Function", "GradcheckError", "Node", "backward", "enable_grad", "grad", "gradcheck",
+    "Function", "GradcheckError", "Node", "Variable", "backward", "enable_grad", "grad", "gradcheck",
     "gradgradcheck", "inference_mode", "is_grad_enabled", "no_grad", "once_differentiable",
     "set_grad_enabled",
 ]

@@ -12,17 +12,30 @@ from dltool.engine.ops import elementwise as _elementwise
 from dltool.engine.ops import reduce as _reduce
 from dltool.engine.ops import shape as _shape
 from dltool.engine.ops.activation import (
+    celu,
     dropout,
     dropout2d,
     elu,
     gelu,
+    glu,
+    hardshrink,
+    hardsigmoid,
+    hardswish,
     hardtanh,
     leaky_relu,
+    logsigmoid,
     mish,
+    prelu,
     relu6,
+    rrelu,
     selu,
     silu,
+    softmin,
     softplus,
+    softshrink,
+    softsign,
+    tanhshrink,
+    threshold,
 )
 from dltool.engine.ops.attention import scaled_dot_product_attention
 from dltool.engine.ops.conv import (
@@ -48,16 +61,38 @@ from dltool.engine.ops.loss import (
     one_hot,
     smooth_l1_loss,
 )
-from dltool.engine.ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
+from dltool.engine.ops.loss_ctc import ctc_loss
+from dltool.engine.ops.loss_likelihood import gaussian_nll_loss, poisson_nll_loss
+from dltool.engine.ops.loss_margin import (
+    cosine_embedding_loss,
+    hinge_embedding_loss,
+    margin_ranking_loss,
+    multi_margin_loss,
+    multilabel_soft_margin_loss,
+    soft_margin_loss,
+    triplet_margin_loss,
+)
+from dltool.engine.ops.normalization import (
+    batch_norm,
+    group_norm,
+    instance_norm,
+    layer_norm,
+    local_response_norm,
+    rms_norm,
+)
 from dltool.engine.ops.pool import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
     avg_pool1d,
     avg_pool2d,
     max_pool1d,
     max_pool2d,
 )
-from dltool.engine.ops.sparse import embedding
+from dltool.engine.ops.resample import interpolate, pixel_shuffle, pixel_unshuffle
+from dltool.engine.ops.sparse import embedding, embedding_bag
+from dltool.engine.ops.unpool import max_unpool1d, max_unpool2d
 from dltool.engine.tensor import Tensor
 
 __all__ = [
@@ -68,6 +103,13 @@ __all__ = [
     "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool1d", "max_pool2d",
     "mish", "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6", "scaled_dot_product_attention", "selu",
     "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "tanh", "unfold",
+    "celu", "glu", "hardshrink", "hardsigmoid", "hardswish", "interpolate", "local_response_norm",
+    "logsigmoid", "pixel_shuffle", "pixel_unshuffle", "prelu", "rms_norm", "rrelu", "softmin",
+    "softshrink", "softsign", "tanhshrink", "threshold",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "cosine_embedding_loss", "ctc_loss", "embedding_bag",
+    "gaussian_nll_loss", "hinge_embedding_loss", "margin_ranking_loss", "max_unpool1d", "max_unpool2d",
+    "multi_margin_loss", "multilabel_soft_margin_loss", "poisson_nll_loss", "soft_margin_loss",
+    "triplet_margin_loss",
 ]
 
 
@@ -90,6 +132,14 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = N
         return _shape.pad(input, pad, mode, value)
     if mode not in ("reflect", "replicate", "circular"):
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if len(pad) % 2 == 0 and (len(pad) > 6 or input.ndim not in (len(pad) // 2 + 1, len(pad) // 2 + 2)):
+        raise NotImplementedError(
+            f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\n"
+            "Supported combinations for non-constant padding:\n"
+            "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+            "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+            "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)"
+        )
     return pad_by_index(input, pad, mode)
 
 

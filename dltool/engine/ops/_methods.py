@@ -10,29 +10,60 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dltool.engine import dtypes
-from dltool.engine.ops import elementwise, index, linalg, reduce, shape
+from dltool.engine import creation, dtypes
+from dltool.engine.ops import (
+    assemble,
+    diagonal,
+    elementwise,
+    index,
+    linalg,
+    matrix,
+    norm,
+    piecewise,
+    reduce,
+    scan,
+    scatter,
+    select,
+    shape,
+    special,
+    trig,
+)
 
 _METHODS = {
     elementwise: (
         "abs absolute add addcdiv addcmul allclose bitwise_not ceil clamp clamp_max clamp_min clip "
-        "cos div divide eq equal exp expm1 floor ge greater greater_equal gt isclose isfinite isinf "
+        "cos div divide eq equal exp expm1 float_power float_power_ floor ge greater greater_equal gt "
+        "isclose isfinite isinf "
         "isnan le lerp less less_equal log log10 log1p log2 logical_and logical_not logical_or "
         "logical_xor lt masked_fill maximum minimum mul multiply ne neg negative not_equal pow "
         "reciprocal relu remainder round rsqrt sigmoid sign sin sqrt square sub subtract tanh "
         "true_divide trunc"
     ),
     reduce: (
-        "all amax amin any argmax argmin count_nonzero log_softmax logsumexp max mean min norm "
-        "prod softmax std sum var"
+        "all amax amin aminmax any argmax argmin count_nonzero log_softmax logsumexp max mean min "
+        "nanmean nansum norm prod softmax std sum var"
     ),
     shape: (
-        "broadcast_to chunk expand expand_as flatten flip movedim narrow permute repeat reshape "
-        "reshape_as split squeeze swapaxes swapdims t transpose unbind unflatten unsqueeze view "
-        "view_as"
+        "broadcast_to chunk expand expand_as flatten flip fliplr flipud movedim narrow permute repeat "
+        "reshape reshape_as roll rot90 split squeeze swapaxes swapdims t tile transpose unbind "
+        "unflatten unsqueeze view view_as"
     ),
-    index: "argsort gather index_select masked_select nonzero scatter scatter_add sort take topk",
-    linalg: "bmm dot matmul mm outer",
+    index: "argsort gather index_select masked_select nonzero scatter_add sort take topk",
+    linalg: "addbmm addmm addmv addr baddbmm bmm cross dot kron matmul mm outer trace",
+    matrix: "cholesky det inverse logdet pinverse qr slogdet svd",
+    norm: "dist",
+    piecewise: "copysign fmod frac heaviside nan_to_num signbit",
+    special: "erf erfc erfinv exp2 logaddexp logaddexp2 xlogy",
+    trig: (
+        "acos acosh arccos arccosh arcsin arcsinh arctan arctan2 arctanh asin asinh atan atan2 atanh "
+        "cosh deg2rad hypot rad2deg sinc sinh tan"
+    ),
+    assemble: "repeat_interleave",
+    diagonal: "diag diag_embed diagonal diagonal_scatter tril triu",
+    scan: "cummax cummin cumprod cumsum diff logcumsumexp",
+    scatter: "index_add index_copy index_fill scatter scatter_reduce",
+    select: "bincount histc kthvalue median mode msort nanmedian unique unique_consecutive",
+    creation: "new_empty new_full new_ones new_tensor new_zeros",
 }
 
 # Methods whose ``name_`` twin writes the result into the tensor (``x.add_(y)``).
@@ -40,6 +71,17 @@ _INPLACE = {
     elementwise: (
         "abs add addcdiv addcmul clamp clamp_max clamp_min clip div exp lerp log masked_fill maximum "
         "mul neg pow relu sigmoid sqrt sub tanh"
+    ),
+    index: "scatter_add",
+    diagonal: "tril triu",
+    scan: "cumprod cumsum",
+    scatter: "index_add index_copy index_fill scatter scatter_reduce",
+    linalg: "addbmm addmm addmv addr baddbmm",
+    piecewise: "copysign fmod frac heaviside nan_to_num",
+    special: "erf erfc erfinv exp2 xlogy",
+    trig: (
+        "acos acosh arccos arccosh arcsin arcsinh arctan arctan2 arctanh asin asinh atan atan2 atanh "
+        "cosh deg2rad hypot rad2deg sinc sinh tan"
     ),
 }
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from dltool.engine import backend, dtypes
 from dltool.engine.autograd.function import Function
+from dltool.engine.ops._boundary import type_name, write_out
 from dltool.engine.ops._utils import as_tensor_like, unbroadcast
 from dltool.engine.tensor import Tensor
 
@@ -119,7 +120,7 @@ class Div(Function):
 class Pow(Function):
     @staticmethod
     def forward(ctx, x, y):
-        out = x._data ** y._data
+        out = x._data**y._data
         ctx.save_for_backward(x, y, out)
         return out
 
@@ -236,7 +237,9 @@ def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor: 
     x, y = _pair(input, other)
     if rounding_mode is not None:
         if rounding_mode not in ("floor", "trunc"):
-            raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+            raise ValueError(
+                f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'"
+            )
         xp = x._xp()
         if x.dtype.kind in "iu":
             quotient = x._data // y._data if rounding_mode == "floor" else xp.trunc(x._data / y._data)
@@ -269,7 +272,29 @@ def pow(input: Any, exponent: Any) -> Tensor:  # noqa: A001, A002
     return Pow.apply(x, y)
 
 
-float_power = pow
+def float_power(input: Any, exponent: Any, *, out: Tensor | None = None) -> Tensor:  # noqa: A002
+    """``input ** exponent`` computed in float64, whatever the operands' dtypes.
+
+    Raises:
+        RuntimeError: ``out`` is not float64.
+    """
+    x, y = (cast(v, dtypes.float64) if isinstance(v, Tensor) else float(v) for v in (input, exponent))
+    if out is not None and out.dtype != dtypes.float64:
+        raise RuntimeError(
+            f"the output given to float_power has dtype {type_name(out.dtype)} but the operation's "
+            "result requires dtype Double"
+        )
+    return write_out(out, pow(x, y), "float_power")
+
+
+def float_power_(self: Tensor, exponent: Any) -> Tensor:
+    """In-place ``float_power``; only a float64 tensor can hold its result."""
+    if self.dtype != dtypes.float64:
+        raise RuntimeError(
+            f"the base given to float_power_ has dtype {type_name(self.dtype)} but the operation's "
+            "result requires dtype Double"
+        )
+    return self._inplace(float_power, exponent)
 
 
 def square(input: Tensor) -> Tensor:  # noqa: A002
@@ -333,7 +358,10 @@ class Log(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return x._xp().log(x._data)
+        # NOTE: log(0) is -inf and log(-1) nan without a warning, as in PyTorch (`log(tril(ones))`
+        # is a common mask idiom)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return x._xp().log(x._data)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -345,7 +373,8 @@ class Log1p(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return x._xp().log1p(x._data)
+        with np.errstate(divide="ignore", invalid="ignore"):  # as Log
+            return x._xp().log1p(x._data)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -762,7 +791,9 @@ def _compare(name: str) -> Any:
     return op
 
 
-eq, ne, lt, le, gt, ge = (_compare(n) for n in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal"))
+eq, ne, lt, le, gt, ge = (
+    _compare(n) for n in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+)
 greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 logical_and, logical_or, logical_xor = (_compare(n) for n in ("logical_and", "logical_or", "logical_xor"))
 bitwise_and, bitwise_or, bitwise_xor = (_compare(n) for n in ("bitwise_and", "bitwise_or", "bitwise_xor"))
@@ -788,12 +819,16 @@ def isinf(input: Tensor) -> Tensor:  # noqa: A002
     return Tensor._make(input._xp().isinf(input._data))
 
 
-def isclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:  # noqa: A002
+def isclose(
+    input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> Tensor:  # noqa: A002
     """``|input - other| <= atol + rtol * |other|`` elementwise."""
     return Tensor._make(input._xp().isclose(input._data, other._data, rtol, atol, equal_nan))
 
 
-def allclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> builtins.bool:  # noqa: A002
+def allclose(
+    input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> builtins.bool:  # noqa: A002
     return builtins.bool(isclose(input, other, rtol, atol, equal_nan)._data.all())
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
+from dltool.engine.ops._aliases import numpy_aliases
 from dltool.engine.ops._utils import unbroadcast
 from dltool.engine.ops.elementwise import _pair, cast, zeros_like_value
 from dltool.engine.ops.shape import pad
@@ -189,6 +190,19 @@ class Gather(Function):
         return scatter_add(zeros, ctx.dim, index, grad_output), None, None
 
 
+def _within(src: Any, shape: tuple) -> Any:
+    """The part of ``src`` that an index of ``shape`` addresses (src may be larger)."""
+    return src[tuple(slice(0, n) for n in shape)]
+
+
+def _src_grad(grad: Tensor, src_shape: tuple) -> Tensor:
+    """A gradient shaped like the index, zero-padded to ``src_shape``: entries beyond it got no use."""
+    if grad.shape == src_shape:
+        return grad
+    widths = zip(reversed(src_shape), reversed(grad.shape), strict=True)
+    return pad(grad, [w for n_src, n_index in widths for w in (0, n_src - n_index)])
+
+
 class ScatterAdd(Function):
     @staticmethod
     def forward(ctx, x, dim, index, src):
@@ -196,8 +210,7 @@ class ScatterAdd(Function):
         ctx.save_for_backward(index)
         xp = x._xp()
         out = x._data.copy()
-        src_part = src._data[tuple(slice(0, n) for n in index.shape)]
-        xp.add.at(out, _along(index._data, dim, xp), src_part)
+        xp.add.at(out, _along(index._data, dim, xp), _within(src._data, index.shape))
         return out
 
     @staticmethod
@@ -205,10 +218,7 @@ class ScatterAdd(Function):
         (index,) = ctx.saved_tensors
         src_grad = None
         if ctx.needs_input_grad[3]:
-            src_grad = gather(grad_output, ctx.dim, index)
-            if src_grad.shape != ctx.src_shape:  # src entries beyond index's extent got no use
-                widths = zip(reversed(ctx.src_shape), reversed(index.shape), strict=True)
-                src_grad = pad(src_grad, [w for n_src, n_index in widths for w in (0, n_src - n_index)])
+            src_grad = _src_grad(gather(grad_output, ctx.dim, index), ctx.src_shape)
         return grad_output, None, None, src_grad
 
 
@@ -220,28 +230,27 @@ def _check_index(name: str, input: Tensor, dim: int, index: Tensor) -> int:  # n
     return _wrap_dim(dim, input.ndim)
 
 
+def _check_src(input: Tensor, src: Tensor) -> None:  # noqa: A002
+    if src.dtype != input.dtype:
+        raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
+
+
+@numpy_aliases
 def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:  # noqa: A002
     """``out[i][j] = input[index[i][j]][j]`` for ``dim=0``, and so on for other dims."""
     dim = _check_index("gather", input, dim, index)
     return Gather.apply(input, dim, index)
 
 
+@numpy_aliases
 def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:  # noqa: A002
     """A copy of ``input`` with ``src`` added at ``index`` along ``dim`` (repeats accumulate)."""
     dim = _check_index("scatter_add", input, dim, index)
-    return ScatterAdd.apply(input, dim, index, cast(src, input.dtype))
+    _check_src(input, src)
+    return ScatterAdd.apply(input, dim, index, src)
 
 
-def scatter(input: Tensor, dim: int, index: Tensor, src: Any = None, value: Any = None) -> Tensor:  # noqa: A002
-    """A copy of ``input`` with ``src`` (or ``value``) written at ``index`` along ``dim``; no grad."""
-    dim = _check_index("scatter", input, dim, index)
-    out = input._data.copy()
-    xp = input._xp()
-    source = src._data[tuple(slice(0, n) for n in index.shape)] if isinstance(src, Tensor) else (value if src is None else src)
-    out[_along(index._data, dim, xp)] = source
-    return Tensor._make(out)
-
-
+@numpy_aliases
 def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:  # noqa: A002
     """The slices of ``input`` along ``dim`` picked by the 1-D ``index``."""
     if index.ndim > 1:
@@ -270,6 +279,7 @@ def nonzero(input: Tensor, *, as_tuple: bool = False) -> Any:  # noqa: A002
 # =============================================================== sorting
 
 
+@numpy_aliases
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:  # noqa: A002
     """Values sorted along ``dim`` and their indices; values carry gradients."""
     dim = _wrap_dim(dim, input.ndim)
@@ -278,10 +288,12 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = 
     return values_indices(gather(input, dim, indices), indices)
 
 
+@numpy_aliases
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:  # noqa: A002
     return sort(input, dim, descending, stable).indices
 
 
+@numpy_aliases
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
     """The ``k`` largest (or smallest) values along ``dim`` with their indices."""
     dim = _wrap_dim(dim, input.ndim)

@@ -1,5 +1,8 @@
 """Losses: a fused softmax cross-entropy, nll, bce (with logits), mse, l1, smooth l1, huber, kl_div.
 
+The other families live beside it: ``loss_likelihood`` (Poisson, Gaussian), ``loss_margin``
+(hinge, ranking and embedding losses) and ``loss_ctc``.
+
 Cross-entropy is one ``Function`` over logits and per-class coefficients ``a`` (a one-hot row for
 a class index, with weights and label smoothing folded in, or a probability row):
 ``loss = sum_c a_c * (logsumexp(x) - x_c)``, with gradient ``softmax(x) * sum(a) - a``. It never
@@ -37,7 +40,15 @@ def legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: 
     return result
 
 
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
+def checked_reduction(reduction: str) -> str:
+    """``reduction``, refused before any work unless it is ``'none'``, ``'mean'`` or ``'sum'``."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return reduction
+
+
+def apply_reduction(loss: Tensor, reduction: str) -> Tensor:
+    """``loss`` averaged, summed or kept elementwise, as ``reduction`` says."""
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
@@ -147,7 +158,9 @@ def _class_coefficients(
     if target.dtype.kind not in "iu":
         raise RuntimeError(f"expected scalar type Long but found {target.dtype} for the class-index target")
     if weight is not None and weight.shape != (classes,):
-        raise RuntimeError(f"weight tensor should be defined either for all {classes} classes or no classes but got weight tensor of shape: {list(weight.shape)}")
+        raise RuntimeError(
+            f"weight tensor should be defined either for all {classes} classes or no classes but got weight tensor of shape: {list(weight.shape)}"
+        )
     xp, dtype = input._xp(), input.dtype
     t = target._data
     if weight is None and label_smoothing == 0 and input.ndim <= 2 and t.size:
@@ -189,9 +202,7 @@ def cross_entropy(
         >>> cross_entropy(tensor([[2.0, 0.5, -1.0]]), tensor([0]))
         tensor(0.2413)
     """
-    reduction = legacy_reduction(size_average, reduce, reduction)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{reduction} is not a valid value for reduction")
+    reduction = checked_reduction(legacy_reduction(size_average, reduce, reduction))
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     dim = 0 if input.ndim == 1 else 1
@@ -201,7 +212,7 @@ def cross_entropy(
         a, denominator = _class_coefficients(input, target, weight, ignore_index, label_smoothing)
     if reduction == "mean":
         return SoftmaxCrossEntropy.apply(input, a, dim, denominator)
-    return _reduce(SoftmaxCrossEntropy.apply(input, a, dim, None), reduction)
+    return apply_reduction(SoftmaxCrossEntropy.apply(input, a, dim, None), reduction)
 
 
 def _probability_coefficients(
@@ -233,14 +244,12 @@ def nll_loss(
     reduction: str = "mean",
 ) -> Tensor:
     """Negative log-likelihood of log-probabilities ``(N, C, ...)`` at class indices."""
-    reduction = legacy_reduction(size_average, reduce, reduction)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{reduction} is not a valid value for reduction")
+    reduction = checked_reduction(legacy_reduction(size_average, reduce, reduction))
     a, denominator = _class_coefficients(input, target, weight, ignore_index, 0.0)
     loss = -(input * a).sum(dim=0 if input.ndim == 1 else 1)
     if reduction == "mean":
         return loss.sum() / denominator
-    return _reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 # =============================================================== binary
@@ -267,7 +276,7 @@ def binary_cross_entropy(
     loss = -(target * clamp(log(input), min=-100.0) + (1.0 - target) * clamp(log(1.0 - input), min=-100.0))
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 def binary_cross_entropy_with_logits(
@@ -282,13 +291,15 @@ def binary_cross_entropy_with_logits(
     """BCE of ``sigmoid(input)`` computed from the logits stably; ``pos_weight`` scales positives."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     if target.shape != input.shape:
-        raise ValueError(f"Target size ({tuple(target.shape)}) must be the same as input size ({tuple(input.shape)})")
+        raise ValueError(
+            f"Target size ({tuple(target.shape)}) must be the same as input size ({tuple(input.shape)})"
+        )
     # -log(sigmoid(x)) = softplus(-x) and -log(1 - sigmoid(x)) = x + softplus(-x)
     log_weight = 1.0 if pos_weight is None else (pos_weight - 1.0) * target + 1.0
     loss = (1.0 - target) * input + log_weight * softplus(-input)
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 # =============================================================== regression
@@ -297,7 +308,7 @@ def binary_cross_entropy_with_logits(
 def _weighted(loss: Tensor, weight: Tensor | None, reduction: str, mean_by_weight: bool) -> Tensor:
     """Elementwise ``weight`` (input-shaped) applied; mse/l1 then average by ``sum(weight)``."""
     if weight is None:
-        return _reduce(loss, reduction)
+        return apply_reduction(loss, reduction)
     if weight.shape != loss.shape:
         raise ValueError("Weights and input must have the same size.")
     loss = loss * weight
@@ -305,10 +316,17 @@ def _weighted(loss: Tensor, weight: Tensor | None, reduction: str, mean_by_weigh
         raise ValueError(f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum'.")
     if reduction == "mean" and mean_by_weight:
         return loss.sum() / weight.sum()
-    return _reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
-def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean", weight: Tensor | None = None) -> Tensor:  # noqa: A002
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:  # noqa: A002
     """Mean squared error (weighted by an input-shaped ``weight``: ``sum(w e²) / sum(w)``)."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     _check_sizes(input, target)
@@ -316,7 +334,14 @@ def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, re
     return _weighted(diff * diff, weight, reduction, True)
 
 
-def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean", weight: Tensor | None = None) -> Tensor:  # noqa: A002
+def l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:  # noqa: A002
     """Mean absolute error (weighted like ``mse_loss``)."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     _check_sizes(input, target)
@@ -338,12 +363,14 @@ def smooth_l1_loss(
     _check_sizes(input, target)
     distance = abs(input - target)
     if beta == 0:
-        return _reduce(distance, reduction)
+        return apply_reduction(distance, reduction)
     loss = where(distance < beta, distance * distance * (0.5 / beta), distance - 0.5 * beta)
-    return _reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
-def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0, weight: Tensor | None = None) -> Tensor:  # noqa: A002
+def huber_loss(
+    input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0, weight: Tensor | None = None
+) -> Tensor:  # noqa: A002
     """``0.5 d²`` where ``|d| < delta``, else ``delta (|d| - delta/2)`` (smooth L1 times delta)."""
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
@@ -382,7 +409,7 @@ def kl_div(
         loss = target * log(where(target > 0, target, 1.0)) - target * input
     if reduction == "batchmean":
         return loss.sum() / (input.shape[0] if input.ndim else 1)
-    return _reduce(loss, reduction)
+    return apply_reduction(loss, reduction)
 
 
 # =============================================================== targets
@@ -397,6 +424,9 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if num_classes == -1:
         num_classes = int(data.max()) + 1 if data.size else 0
     if data.size and (data.min() < 0 or data.max() >= num_classes):
-        raise RuntimeError("Class values must be smaller than num_classes." if data.min() >= 0 else "Class values must be non-negative.")
+        raise RuntimeError(
+            "Class values must be smaller than num_classes."
+            if data.min() >= 0
+            else "Class values must be non-negative."
+        )
     return Tensor._make((data[..., None] == xp.arange(num_classes)).astype(dtypes.int64))
-

@@ -1,9 +1,10 @@
-"""Normalization: batch_norm, layer_norm, group_norm, instance_norm.
+"""Normalization: batch_norm, layer_norm, group_norm, instance_norm, rms_norm, local_response_norm.
 
 ``Normalize`` gives ``(x - mean) / sqrt(var + eps)`` over some axes in one pass; its backward uses
 the saved output and ``1/std`` (or, under ``create_graph``, rebuilds both from the input so that
 second derivatives are exact). Layer, group and instance norm add their affine ``weight``/``bias``
-as plain broadcasts; ``BatchNorm`` takes its per-channel ones into the same node.
+as plain broadcasts; ``BatchNorm`` takes its per-channel ones into the same node. RMS norm and
+local response norm subtract no mean and are compositions of existing ops.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from dltool.engine import backend
 from dltool.engine.autograd.function import Function
 from dltool.engine.autograd.grad_mode import state as _grad_state
 from dltool.engine.ops.elementwise import rsqrt
+from dltool.engine.ops.pool import avg_pool2d
+from dltool.engine.ops.shape import pad
 from dltool.engine.tensor import Tensor
 
 
@@ -141,14 +146,47 @@ def batch_norm(
     axes = (0,) + tuple(range(2, input.ndim))
     count = input.numel() // input.shape[1]
     if count <= 1:
-        raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {list(input.shape)}"
+        )
     y, mean, var = BatchNorm.apply(input, weight, bias, axes, eps)
-    if running_mean is not None:
-        running_mean._inplace(lambda r: r * (1 - momentum) + mean.reshape(-1) * momentum)
-    if running_var is not None:
-        unbiased = var.reshape(-1) * (count / (count - 1))
-        running_var._inplace(lambda r: r * (1 - momentum) + unbiased * momentum)
+    _update_running_stats(running_mean, running_var, mean.reshape(-1), var.reshape(-1), count, momentum)
     return y
+
+
+def _update_running_stats(
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    mean: Tensor,
+    var: Tensor,
+    count: int,
+    momentum: float,
+) -> None:
+    """Move the running statistics toward ``mean`` and the unbiased ``var`` (of ``count`` values), in place."""
+    if running_mean is not None:
+        running_mean._inplace(lambda r: r * (1 - momentum) + mean * momentum)
+    if running_var is not None:
+        unbiased = var * (count / (count - 1))
+        running_var._inplace(lambda r: r * (1 - momentum) + unbiased * momentum)
+
+
+def _normalized_axes(input: Tensor, normalized_shape: Any, **affine: Tensor | None) -> tuple:  # noqa: A002
+    """The trailing axes that ``normalized_shape`` names, after checking ``input`` and the affine
+    tensors (``weight=``, ``bias=``) against it."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k > input.ndim or input.shape[input.ndim - k :] != shape:
+        raise RuntimeError(
+            f"Given normalized_shape={list(shape)}, expected input with shape "
+            f"[*, {', '.join(map(str, shape))}], but got input of size{list(input.shape)}"
+        )
+    for name, tensor in affine.items():
+        if tensor is not None and tensor.shape != shape:
+            raise RuntimeError(
+                f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
+                f"{list(tensor.shape)} and normalized_shape = {list(shape)}"
+            )
+    return tuple(range(input.ndim - k, input.ndim))
 
 
 def layer_norm(
@@ -159,15 +197,27 @@ def layer_norm(
     eps: float = 1e-5,
 ) -> Tensor:
     """Normalize over the last ``len(normalized_shape)`` dims, then scale and shift elementwise."""
-    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    k = len(normalized_shape)
-    if input.shape[input.ndim - k :] != normalized_shape or k > input.ndim:
-        raise RuntimeError(
-            f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
-            f"[*, {', '.join(map(str, normalized_shape))}], but got input of size{list(input.shape)}"
-        )
-    y, _, _ = Normalize.apply(input, tuple(range(input.ndim - k, input.ndim)), eps)
-    return _affine(y, weight, bias, normalized_shape)
+    axes = _normalized_axes(input, normalized_shape, weight=weight, bias=bias)
+    y, _, _ = Normalize.apply(input, axes, eps)
+    return _affine(y, weight, bias, input.shape[input.ndim - len(axes) :])
+
+
+def rms_norm(
+    input: Tensor,  # noqa: A002
+    normalized_shape: Sequence[int],
+    weight: Tensor | None = None,
+    eps: float | None = None,
+) -> Tensor:
+    """``x / sqrt(mean(x**2) + eps)`` over the last ``len(normalized_shape)`` dims, times ``weight``.
+
+    ``eps=None`` is the machine epsilon of the dtype PyTorch computes in (float32 for float16 and
+    float32 inputs, float64 for float64).
+    """
+    axes = _normalized_axes(input, normalized_shape, weight=weight)
+    if eps is None:
+        eps = float(np.finfo(np.promote_types(input.dtype, np.float32)).eps)
+    y = input * rsqrt((input * input).mean(dim=axes, keepdim=True) + eps)
+    return y if weight is None else y * weight
 
 
 def group_norm(
@@ -182,7 +232,9 @@ def group_norm(
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
     n, c = input.shape[:2]
     if c % num_groups:
-        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of shape {list(input.shape)} and num_groups={num_groups}")
+        raise RuntimeError(
+            f"Expected number of channels in input to be divisible by num_groups, but got input of shape {list(input.shape)} and num_groups={num_groups}"
+        )
     y, _, _ = Normalize.apply(input.reshape(n, num_groups, -1), (2,), eps)
     return _affine(y.reshape(input.shape), weight, bias, _channel_shape(input))
 
@@ -197,8 +249,59 @@ def instance_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> Tensor:
-    """Normalize each channel of each sample over space (running statistics are not supported)."""
-    if running_mean is not None or running_var is not None or not use_input_stats:
-        raise NotImplementedError("instance_norm with running statistics is not supported")
-    y, _, _ = Normalize.apply(input, tuple(range(2, input.ndim)), eps)
+    """Normalize each channel of each sample over its spatial dims.
+
+    With ``use_input_stats`` each sample's own statistics are used, and the running ones, when
+    given, move in place toward their mean over the batch (the variance unbiased), as PyTorch's
+    do; otherwise the running statistics normalize, as batch norm's do in eval mode.
+
+    Raises:
+        RuntimeError: without running statistics when ``use_input_stats`` is false.
+        ValueError: with ``use_input_stats`` and a single spatial element per channel.
+    """
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise RuntimeError(
+                "Expected running_mean and running_var to be defined when use_input_stats is false"
+            )
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    count = math.prod(input.shape[2:])
+    if count == 1:
+        raise ValueError(
+            f"Expected more than 1 spatial element when training, got input size {list(input.shape)}"
+        )
+    y, mean, var = Normalize.apply(input, tuple(range(2, input.ndim)), eps)
+    channels = input.shape[:2]
+    _update_running_stats(
+        running_mean,
+        running_var,
+        mean.reshape(channels).mean(0),
+        var.reshape(channels).mean(0),
+        count,
+        momentum,
+    )
     return _affine(y, weight, bias, _channel_shape(input))
+
+
+def local_response_norm(
+    input: Tensor,  # noqa: A002
+    size: int,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    k: float = 1.0,
+) -> Tensor:
+    """Divide ``x`` by ``(k + alpha * a) ** beta``, where ``a`` is the mean of ``x**2`` over ``size``
+    neighbouring channels (dim 1), zero-padded at the ends (AlexNet's LRN).
+
+    Raises:
+        ValueError: for an input of fewer than 3 dims.
+    """
+    if input.ndim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {input.ndim} dimensions)")
+    if input.numel() == 0:
+        return input
+    # channels become the rows of a one-channel image, so a (size, 1) window averages across them
+    squares = (input * input).reshape(input.shape[0], 1, input.shape[1], -1)
+    squares = pad(squares, (0, 0, size // 2, (size - 1) // 2))
+    mean = avg_pool2d(squares, (size, 1), stride=1).reshape(input.shape)
+    return input / (mean * alpha + k) ** beta

@@ -1,4 +1,4 @@
-"""Pooling: max_pool1d/2d, avg_pool1d/2d, adaptive_avg_pool1d/2d.
+"""Pooling: max_pool1d/2d, avg_pool1d/2d, adaptive_avg/max_pool1d/2d (unpooling: ``unpool``).
 
 Windows are read as strided slices of the padded input, one whole-array op per kernel offset
 (a 2x2 pool is four ``maximum`` calls over the output's size), which beats copying the windows out
@@ -15,17 +15,24 @@ from dltool.engine import backend
 from dltool.engine.autograd.function import Function
 from dltool.engine.ops._utils import memory_order
 from dltool.engine.ops.conv import Fold, as_2d, offset_slices, out_size, pad_array, pair
+from dltool.engine.ops.index import gather
 from dltool.engine.tensor import Tensor
 
 
-def _pool_geometry(name: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool) -> tuple:
+def _pool_geometry(
+    name: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool
+) -> tuple:
     if x.ndim not in (3, 4):
-        raise RuntimeError(f"{name}: Expected 3D or 4D (batch mode) tensor for input, but got: {list(x.shape)}")
+        raise RuntimeError(
+            f"{name}: Expected 3D or 4D (batch mode) tensor for input, but got: {list(x.shape)}"
+        )
     kernel = pair(kernel_size, "kernel_size")
     step = kernel if stride is None or stride == [] or stride == () else pair(stride, "stride")
     pad, dil = pair(padding, "padding"), pair(dilation, "dilation")
     if min(kernel) <= 0 or min(step) <= 0 or min(dil) <= 0:
-        raise RuntimeError(f"{name}: kernel_size, stride and dilation must be greater than zero, got {kernel}, {step}, {dil}")
+        raise RuntimeError(
+            f"{name}: kernel_size, stride and dilation must be greater than zero, got {kernel}, {step}, {dil}"
+        )
     if any(p > (d * (k - 1) + 1) // 2 for p, k, d in zip(pad, kernel, dil, strict=True)):
         raise RuntimeError(
             f"{name}: pad should be at most half of effective kernel size, but got pad={pad}, "
@@ -34,13 +41,26 @@ def _pool_geometry(name: str, x: Tensor, kernel_size: Any, stride: Any, padding:
     size = x.shape[-2:]
     out = tuple(out_size(size[a], kernel[a], step[a], pad[a], dil[a], ceil_mode) for a in range(2))
     if min(out) <= 0:
-        raise RuntimeError(f"{name}: Given input size {list(x.shape)}, calculated output size {list(x.shape[:-2]) + list(out)} is too small")
+        raise RuntimeError(
+            f"{name}: Given input size {list(x.shape)}, calculated output size {list(x.shape[:-2]) + list(out)} is too small"
+        )
     # windows of ceil_mode may hang past the padded input; extra right padding covers them
-    extra = tuple(max(0, (out[a] - 1) * step[a] + dil[a] * (kernel[a] - 1) + 1 - size[a] - 2 * pad[a]) for a in range(2))
+    extra = tuple(
+        max(0, (out[a] - 1) * step[a] + dil[a] * (kernel[a] - 1) + 1 - size[a] - 2 * pad[a]) for a in range(2)
+    )
     return kernel, step, pad, dil, out, extra
 
 
-def _scatter_windows(grad_cols: Tensor, shape: tuple, kernel: tuple, step: tuple, pad: tuple, dil: tuple, out: tuple, extra: tuple) -> Tensor:
+def _scatter_windows(
+    grad_cols: Tensor,
+    shape: tuple,
+    kernel: tuple,
+    step: tuple,
+    pad: tuple,
+    dil: tuple,
+    out: tuple,
+    extra: tuple,
+) -> Tensor:
     """Window gradients ``(N, C, kh*kw, Ho, Wo)`` summed back onto an input of ``shape``."""
     n, c = grad_cols.shape[:2]
     size = (shape[-2] + extra[0], shape[-1] + extra[1])
@@ -218,7 +238,16 @@ class AvgPool2d(Function):
         return (_scatter_windows(grad_cols, *geometry),) + (None,) * 6
 
 
-def _divisor(size: tuple, kernel: tuple, step: tuple, pad: tuple, out: tuple, count_include_pad: bool, dtype: Any, xp: Any) -> Any:
+def _divisor(
+    size: tuple,
+    kernel: tuple,
+    step: tuple,
+    pad: tuple,
+    out: tuple,
+    count_include_pad: bool,
+    dtype: Any,
+    xp: Any,
+) -> Any:
     """Per-window counts for the mean, as PyTorch clips windows at the padded and true edges."""
     counts = []
     for a in range(2):
@@ -244,13 +273,17 @@ def avg_pool2d(
     divisor_override: int | None = None,
 ) -> Tensor:
     """Mean of each window of ``(N, C, H, W)``; ``stride`` defaults to ``kernel_size``."""
-    kernel, step, pad, _, out, extra = _pool_geometry("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
+    kernel, step, pad, _, out, extra = _pool_geometry(
+        "avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode
+    )
     if divisor_override is not None:
         if divisor_override == 0:
             raise RuntimeError("avg_pool2d: divisor must be not zero")
         divisor: Any = float(divisor_override)
     else:
-        divisor = _divisor(input.shape[-2:], kernel, step, pad, out, count_include_pad, input.dtype, input._xp())
+        divisor = _divisor(
+            input.shape[-2:], kernel, step, pad, out, count_include_pad, input.dtype, input._xp()
+        )
     y = AvgPool2d.apply(_batched4(input), kernel, step, pad, out, extra, divisor)
     return y if input.ndim == 4 else y.squeeze(0)
 
@@ -271,10 +304,27 @@ def avg_pool1d(
 # =============================================================== adaptive pooling
 
 
-def _averaging_matrix(size: int, out: int, dtype: Any, xp: Any) -> Tensor:
-    """``(out, size)`` rows that average PyTorch's adaptive windows ``[floor(i*n/o), ceil((i+1)*n/o))``."""
+def _adaptive_bounds(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends of PyTorch's adaptive windows ``[floor(i*n/o), ceil((i+1)*n/o))``."""
     start = (np.arange(out) * size) // out
     end = -((-(np.arange(1, out + 1) * size)) // out)
+    return start, end
+
+
+def _adaptive_size(x: Tensor, output_size: Any) -> tuple[int, int]:
+    """``output_size`` (an int or a pair, ``None`` keeping that input size) as a pair of ints."""
+    h, w = x.shape[-2:]
+    size = (
+        (output_size, output_size)
+        if isinstance(output_size, int) or output_size is None
+        else tuple(output_size)
+    )
+    return (h if size[0] is None else int(size[0]), w if size[1] is None else int(size[1]))
+
+
+def _averaging_matrix(size: int, out: int, dtype: Any, xp: Any) -> Tensor:
+    """``(out, size)`` rows that average the adaptive windows."""
+    start, end = _adaptive_bounds(size, out)
     positions = np.arange(size)
     inside = (positions >= start[:, None]) & (positions < end[:, None])
     return Tensor._make(xp.asarray(inside / (end - start)[:, None], dtype=dtype))
@@ -285,8 +335,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:  # noqa: A00
     if input.ndim not in (3, 4):
         raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
     h, w = input.shape[-2:]
-    size = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
-    out = (h if size[0] is None else int(size[0]), w if size[1] is None else int(size[1]))
+    out = _adaptive_size(input, output_size)
     if out == (1, 1):
         return input.mean(dim=(-2, -1), keepdim=True)
     if h % out[0] == 0 and w % out[1] == 0:
@@ -301,3 +350,50 @@ def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:  # noqa: A00
     """Average pooling of ``(N, C, L)`` to a fixed length."""
     size = output_size[0] if isinstance(output_size, (tuple, list)) else output_size
     return adaptive_avg_pool2d(input.unsqueeze(-2), (1, size)).squeeze(-2)
+
+
+def _adaptive_windows(size: int, out: int) -> np.ndarray:
+    """``(out, k)`` positions in each adaptive window, shorter windows padded by repeating their
+    last position (a repeat never changes which position is the first maximum)."""
+    start, end = _adaptive_bounds(size, out)
+    width = int((end - start).max())
+    return np.minimum(start[:, None] + np.arange(width), end[:, None] - 1)
+
+
+def _adaptive_argmax(x: Tensor, out: tuple[int, int]) -> Any:
+    """Positions in the flattened input plane of each adaptive window's first maximum."""
+    xp = x._xp()
+    h, w = x.shape[-2:]
+    rows, cols = _adaptive_windows(h, out[0]), _adaptive_windows(w, out[1])
+    cells = xp.asarray((rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(out[0], out[1], -1))
+    windows = x._data.reshape(x.shape[:-2] + (h * w,))[..., cells]
+    best = windows.argmax(axis=-1)  # the first maximum, as PyTorch picks
+    return cells[xp.arange(out[0])[:, None], xp.arange(out[1]), best]
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:  # noqa: A002
+    """Max pooling of ``(N, C, H, W)`` to a fixed ``output_size`` (``None`` keeps that input size).
+
+    Adaptive windows may overlap; the gradient of each goes to its first maximum. The indices
+    are positions in the flattened input plane, as ``max_pool2d`` returns them.
+    """
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"adaptive_max_pool2d(): Expected 3D or 4D tensor, but got: {list(input.shape)}")
+    index = _adaptive_argmax(input, _adaptive_size(input, output_size))
+    flat = Tensor._make(index.reshape(index.shape[:-2] + (-1,)))
+    y = gather(input.flatten(-2), -1, flat).reshape(index.shape)
+    return (y, Tensor._make(index)) if return_indices else y
+
+
+def adaptive_max_pool1d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:  # noqa: A002
+    """Max pooling of ``(N, C, L)`` to a fixed length."""
+    if input.ndim not in (2, 3):
+        raise RuntimeError(
+            f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor for argument #1 'self' "
+            "(while checking arguments for adaptive_max_pool1d)"
+        )
+    size = output_size[0] if isinstance(output_size, (tuple, list)) else output_size
+    result = adaptive_max_pool2d(input.unsqueeze(-2), (1, size), return_indices)
+    if return_indices:
+        return result[0].squeeze(-2), result[1].squeeze(-2)
+    return result.squeeze(-2)

@@ -10,8 +10,10 @@ import numpy as np
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
+from dltool.engine.ops._aliases import numpy_aliases
+from dltool.engine.ops._boundary import type_name, with_out
 from dltool.engine.ops._utils import normalize_dims, row_reduce
-from dltool.engine.ops.elementwise import _float_input, cast, exp, sqrt, where
+from dltool.engine.ops.elementwise import _float_input, cast, exp, isnan, sqrt, where
 from dltool.engine.tensor import Tensor, _wrap_dim
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
@@ -54,16 +56,26 @@ class Prod(Function):
         (x,) = ctx.saved_tensors
         axes = ctx.axes
         grad = _restore_dims(grad_output, axes, ctx.keepdim)
-        # NOTE: out / x fails at zeros; the product of the others is rebuilt where x == 0
         is_zero = x == 0
-        safe = where(is_zero, 1.0, x)
-        others_nonzero = safe.prod(dim=axes, keepdim=True)
+        nonzero_product = where(is_zero, 1.0, x).prod(dim=axes, keepdim=True)
         zero_count = is_zero.sum(dim=axes, keepdim=True)
-        at_zero = where(zero_count == 1, others_nonzero, 0.0)
-        elsewhere = where(zero_count == 0, others_nonzero / safe, 0.0)
-        return grad * where(is_zero, at_zero, elsewhere), None, None
+        return grad * product_of_others(x, nonzero_product, zero_count), None, None
 
 
+def product_of_others(x: Tensor, nonzero_product: Tensor, zero_count: Tensor) -> Tensor:
+    """For each factor ``x`` of a product, the product of the other factors: its derivative.
+
+    ``nonzero_product`` is the product of the nonzero factors and ``zero_count`` the number of zero
+    ones (both broadcast against ``x``). NOTE: ``product / x`` fails at zeros, so the product of
+    the others is rebuilt there: nonzero for the one zero factor of a product with a single zero.
+    """
+    is_zero = x == 0
+    at_zero = where(zero_count == 1, nonzero_product, 0.0)
+    elsewhere = where(zero_count == 0, nonzero_product / where(is_zero, 1.0, x), 0.0)
+    return where(is_zero, at_zero, elsewhere)
+
+
+@numpy_aliases
 def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A001, A002
     """Sum over ``dim`` (an int, a tuple, or all dims); bools and ints sum as int64."""
     if dtype is not None:
@@ -74,6 +86,7 @@ def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = N
     return Sum.apply(input, normalize_dims(dim, input.ndim), keepdim)
 
 
+@numpy_aliases
 def prod(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
     if dtype is not None:
         input = cast(input, dtype)
@@ -87,6 +100,7 @@ def _count(input: Tensor, axes: tuple) -> int:
     return n
 
 
+@numpy_aliases
 def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
     """Average over ``dim``; integer inputs are an error, as in PyTorch."""
     if dtype is not None:
@@ -100,22 +114,104 @@ def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = 
     return sum(input, axes, keepdim) / builtins.max(_count(input, axes), 1)
 
 
-def var(input: Tensor, dim: Any = None, *, correction: float = 1, keepdim: bool = False, unbiased: bool | None = None) -> Tensor:  # noqa: A002
+def _correction(dim: Any, unbiased: bool | None, correction: float | None) -> tuple[Any, float]:
+    """``dim`` and the correction from PyTorch's overloads: ``var(x, unbiased)``, ``var(x, dim, unbiased)``."""
+    if isinstance(dim, builtins.bool):
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    return dim, correction
+
+
+@numpy_aliases
+def var(
+    input: Tensor,
+    dim: Any = None,
+    unbiased: bool | None = None,
+    keepdim: bool = False,
+    *,
+    correction: float | None = None,
+) -> Tensor:  # noqa: A002
     """Variance with Bessel's ``correction`` (1 by default, as in PyTorch)."""
-    if unbiased is not None:
-        correction = 1 if unbiased else 0
+    dim, correction = _correction(dim, unbiased, correction)
     axes = normalize_dims(dim, input.ndim)
     centered = input - mean(input, axes, keepdim=True)
     n = _count(input, axes)
     return sum(centered * centered, axes, keepdim) / builtins.max(n - correction, 0)
 
 
-def std(input: Tensor, dim: Any = None, *, correction: float = 1, keepdim: bool = False, unbiased: bool | None = None) -> Tensor:  # noqa: A002
-    return sqrt(var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+@numpy_aliases
+def std(
+    input: Tensor,
+    dim: Any = None,
+    unbiased: bool | None = None,
+    keepdim: bool = False,
+    *,
+    correction: float | None = None,
+) -> Tensor:  # noqa: A002
+    """Standard deviation with Bessel's ``correction`` (1 by default)."""
+    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
 
 
-def var_mean(input: Tensor, dim: Any = None, *, correction: float = 1, keepdim: bool = False) -> tuple[Tensor, Tensor]:  # noqa: A002
-    return var(input, dim, correction=correction, keepdim=keepdim), mean(input, dim, keepdim)
+@numpy_aliases
+@with_out
+def var_mean(
+    input: Tensor,
+    dim: Any = None,
+    unbiased: bool | None = None,
+    keepdim: bool = False,
+    *,
+    correction: float | None = None,
+) -> tuple[Tensor, Tensor]:  # noqa: A002
+    """``(var, mean)`` over ``dim``."""
+    dim, correction = _correction(dim, unbiased, correction)
+    return var(input, dim, keepdim=keepdim, correction=correction), mean(input, dim, keepdim)
+
+
+@numpy_aliases
+@with_out
+def std_mean(
+    input: Tensor,
+    dim: Any = None,
+    unbiased: bool | None = None,
+    keepdim: bool = False,
+    *,
+    correction: float | None = None,
+) -> tuple[Tensor, Tensor]:  # noqa: A002
+    """``(std, mean)`` over ``dim``."""
+    variance, average = var_mean(input, dim, unbiased, keepdim, correction=correction)
+    return sqrt(variance), average
+
+
+@numpy_aliases
+@with_out
+def nansum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
+    """``sum`` with NaNs counted as zero (they get no gradient).
+
+    Example:
+        >>> nansum(tensor([1.0, float("nan"), 2.0])).item()
+        3.0
+    """
+    if input.dtype.kind == "f":
+        input = where(isnan(input), 0.0, input)
+    return sum(input, dim, keepdim, dtype=dtype)
+
+
+@numpy_aliases
+@with_out
+def nanmean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
+    """``mean`` of the elements that are not NaN (NaN where there are none)."""
+    if dtype is not None:
+        input = cast(input, dtype)
+    if input.dtype.kind != "f":
+        raise RuntimeError(
+            f"nanmean(): expected input to have floating point or complex dtype but got {type_name(input.dtype)}"
+        )
+    present = sum(~isnan(input), dim, keepdim)
+    total = nansum(input, dim, keepdim)
+    # NOTE: 0 / 0 is NaN for an all-NaN slice, as in PyTorch; numpy's warning about it is noise
+    with np.errstate(invalid="ignore"):
+        return total / present
 
 
 # =============================================================== extremes
@@ -138,22 +234,51 @@ class Amax(Function):
         return grad * hits / hits.sum(dim=ctx.axes, keepdim=True), None, None
 
 
-def _check_nonempty(input: Tensor, name: str) -> None:
-    if input.numel() == 0:
+def _check_reducible(input: Tensor, axes: tuple, dim_given: bool, name: str) -> None:  # noqa: A002
+    """PyTorch's errors for reducing nothing with an op that has no identity (max, min)."""
+    if input.numel():
+        return
+    if not dim_given:
         raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+    for axis in axes:
+        if input.shape[axis] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {axis} to have non-zero size.")
 
 
+def _extreme_axes(input: Tensor, dim: Any, name: str) -> tuple:  # noqa: A002
+    axes = normalize_dims(dim if dim != () else None, input.ndim)
+    _check_reducible(input, axes, dim is not None and dim != (), name)
+    return axes
+
+
+@numpy_aliases
 def amax(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:  # noqa: A002
     """Largest values over ``dim`` (all dims when empty)."""
-    _check_nonempty(input, "amax")
-    return Amax.apply(input, normalize_dims(dim if dim != () else None, input.ndim), keepdim)
+    return Amax.apply(input, _extreme_axes(input, dim, "amax"), keepdim)
 
 
+@numpy_aliases
 def amin(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:  # noqa: A002
-    _check_nonempty(input, "amin")
-    return -Amax.apply(-input, normalize_dims(dim if dim != () else None, input.ndim), keepdim)
+    """Smallest values over ``dim`` (all dims when empty)."""
+    return -Amax.apply(-input, _extreme_axes(input, dim, "amin"), keepdim)
 
 
+aminmax_result = namedtuple("aminmax", ["min", "max"])
+
+
+@numpy_aliases
+@with_out
+def aminmax(input: Tensor, *, dim: int | None = None, keepdim: bool = False) -> aminmax_result:  # noqa: A002
+    """``(min, max)`` over ``dim`` (all dims when None), as ``amin`` and ``amax``."""
+    if dim is None and input.numel() == 0:
+        raise RuntimeError(
+            "aminmax(): cannot compute aminmax over an empty dimension as the operation has no identity."
+        )
+    dim = () if dim is None else dim
+    return aminmax_result(amin(input, dim, keepdim), amax(input, dim, keepdim))
+
+
+@numpy_aliases
 def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A002
     """Index of the largest value (over the flattened tensor when ``dim`` is None)."""
     if dim is None:
@@ -162,6 +287,7 @@ def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tens
     return Tensor._make(input._data.argmax(axis=dim, keepdims=keepdim).astype(dtypes.int64))
 
 
+@numpy_aliases
 def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A002
     if dim is None:
         return Tensor._make(input._data.argmin().astype(dtypes.int64))
@@ -180,6 +306,7 @@ def _extreme(input: Tensor, dim: Any, keepdim: bool, other: Any, largest: bool) 
     if dim is None:
         return amax(input) if largest else amin(input)
     dim = _wrap_dim(dim, input.ndim)
+    _check_reducible(input, (dim,), True, "max" if largest else "min")
     indices = (argmax if largest else argmin)(input, dim, keepdim=True)
     values = gather(input, dim, indices)
     if not keepdim:
@@ -187,26 +314,31 @@ def _extreme(input: Tensor, dim: Any, keepdim: bool, other: Any, largest: bool) 
     return values_indices(values, indices)
 
 
+@numpy_aliases
 def max(input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Any = None) -> Any:  # noqa: A001, A002
     """The largest value; with ``dim``, a ``(values, indices)`` pair; with a tensor, ``maximum``."""
     return _extreme(input, dim, keepdim, other, largest=True)
 
 
+@numpy_aliases
 def min(input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Any = None) -> Any:  # noqa: A001, A002
     """The smallest value; with ``dim``, a ``(values, indices)`` pair; with a tensor, ``minimum``."""
     return _extreme(input, dim, keepdim, other, largest=False)
 
 
+@numpy_aliases
 def all(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
     axes = normalize_dims(dim, input.ndim)
     return Tensor._make(input._data.all(axis=axes, keepdims=keepdim))
 
 
+@numpy_aliases
 def any(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
     axes = normalize_dims(dim, input.ndim)
     return Tensor._make(input._data.any(axis=axes, keepdims=keepdim))
 
 
+@numpy_aliases
 def count_nonzero(input: Tensor, dim: Any = None) -> Tensor:  # noqa: A002
     return sum(input != 0, dim)
 
@@ -236,6 +368,7 @@ class LogSumExp(Function):
         return grad * exp(x - _restore_dims(y, ctx.axes, ctx.keepdim)), None, None
 
 
+@numpy_aliases
 def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:  # noqa: A002
     """``log(sum(exp(input)))`` over ``dim``, computed without overflow."""
     return LogSumExp.apply(_float_input(input), normalize_dims(dim, input.ndim), keepdim)
@@ -281,6 +414,7 @@ def _softmax_dim(input: Tensor, dim: int | None) -> int:
     return _wrap_dim(dim, input.ndim)
 
 
+@numpy_aliases
 def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:  # noqa: A002
     """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the max for stability."""
     if dtype is not None:
@@ -288,6 +422,7 @@ def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     return Softmax.apply(_float_input(input), _softmax_dim(input, dim))
 
 
+@numpy_aliases
 def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:  # noqa: A002
     """``log(softmax(x))`` computed in one stable pass."""
     if dtype is not None:

@@ -1,4 +1,4 @@
-"""Shape ops: reshape and views, transposes, expand and repeat, flip, cat/stack/split, pad."""
+"""Shape ops: reshape and views, transposes, expand/repeat/tile, flip/roll/rot90, cat/stack/split, pad."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
+from dltool.engine.ops._aliases import numpy_aliases
 from dltool.engine.ops._utils import unbroadcast
 from dltool.engine.ops.elementwise import cast, clone
 from dltool.engine.tensor import OVERLAP_MESSAGE, Tensor, _wrap_dim
@@ -90,11 +91,13 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:  # 
     return reshape(input, shape[:start] + (-1,) + shape[end + 1 :]) if shape else input
 
 
+@numpy_aliases
 def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:  # noqa: A002
     dim = _wrap_dim(dim, input.ndim)
     return reshape(input, input.shape[:dim] + tuple(sizes) + input.shape[dim + 1 :])
 
 
+@numpy_aliases
 def squeeze(input: Tensor, dim: Any = None) -> Tensor:  # noqa: A002
     """Drop size-1 dims (all, or those in ``dim``; others in ``dim`` are kept, as in PyTorch)."""
     if dim is None:
@@ -106,6 +109,7 @@ def squeeze(input: Tensor, dim: Any = None) -> Tensor:  # noqa: A002
     return reshape(input, tuple(n for i, n in enumerate(input.shape) if i not in dims))
 
 
+@numpy_aliases
 def unsqueeze(input: Tensor, dim: int) -> Tensor:  # noqa: A002
     dim = _wrap_dim(dim, input.ndim + 1)
     return reshape(input, input.shape[:dim] + (1,) + input.shape[dim:])
@@ -262,6 +266,78 @@ def flip(input: Tensor, dims: Any) -> Tensor:  # noqa: A002
     return Flip.apply(input, tuple(_wrap_dim(d, input.ndim) for d in dims))
 
 
+def flipud(input: Tensor) -> Tensor:  # noqa: A002
+    """``input`` flipped along dim 0 (upside down)."""
+    if input.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return flip(input, 0)
+
+
+def fliplr(input: Tensor) -> Tensor:  # noqa: A002
+    """``input`` flipped along dim 1 (left to right)."""
+    if input.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return flip(input, 1)
+
+
+def tile(input: Tensor, *dims: Any) -> Tensor:  # noqa: A002
+    """``repeat`` with ``dims`` padded by leading ones when it is shorter than ``input``'s dims."""
+    dims = _sizes(dims)
+    return repeat(input, (1,) * (input.ndim - len(dims)) + dims)
+
+
+class Roll(Function):
+    @staticmethod
+    def forward(ctx, x, shifts, dims):
+        ctx.shifts, ctx.dims = shifts, dims
+        return x._xp().roll(x._data, shifts, dims)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return Roll.apply(grad_output, tuple(-s for s in ctx.shifts), ctx.dims), None, None
+
+
+def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:  # noqa: A002
+    """Shift elements along ``dims`` cyclically; without ``dims``, along the flattened tensor.
+
+    Example:
+        >>> roll(tensor([1, 2, 3]), 1).tolist()
+        [3, 1, 2]
+    """
+    shifts = tuple(int(s) for s in (shifts if isinstance(shifts, (tuple, list)) else (shifts,)))
+    if dims is None:
+        if len(shifts) != 1:
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
+        return reshape(Roll.apply(reshape(input, -1), shifts, (0,)), input.shape)
+    dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+    if not shifts:
+        raise RuntimeError("`shifts` required")
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    return Roll.apply(input, shifts, tuple(_wrap_dim(d, input.ndim) for d in dims))
+
+
+def rot90(input: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:  # noqa: A002
+    """Rotate by 90 degrees ``k`` times in the plane of ``dims``, from the first dim towards the second."""
+    if len(dims) != 2:
+        raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+    if input.ndim < 2:
+        raise RuntimeError(f"expected total dims >= 2, but got total dims = {input.ndim}")
+    first, second = _wrap_dim(dims[0], input.ndim), _wrap_dim(dims[1], input.ndim)
+    if first == second:
+        raise RuntimeError(
+            f"expected rotation dims to be different, but got dim0 = {dims[0]} and dim1 = {dims[1]}"
+        )
+    turns = k % 4
+    if turns == 1:
+        return transpose(flip(input, second), first, second)
+    if turns == 2:
+        return flip(input, (first, second))
+    if turns == 3:
+        return transpose(flip(input, first), first, second)
+    return clone(input)
+
+
 # =============================================================== joining and splitting
 
 
@@ -277,6 +353,7 @@ class Cat(Function):
         return (None, *split(grad_output, ctx.sizes, ctx.dim))
 
 
+@numpy_aliases
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join tensors along an existing ``dim``; all other dims must match."""
     tensors = list(tensors)
@@ -285,7 +362,10 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     dim = _wrap_dim(dim, tensors[0].ndim)
     reference = tensors[0].shape
     for i, x in enumerate(tensors[1:], 1):
-        if x.ndim != len(reference) or x.shape[:dim] + x.shape[dim + 1 :] != reference[:dim] + reference[dim + 1 :]:
+        if (
+            x.ndim != len(reference)
+            or x.shape[:dim] + x.shape[dim + 1 :] != reference[:dim] + reference[dim + 1 :]
+        ):
             raise RuntimeError(
                 f"Sizes of tensors must match except in dimension {dim}. Expected {list(reference)} "
                 f"but got {list(x.shape)} for tensor number {i} in the list."
@@ -299,6 +379,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 concat = concatenate = cat
 
 
+@numpy_aliases
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join same-shaped tensors along a new ``dim``."""
     tensors = list(tensors)
@@ -314,20 +395,14 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     return cat([unsqueeze(x, dim) for x in tensors], dim)
 
 
-def hstack(tensors: Sequence[Tensor]) -> Tensor:
-    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
-
-
-def vstack(tensors: Sequence[Tensor]) -> Tensor:
-    return cat([x.reshape(1, -1) if x.ndim == 1 else x for x in tensors], 0)
-
-
+@numpy_aliases
 def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:  # noqa: A002
     dim = _wrap_dim(dim, input.ndim)
     key = (slice(None),) * dim + (slice(start, start + length),)
     return input[key]
 
 
+@numpy_aliases
 def split(tensor: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
     """Pieces of ``split_size`` (the last may be smaller) or of the listed section sizes."""
     dim = _wrap_dim(dim, tensor.ndim)
@@ -351,6 +426,7 @@ def split(tensor: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Te
     return tuple(pieces)
 
 
+@numpy_aliases
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:  # noqa: A002
     if chunks <= 0:
         raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
@@ -358,6 +434,7 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:  # no
     return split(input, builtins.max(-(-length // chunks), 1), dim)
 
 
+@numpy_aliases
 def unbind(input: Tensor, dim: int = 0) -> tuple[Tensor, ...]:  # noqa: A002
     dim = _wrap_dim(dim, input.ndim)
     return tuple(input[(slice(None),) * dim + (i,)] for i in range(input.shape[dim]))
@@ -382,7 +459,9 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
     if mode != "constant":
         raise NotImplementedError(f"pad mode '{mode}' is not supported (only 'constant')")
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
-        raise RuntimeError(f"Padding length must be divisible by 2 and at most twice the input's dims, got {len(pad)}")
+        raise RuntimeError(
+            f"Padding length must be divisible by 2 and at most twice the input's dims, got {len(pad)}"
+        )
     if builtins.any(p < 0 for p in pad):
         raise NotImplementedError("negative padding is not supported")
     widths = [(0, 0)] * input.ndim

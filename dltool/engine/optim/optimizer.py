@@ -257,6 +257,13 @@ def check_hyperparameters(**values: float) -> None:
             raise ValueError(f"Invalid {label}: {value}")
 
 
+def check_betas(betas: tuple[float, float]) -> None:
+    """Raise PyTorch's ``ValueError`` ("Invalid beta parameter at index 0: 1.0") for a beta outside [0, 1)."""
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+
+
 def check_supported(differentiable: bool) -> None:
     """Refuse the PyTorch options dltool's in-place updates cannot honour."""
     if differentiable:
@@ -297,6 +304,20 @@ def effective_grad(param: Any, grad: Any, weight_decay: float, maximize: bool) -
     else:
         out += grad
     return out
+
+
+def decayed_grad(param: Any, grad: Any, group: dict[str, Any]) -> Any:
+    """``effective_grad`` with the group's weight decay: L2, or decoupled when the group says so.
+
+    Decoupled decay (AdamW's) shrinks ``param`` in place, ``param *= 1 - lr * weight_decay``,
+    instead of adding to the gradient.
+    """
+    weight_decay = group["weight_decay"]
+    if group["decoupled_weight_decay"]:
+        if weight_decay != 0:
+            param *= 1 - group["lr"] * weight_decay
+        weight_decay = 0
+    return effective_grad(param, grad, weight_decay, group["maximize"])
 
 
 def add_scaled_(x: Any, y: Any, alpha: float) -> None:

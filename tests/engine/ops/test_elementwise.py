@@ -145,3 +145,40 @@ def test_cast_is_differentiable_and_returns_grad_in_input_dtype():
 def test_clamp_without_bounds_is_an_error():
     with pytest.raises(RuntimeError, match="At least one of 'min' or 'max'"):
         dl.clamp(dl.ones(2))
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda lib, x, y: lib.float_power(x, y),
+        lambda lib, x, y: x.float_power(2),
+        lambda lib, x, y: lib.float_power(2.5, y),
+    ],
+    ids=["tensors", "method_number", "number_base"],
+)
+def test_float_power(fn):
+    check_op(fn, (2, 3), (3,), low=0.5, high=2.0)
+
+
+def test_float_power_computes_in_float64():
+    torch = pytest.importorskip("torch")
+    cases = [(dl.arange(4), 3), (dl.tensor([0.5, 1.5]), dl.tensor(2.0)), (2, dl.tensor([0.5, -1.0]))]
+    for base, exponent in cases:
+        ours = dl.float_power(base, exponent)
+        to_torch = [torch.tensor(v.numpy()) if isinstance(v, dl.Tensor) else v for v in (base, exponent)]
+        assert ours.dtype == dl.float64
+        np.testing.assert_allclose(ours.numpy(), torch.float_power(*to_torch).numpy())
+    x = dl.tensor([2.0, 3.0], dtype=dl.float64)
+    assert x.float_power_(2) is x and x.tolist() == [4.0, 9.0]
+    with pytest.raises(
+        RuntimeError,
+        match="the base given to float_power_ has dtype Float but the operation's result requires dtype Double",
+    ):
+        dl.ones(2).float_power_(2)
+    with pytest.raises(
+        RuntimeError,
+        match="the output given to float_power has dtype Float but the operation's result requires dtype Double",
+    ):
+        dl.float_power(dl.ones(2), 2, out=dl.empty(2))
+    out = dl.empty(2, dtype=dl.float64)
+    assert dl.float_power(dl.ones(2), 2, out=out) is out and out.tolist() == [1.0, 1.0]

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import dltool.engine as dl
+from tests.engine.ops.parity import same_error, same_values
 from tests.op_check import check_op
 
 REDUCTIONS = [
@@ -40,6 +41,18 @@ REDUCTIONS = [
     ("softmax_dim0", lambda lib, x: lib.softmax(x, dim=0)),
     ("log_softmax", lambda lib, x: x.log_softmax(-1)),
     ("log_softmax_dim0", lambda lib, x: lib.log_softmax(x, 0)),
+    ("var_unbiased_positional", lambda lib, x: lib.var(x, False)),
+    ("var_dim_unbiased_keepdim_positional", lambda lib, x: x.var(-1, False, True)),
+    ("std_unbiased_positional", lambda lib, x: x.std(True)),
+    ("var_mean_dim", lambda lib, x: lib.var_mean(x, -1, correction=0)),
+    ("std_mean_all", lambda lib, x: lib.std_mean(x)),
+    ("std_mean_tuple_keepdim", lambda lib, x: lib.std_mean(x, (0, -1), keepdim=True)),
+    ("nansum_all", lambda lib, x: x.nansum()),
+    ("nansum_dim", lambda lib, x: lib.nansum(x, -1, keepdim=True)),
+    ("nanmean_all", lambda lib, x: lib.nanmean(x)),
+    ("nanmean_tuple", lambda lib, x: x.nanmean((0, 1))),
+    ("aminmax_all", lambda lib, x: x.aminmax()),
+    ("aminmax_dim", lambda lib, x: lib.aminmax(x, dim=-1, keepdim=True)),
 ]
 
 
@@ -128,6 +141,81 @@ def test_reduction_dim_out_of_range():
 def test_amax_of_empty_tensor_is_an_error():
     with pytest.raises(RuntimeError, match="numel\\(\\) == 0"):
         dl.ones(0).amax()
+
+
+# numpy's names, which PyTorch accepts for dim and keepdim
+ALIASES = [
+    lambda lib, x: lib.sum(x, axis=0, keepdims=True),
+    lambda lib, x: x.mean(axis=(0, 1)),
+    lambda lib, x: lib.std(x, axis=1, keepdims=True),
+    lambda lib, x: x.var(axis=-1),
+    lambda lib, x: lib.prod(x, axis=1),
+    lambda lib, x: x.amax(axis=0, keepdims=True),
+    lambda lib, x: lib.amin(x, axis=1),
+    lambda lib, x: lib.max(x, axis=1),
+    lambda lib, x: x.min(axis=0, keepdims=True),
+    lambda lib, x: lib.logsumexp(x, axis=1),
+    lambda lib, x: x.softmax(axis=0),
+    lambda lib, x: lib.log_softmax(x, axis=-1),
+    lambda lib, x: lib.nansum(x, axis=1),
+    lambda lib, x: lib.nanmean(x, axis=0, keepdims=True),
+    lambda lib, x: lib.var_mean(x, axis=1),
+    lambda lib, x: lib.aminmax(x, axis=1),
+]
+
+
+@pytest.mark.parametrize("fn", ALIASES)
+def test_numpy_axis_and_keepdims(fn):
+    check_op(fn, (3, 4))
+
+
+def test_numpy_aliases_on_integer_results():
+    same_values(lambda lib: lib.argmax(lib.tensor([[1, 5], [7, 0]]), axis=1, keepdims=True))
+    same_values(lambda lib: lib.tensor([[1, 5], [7, 0]]).argmin(axis=0))
+    same_values(lambda lib: lib.all(lib.tensor([[True, False]]), axis=1))
+    same_values(lambda lib: lib.tensor([[True, False]]).any(axis=0, keepdims=True))
+    same_values(lambda lib: lib.count_nonzero(lib.tensor([[0, 2], [1, 1]]), axis=0))
+
+
+def test_nan_reductions_match_pytorch():
+    data = [[1.0, float("nan"), 2.0], [float("nan")] * 3]
+    same_values(lambda lib: lib.nansum(lib.tensor(data), 1))
+    same_values(lambda lib: lib.nanmean(lib.tensor(data), 1))
+    same_values(lambda lib: lib.nansum(lib.tensor([1, 2], dtype=lib.int32)))
+    x = dl.tensor(data, requires_grad=True)
+    dl.nanmean(x).backward()
+    assert x.grad.tolist() == [[0.5, 0.0, 0.5], [0.0, 0.0, 0.0]]
+
+
+def test_aminmax_and_std_mean_write_out():
+    low, high = dl.zeros(0), dl.zeros(0)
+    result = dl.aminmax(dl.tensor([[1.0, 5.0], [3.0, 0.0]]), dim=0, out=(low, high))
+    assert result.min is low and low.tolist() == [1.0, 0.0] and high.tolist() == [3.0, 5.0]
+    std, mean = dl.zeros(0), dl.zeros(0)
+    dl.std_mean(dl.tensor([1.0, 3.0]), out=(std, mean))
+    assert mean.item() == 2.0 and std.item() == pytest.approx(2**0.5)
+    assert dl.nansum(dl.tensor([1.0, float("nan")]), out=dl.zeros(())).item() == 1.0
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda lib: lib.sum(lib.ones(2), dim=0, axis=0),
+        lambda lib: lib.nanmean(lib.tensor([1, 2])),
+        lambda lib: lib.aminmax(lib.ones(0)),
+        lambda lib: lib.aminmax(lib.ones(2, 2), 0),
+        lambda lib: lib.amax(lib.ones(2, 0), dim=1),
+        lambda lib: lib.amin(lib.ones(2, 0), 1),
+        lambda lib: lib.max(lib.ones(2, 0), 1),
+        lambda lib: lib.min(lib.ones(0, 2), 0),
+    ],
+)
+def test_errors_match_pytorch(fn):
+    same_error(fn)
+
+
+def test_extremes_over_an_empty_dim_of_a_non_empty_result():
+    same_values(lambda lib: lib.amax(lib.ones(2, 0), dim=0))
 
 
 def test_amax_shares_gradient_between_ties():

@@ -3,6 +3,7 @@ import pytest
 
 import dltool.engine as dl
 from dltool.engine.ops.shape import pad
+from tests.engine.ops.parity import same_error
 from tests.op_check import check_op
 
 SHAPE_OPS = [
@@ -41,6 +42,20 @@ SHAPE_OPS = [
     ("chunk_neg", lambda lib, x: lib.chunk(x, 2, -1), (2, 5)),
     ("unbind", lambda lib, x: x.unbind(1), (2, 3)),
     ("narrow", lambda lib, x: x.narrow(1, 1, 2), (2, 4)),
+    ("roll", lambda lib, x: x.roll(1, 0), (3, 4)),
+    ("roll_tuple_neg", lambda lib, x: lib.roll(x, (2, -1), (-1, 0)), (2, 3, 4)),
+    ("roll_flat", lambda lib, x: lib.roll(x, 5), (2, 3, 4)),
+    ("roll_list_dims", lambda lib, x: x.roll([1, 1], [1, 2]), (2, 3, 4)),
+    ("rot90", lambda lib, x: x.rot90(), (2, 3)),
+    ("rot90_k2", lambda lib, x: lib.rot90(x, 2, (1, 2)), (2, 3, 4)),
+    ("rot90_k3_neg_dims", lambda lib, x: lib.rot90(x, 3, [-1, 0]), (2, 3, 4)),
+    ("rot90_negative_k", lambda lib, x: lib.rot90(x, -1, [0, 2]), (2, 3, 4)),
+    ("rot90_k0", lambda lib, x: lib.rot90(x, 4), (2, 3)),
+    ("flipud", lambda lib, x: lib.flipud(x), (3, 2)),
+    ("fliplr", lambda lib, x: x.fliplr(), (2, 3, 2)),
+    ("tile", lambda lib, x: lib.tile(x, (2, 3)), (2, 3)),
+    ("tile_short", lambda lib, x: x.tile((2,)), (2, 3)),
+    ("tile_long", lambda lib, x: x.tile(2, 1, 2), (2, 3)),
 ]
 
 
@@ -92,10 +107,20 @@ def test_split_and_chunk_sizes():
     assert [p.tolist() for p in dl.split(x, [2, 5])] == [[0, 1], [2, 3, 4, 5, 6]]
 
 
-def test_hstack_vstack():
-    a, b = dl.tensor([1, 2]), dl.tensor([3, 4])
-    assert dl.hstack([a, b]).tolist() == [1, 2, 3, 4]
-    assert dl.vstack([a, b]).tolist() == [[1, 2], [3, 4]]
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda lib, x: lib.cat([x, x], axis=1),
+        lambda lib, x: lib.stack([x, x], axis=-1),
+        lambda lib, x: x.unsqueeze(axis=0),
+        lambda lib, x: lib.squeeze(x[:1], axis=0),
+        lambda lib, x: x.chunk(2, axis=0),
+        lambda lib, x: lib.unbind(x, axis=1),
+        lambda lib, x: x.narrow(axis=1, start=1, length=2),
+    ],
+)
+def test_shape_ops_take_numpy_axis(fn):
+    check_op(fn, (2, 3))
 
 
 def test_expand_does_not_copy():
@@ -138,8 +163,29 @@ def test_expand_does_not_copy():
         (lambda: dl.ones(2, 3).flatten(1, 0), RuntimeError, "start_dim cannot come after end_dim"),
         (lambda: dl.ones(2, 3).unsqueeze(3), IndexError, "Dimension out of range"),
         (lambda: pad(dl.ones(2), (1, 2, 3)), RuntimeError, "Padding length must be divisible by 2"),
+        (lambda: dl.cat([dl.ones(2)], dim=0, axis=0), TypeError, "unexpected keyword argument 'axis'"),
     ],
 )
 def test_shape_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda lib: lib.roll(lib.ones(2, 3), (1, 2)),
+        lambda lib: lib.roll(lib.ones(2, 3), (1, 2), 0),
+        lambda lib: lib.roll(lib.ones(2, 3), 1, (0, 1)),
+        lambda lib: lib.roll(lib.ones(2, 3), (), ()),
+        lambda lib: lib.roll(lib.ones(2, 3), 1, 2),
+        lambda lib: lib.rot90(lib.ones(3)),
+        lambda lib: lib.rot90(lib.ones(2, 3), 1, [0, 1, 1]),
+        lambda lib: lib.rot90(lib.ones(2, 3), 1, [1, -1]),
+        lambda lib: lib.rot90(lib.ones(2, 3), 1, [0, 3]),
+        lambda lib: lib.flipud(lib.tensor(1.0)),
+        lambda lib: lib.fliplr(lib.ones(3)),
+    ],
+)
+def test_shape_errors_match_pytorch(fn):
+    same_error(fn)

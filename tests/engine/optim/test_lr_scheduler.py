@@ -39,6 +39,28 @@ class _Halving:
         return self.base ** (epoch // 3)
 
 
+class _Decay:
+    """A callable object for CyclicLR's ``scale_fn``, whose attributes ``state_dict`` keeps."""
+
+    def __init__(self) -> None:
+        self.rate = 0.8
+
+    def __call__(self, x: float) -> float:
+        return self.rate**x
+
+
+def _chained(lib, opt):
+    sched = lib.optim.lr_scheduler
+    warmup = sched.ConstantLR(opt, factor=0.1, total_iters=5)
+    return sched.ChainedScheduler([warmup, sched.ExponentialLR(opt, gamma=0.9)], optimizer=opt)
+
+
+def _sequential_of_chained(lib, opt):
+    sched = lib.optim.lr_scheduler
+    chained = sched.ChainedScheduler([sched.PolynomialLR(opt, total_iters=8), sched.ConstantLR(opt, 0.5, 3)])
+    return sched.SequentialLR(opt, [chained, sched.MultiplicativeLR(opt, lambda e: 0.9)], milestones=[6])
+
+
 SCHEDULERS = {
     "step": (_sgd, lambda lib, o: lib.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)),
     "multistep": (
@@ -81,6 +103,60 @@ SCHEDULERS = {
         ),
     ),
     "sequential": (_sgd, _sequential),
+    "constant": (_sgd, lambda lib, o: lib.optim.lr_scheduler.ConstantLR(o)),
+    "constant-half": (_sgd, lambda lib, o: lib.optim.lr_scheduler.ConstantLR(o, factor=0.5, total_iters=7)),
+    "polynomial": (_sgd, lambda lib, o: lib.optim.lr_scheduler.PolynomialLR(o, total_iters=12, power=2.5)),
+    "multiplicative": (
+        _sgd,
+        lambda lib, o: lib.optim.lr_scheduler.MultiplicativeLR(o, lambda e: 0.9 if e % 3 else 1.05),
+    ),
+    "multiplicative-per-group": (
+        _sgd,
+        lambda lib, o: lib.optim.lr_scheduler.MultiplicativeLR(o, [lambda e: 0.95, _Halving()]),
+    ),
+    "cyclic": (
+        _sgd,
+        lambda lib, o: lib.optim.lr_scheduler.CyclicLR(
+            o, 0.01, [0.1, 0.05], step_size_up=3, step_size_down=5
+        ),
+    ),
+    "cyclic-triangular2": (
+        _sgd,
+        lambda lib, o: lib.optim.lr_scheduler.CyclicLR(
+            o,
+            [0.01, 0.02],
+            0.1,
+            step_size_up=4,
+            mode="triangular2",
+            base_momentum=[0.7, 0.8],
+            max_momentum=0.95,
+        ),
+    ),
+    "cyclic-exp-range-adam": (
+        _adam,
+        lambda lib, o: lib.optim.lr_scheduler.CyclicLR(
+            o, 0.01, 0.1, step_size_up=3, mode="exp_range", gamma=0.9
+        ),
+    ),
+    "cyclic-scale-fn": (
+        _sgd,
+        lambda lib, o: lib.optim.lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=2, scale_fn=_Decay()),
+    ),
+    "cyclic-scale-fn-iterations": (
+        _sgd,
+        lambda lib, o: lib.optim.lr_scheduler.CyclicLR(
+            o, 0.01, 0.1, 2, scale_fn=lambda x: 1 / (1 + x), scale_mode="iterations", cycle_momentum=False
+        ),
+    ),
+    "warm-restarts": (
+        _sgd,
+        lambda lib, o: lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.001),
+    ),
+    "warm-restarts-fixed": (
+        _sgd,
+        lambda lib, o: lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=4),
+    ),
+    "chained": (_sgd, _chained),
 }
 
 
@@ -112,6 +188,18 @@ def test_schedule_matches_pytorch(key):
     optimizer, scheduler = _build(dl, key)
     torch_optimizer, torch_scheduler = _build(torch, key)
     assert scheduler.get_last_lr() == torch_scheduler.get_last_lr()
+    assert _trace(optimizer, scheduler, STEPS) == _trace(torch_optimizer, torch_scheduler, STEPS)
+
+
+# PyTorch warns that the chain's schedulers step (when SequentialLR starts it) before the optimizer
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
+def test_sequential_of_chained_schedulers_matches_pytorch():
+    """SequentialLR undoes the initial steps of the schedulers inside a chain too."""
+    optimizer, torch_optimizer = _sgd(dl), _sgd(torch)
+    scheduler, torch_scheduler = (
+        _sequential_of_chained(dl, optimizer),
+        _sequential_of_chained(torch, torch_optimizer),
+    )
     assert _trace(optimizer, scheduler, STEPS) == _trace(torch_optimizer, torch_scheduler, STEPS)
 
 
@@ -262,3 +350,113 @@ def test_onecycle_without_momentum_in_the_optimizer():
     np.testing.assert_allclose(
         dl.optim.lr_scheduler.OneCycleLR(optimizer, 0.1, 5, cycle_momentum=False).get_last_lr(), [0.004]
     )
+
+
+@pytest.mark.parametrize(
+    "options", [{"T_0": 3}, {"T_0": 2, "T_mult": 3, "eta_min": 0.005}], ids=["fixed-period", "growing-period"]
+)
+def test_warm_restarts_step_to_fractional_epochs_like_pytorch(options):
+    """Per-batch annealing with ``step(epoch + i / n)``, mixed with plain steps and jumps back."""
+    epochs = [0.25, 0.5, 1.75, 2.0, 2.999, 3.0, 5.5, 8.0, 8.25, 11.0, 26.5, 1.5, None, None, 0, 7.75, None]
+
+    def trace(lib):
+        optimizer = _sgd(lib)
+        scheduler = lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, **options)
+        result = []
+        for epoch in epochs:
+            optimizer.step()
+            scheduler.step(epoch)
+            result.append((scheduler.get_last_lr(), scheduler.last_epoch, scheduler.T_cur, scheduler.T_i))
+        return result
+
+    assert trace(dl) == trace(torch)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda lib, o: lib.optim.lr_scheduler.ConstantLR(o, factor=0.25, total_iters=4),
+        lambda lib, o: lib.optim.lr_scheduler.PolynomialLR(o, total_iters=6, power=0.5),
+        lambda lib, o: lib.optim.lr_scheduler.MultiplicativeLR(o, lambda e: 0.5 + e / 20),
+    ],
+    ids=["constant", "polynomial", "multiplicative"],
+)
+def test_step_with_epoch_matches_pytorch(make):
+    """The closed forms (or ``get_lr`` at the given epoch, where there is none), as in PyTorch."""
+    results = []
+    for lib in (dl, torch):
+        optimizer = _sgd(lib)
+        scheduler = make(lib, optimizer)
+        trace = []
+        for epoch in [2, 5, 3, 9, 4]:
+            optimizer.step()
+            with pytest.warns(UserWarning, match="epoch parameter"):
+                scheduler.step(epoch)
+            trace.append(scheduler.get_last_lr())
+        results.append(trace)
+    assert results[0] == results[1]
+
+
+def _sched(lib):
+    return lib.optim.lr_scheduler
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda lib, o: _sched(lib).ConstantLR(o, factor=1.5),
+        lambda lib, o: _sched(lib).ConstantLR(o, factor=-0.1),
+        lambda lib, o: _sched(lib).MultiplicativeLR(o, [lambda e: 0.9]),
+        lambda lib, o: _sched(lib).MultiplicativeLR(o, 0.9),
+        lambda lib, o: _sched(lib).CyclicLR(o, 0.01, 0.1, mode="sawtooth"),
+        lambda lib, o: _sched(lib).CyclicLR(o, [0.01], 0.1),
+        lambda lib, o: _sched(lib).CyclicLR(o, 0.01, [0.1, 0.2, 0.3]),
+        lambda lib, o: _sched(lib).CyclicLR(o, 0.01, 0.1, base_momentum=[0.8]),
+        lambda lib, o: _sched(lib).CyclicLR(lib.optim.Adagrad(o.param_groups[0]["params"]), 0.01, 0.1),
+        lambda lib, o: _sched(lib).CosineAnnealingWarmRestarts(o, T_0=0),
+        lambda lib, o: _sched(lib).CosineAnnealingWarmRestarts(o, T_0=2.5),
+        lambda lib, o: _sched(lib).CosineAnnealingWarmRestarts(o, T_0=3, T_mult=0),
+        lambda lib, o: _sched(lib).CosineAnnealingWarmRestarts(o, T_0=3, T_mult=1.5),
+        lambda lib, o: _sched(lib).CosineAnnealingWarmRestarts(o, T_0=3, eta_min="0"),
+        lambda lib, o: _sched(lib).CosineAnnealingWarmRestarts(o, T_0=3).step(-1),
+        lambda lib, o: _sched(lib).ChainedScheduler([]),
+        lambda lib, o: _sched(lib).ChainedScheduler(
+            [_sched(lib).StepLR(o, 2), _sched(lib).ReduceLROnPlateau(o)]
+        ),
+        lambda lib, o: _sched(lib).ChainedScheduler([_sched(lib).StepLR(o, 2), object()]),
+        lambda lib, o: _sched(lib).SequentialLR(
+            o, [_sched(lib).StepLR(o, 2), _sched(lib).ReduceLROnPlateau(o)], [2]
+        ),
+    ],
+)
+def test_bad_arguments_raise_pytorchs_errors(make):
+    errors = []
+    for lib in (dl, torch):
+        with pytest.raises((TypeError, ValueError)) as info:
+            make(lib, _sgd(lib))
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1]
+
+
+def test_chained_scheduler_refuses_another_optimizers_scheduler():
+    optimizer = _sgd(dl)
+    other = dl.optim.lr_scheduler.StepLR(_sgd(dl), 2)
+    with pytest.raises(
+        ValueError, match="ChainedScheduler expects all schedulers to belong to the same optimizer"
+    ):
+        dl.optim.lr_scheduler.ChainedScheduler([dl.optim.lr_scheduler.StepLR(optimizer, 2), other])
+
+
+def test_cyclic_state_dict_keeps_a_callable_objects_attributes():
+    decay = _Decay()
+    optimizer = _sgd(dl)
+    scheduler = dl.optim.lr_scheduler.CyclicLR(optimizer, 0.01, 0.1, scale_fn=decay)
+    decay.rate = 0.5
+    state = scheduler.state_dict()
+    assert state["_scale_fn_custom"] == {"rate": 0.5}
+    fresh = _Decay()
+    dl.optim.lr_scheduler.CyclicLR(_sgd(dl), 0.01, 0.1, scale_fn=fresh).load_state_dict(state)
+    assert fresh.rate == 0.5
+    assert state["_scale_fn_custom"] == {"rate": 0.5}  # loading does not consume the caller's dict
+    lambda_state = dl.optim.lr_scheduler.CyclicLR(_sgd(dl), 0.01, 0.1, scale_fn=lambda x: 1.0).state_dict()
+    assert lambda_state["_scale_fn_custom"] is None

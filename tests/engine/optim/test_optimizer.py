@@ -8,7 +8,10 @@ import pytest
 import dltool.engine as dl
 from dltool.engine import optim
 
-ALL = [optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad]
+ALL = [
+    optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad, optim.Adadelta, optim.Adamax,
+    optim.NAdam, optim.RAdam, optim.ASGD, optim.Rprop,
+]  # fmt: skip
 
 
 def _params(dtype=dl.float32):
@@ -19,7 +22,7 @@ def _loss(params):
     return sum(((p * p) * (i + 1)).sum() for i, p in enumerate(params))
 
 
-@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize("cls", [*ALL, optim.LBFGS])
 def test_negative_learning_rate_is_refused_like_pytorch(cls):
     with pytest.raises(ValueError, match=r"^Invalid learning rate: -0.1$"):
         cls(_params(), lr=-0.1)
@@ -40,6 +43,11 @@ def test_negative_learning_rate_is_refused_like_pytorch(cls):
         (optim.Adagrad, {"lr_decay": -1}, "Invalid lr_decay value: -1"),
         (optim.Adagrad, {"initial_accumulator_value": -1}, "Invalid initial_accumulator_value value: -1"),
         (optim.Adam, {"differentiable": True}, "differentiable=True is not supported"),
+        (optim.Adadelta, {"rho": 1.5}, "Invalid rho value: 1.5"),
+        (optim.NAdam, {"momentum_decay": -1}, "Invalid momentum_decay value: -1"),
+        (optim.RAdam, {"betas": (0.9, 1.0)}, "Invalid beta parameter at index 1: 1.0"),
+        (optim.Rprop, {"etas": (1.2, 0.5)}, "Invalid eta values: 1.2, 0.5"),
+        (optim.Rprop, {"differentiable": True}, "differentiable=True is not supported"),
     ],
 )
 def test_bad_hyperparameters_are_refused(cls, options, match):

@@ -36,7 +36,29 @@ CONFIGS = [
     ("Adagrad", {"lr": 0.1, "lr_decay": 0.05}),
     ("Adagrad", {"lr": 0.1, "weight_decay": 0.1, "initial_accumulator_value": 0.5}),
     ("Adagrad", {"lr": 0.1, "eps": 1e-3, "maximize": True}),
+    ("Adadelta", {"lr": 1.0}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.5, "eps": 1e-4}),
+    ("Adadelta", {"lr": 1.0, "weight_decay": 0.1, "maximize": True}),
+    ("Adamax", {"lr": 0.01}),
+    ("Adamax", {"lr": 0.01, "betas": (0.3, 0.5), "eps": 1e-3}),
+    ("Adamax", {"lr": 0.01, "weight_decay": 0.1, "maximize": True}),
+    ("NAdam", {"lr": 0.01}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.1}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("NAdam", {"lr": 0.01, "momentum_decay": 0.05, "betas": (0.3, 0.9), "maximize": True}),
+    ("RAdam", {"lr": 0.01}),  # the first 5 steps without rectification, then with
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.1, "betas": (0.9, 0.9)}),
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True}),
+    ("ASGD", {"lr": 0.05}),
+    ("ASGD", {"lr": 0.05, "t0": 10, "lambd": 1e-3, "alpha": 0.5}),  # averaging starts at step 11
+    ("ASGD", {"lr": 0.05, "t0": 5, "weight_decay": 0.1, "maximize": True}),
+    ("Rprop", {"lr": 0.01}),
+    ("Rprop", {"lr": 0.001, "etas": (0.3, 1.5), "step_sizes": (1e-4, 0.01)}),
+    ("Rprop", {"lr": 0.01, "maximize": True}),
 ]
+FIRST_ORDER = [
+    "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Rprop",
+]  # fmt: skip
 TOLERANCES = {"float64": {"rtol": 1e-10, "atol": 1e-12}, "float32": {"rtol": 1e-4, "atol": 1e-5}}
 
 
@@ -73,7 +95,7 @@ def test_training_matches_pytorch(name, options, dtype):
     _assert_same_state_dict(optimizer.state_dict(), torch_optimizer.state_dict(), TOLERANCES[dtype])
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize("name", FIRST_ORDER)
 def test_param_groups_match_pytorch(name):
     options = {"lr": 0.05, **({"momentum": 0.9} if name in ("SGD", "RMSprop") else {})}
     params, optimizer = _run(dl, name, options, "float64", groups=True)
@@ -83,9 +105,41 @@ def test_param_groups_match_pytorch(name):
     _assert_same_state_dict(optimizer.state_dict(), torch_optimizer.state_dict(), TOLERANCES["float64"])
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize("name", [*FIRST_ORDER, "LBFGS"])
 def test_fresh_state_dict_matches_pytorch(name):
     """Before any step (Adagrad already holds state) and with one parameter lacking a gradient."""
     ours = getattr(dl.optim, name)(make_params(dl, initial_weights(), "float32"))
     theirs = getattr(torch.optim, name)(make_params(torch, initial_weights(), "float32"))
     _assert_same_state_dict(ours.state_dict(), theirs.state_dict(), TOLERANCES["float32"])
+
+
+BAD_ARGUMENTS = [
+    ("Adadelta", {"lr": -1.0}),
+    ("Adadelta", {"rho": 1.5}),
+    ("Adadelta", {"eps": -1e-6}),
+    ("Adadelta", {"weight_decay": -0.1}),
+    ("Adamax", {"eps": -1.0}),
+    ("Adamax", {"betas": (1.0, 0.9)}),
+    ("Adamax", {"weight_decay": -1}),
+    ("NAdam", {"lr": -0.1}),
+    ("NAdam", {"betas": (0.9, 1.0)}),
+    ("NAdam", {"momentum_decay": -1e-3}),
+    ("RAdam", {"betas": (-0.1, 0.9)}),
+    ("RAdam", {"weight_decay": -1}),
+    ("ASGD", {"lr": -0.1}),
+    ("ASGD", {"weight_decay": -0.5}),
+    ("Rprop", {"lr": -1}),
+    ("Rprop", {"etas": (1.2, 0.5)}),
+    ("Rprop", {"etas": (0.0, 1.2)}),
+    ("LBFGS", {"lr": -1}),
+]
+
+
+@pytest.mark.parametrize("name,options", BAD_ARGUMENTS, ids=[f"{n}-{'-'.join(o)}" for n, o in BAD_ARGUMENTS])
+def test_bad_arguments_raise_pytorchs_errors(name, options):
+    messages = []
+    for lib in (dl, torch):
+        with pytest.raises(ValueError) as info:
+            getattr(lib.optim, name)(make_params(lib, initial_weights(), "float32"), **options)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]

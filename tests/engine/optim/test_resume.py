@@ -34,6 +34,34 @@ RUNS = {
         lambda p: dl.optim.Adagrad(p, lr=0.1, lr_decay=0.01),
         lambda o: dl.optim.lr_scheduler.ReduceLROnPlateau(o, patience=0, threshold=0.1),
     ),
+    "adadelta-constant": (
+        lambda p: dl.optim.Adadelta(p, weight_decay=1e-3),
+        lambda o: dl.optim.lr_scheduler.ConstantLR(o, factor=0.5, total_iters=17),
+    ),
+    "adamax-polynomial": (
+        lambda p: dl.optim.Adamax(p, lr=0.01),
+        lambda o: dl.optim.lr_scheduler.PolynomialLR(o, total_iters=20, power=2.0),
+    ),
+    "nadam-cyclic": (
+        lambda p: dl.optim.NAdam(p, lr=0.01, weight_decay=1e-2, decoupled_weight_decay=True),
+        lambda o: dl.optim.lr_scheduler.CyclicLR(
+            o, 0.001, 0.01, step_size_up=4, mode="exp_range", gamma=0.95
+        ),
+    ),
+    "radam-warm-restarts": (
+        lambda p: dl.optim.RAdam(p, lr=0.01, weight_decay=1e-2),
+        lambda o: dl.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2),
+    ),
+    "asgd-chained": (
+        lambda p: dl.optim.ASGD(p, lr=0.05, t0=5),
+        lambda o: dl.optim.lr_scheduler.ChainedScheduler(
+            [dl.optim.lr_scheduler.ConstantLR(o, 0.5, 8), dl.optim.lr_scheduler.ExponentialLR(o, 0.95)]
+        ),
+    ),
+    "rprop-multiplicative": (
+        lambda p: dl.optim.Rprop(p, lr=0.01),
+        lambda o: dl.optim.lr_scheduler.MultiplicativeLR(o, lambda epoch: 0.97),
+    ),
 }
 
 

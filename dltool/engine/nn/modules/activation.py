@@ -1,26 +1,77 @@
-"""Activation layers; each forwards to its ``functional`` twin."""
+"""Activation layers; each forwards to its ``functional`` twin.
+
+The private bases only share constructor arguments and reprs: as in PyTorch, no activation is an
+instance of another (``isinstance(Mish(), SiLU)`` is false), except ``ReLU6``, a ``Hardtanh``.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from dltool.engine.creation import empty
 from dltool.engine.nn import functional as F
+from dltool.engine.nn import init as nn_init
+from dltool.engine.nn.modules.attention import (
+    MultiheadAttention as MultiheadAttention,  # PyTorch's path to it
+)
 from dltool.engine.nn.modules.module import Module
+from dltool.engine.nn.parameter import Parameter
 from dltool.engine.tensor import Tensor
 
 
-def _inplace_repr(inplace: bool) -> str:
-    return "inplace=True" if inplace else ""
+def _inplace_suffix(inplace: bool) -> str:
+    return ", inplace=True" if inplace else ""
 
 
-class ReLU(Module):
+class _Inplace(Module):
+    """An activation whose only argument is ``inplace`` (shown in the repr when set)."""
+
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.relu(input, inplace=self.inplace)
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class _QuietInplace(_Inplace):
+    """As ``_Inplace``, for the activations whose PyTorch repr leaves ``inplace`` out."""
 
     def extra_repr(self) -> str:
-        return _inplace_repr(self.inplace)
+        return ""
+
+
+class _Alpha(Module):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.inplace = inplace
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + _inplace_suffix(self.inplace)
+
+
+class _Dim(Module):
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class _Lambd(Module):
+    def __init__(self, lambd: float = 0.5) -> None:
+        super().__init__()
+        self.lambd = lambd
+
+    def extra_repr(self) -> str:
+        return f"{self.lambd}"
+
+
+class ReLU(_Inplace):
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.relu(input, inplace=self.inplace)
 
 
 class LeakyReLU(Module):
@@ -33,32 +84,24 @@ class LeakyReLU(Module):
         return F.leaky_relu(input, self.negative_slope, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+        return f"negative_slope={self.negative_slope}" + _inplace_suffix(self.inplace)
 
 
-class ELU(Module):
-    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
-        super().__init__()
-        self.alpha = alpha
-        self.inplace = inplace
-
+class ELU(_Alpha):
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.elu(input, self.alpha, self.inplace)
 
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
-
-class SELU(Module):
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
+class CELU(_Alpha):
+    """``x`` for ``x > 0``, else ``alpha * (exp(x / alpha) - 1)``."""
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.selu(input, self.inplace)
+        return F.celu(input, self.alpha, self.inplace)
 
-    def extra_repr(self) -> str:
-        return _inplace_repr(self.inplace)
+
+class SELU(_Inplace):
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.selu(input, self.inplace)
 
 
 class GELU(Module):
@@ -75,21 +118,28 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-class SiLU(Module):
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
+class SiLU(_Inplace):
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.silu(input, inplace=self.inplace)
 
-    def extra_repr(self) -> str:
-        return _inplace_repr(self.inplace)
 
-
-class Mish(SiLU):
+class Mish(_Inplace):
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.mish(input, inplace=self.inplace)
+
+
+class Hardsigmoid(_QuietInplace):
+    """``relu6(x + 3) / 6``."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.hardsigmoid(input, self.inplace)
+
+
+class Hardswish(_QuietInplace):
+    """``x * relu6(x + 3) / 6``."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.hardswish(input, self.inplace)
 
 
 class Sigmoid(Module):
@@ -102,21 +152,19 @@ class Tanh(Module):
         return F.tanh(input)
 
 
-class Softmax(Module):
-    def __init__(self, dim: int | None = None) -> None:
-        super().__init__()
-        self.dim = dim
-
+class Softmax(_Dim):
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.softmax(input, self.dim)
 
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
 
-
-class LogSoftmax(Softmax):
+class LogSoftmax(_Dim):
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.log_softmax(input, self.dim)
+
+
+class Softmin(_Dim):
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.softmin(input, self.dim)
 
 
 class Softplus(Module):
@@ -145,7 +193,7 @@ class Hardtanh(Module):
         return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
 
     def extra_repr(self) -> str:
-        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+        return f"min_val={self.min_val}, max_val={self.max_val}" + _inplace_suffix(self.inplace)
 
 
 class ReLU6(Hardtanh):
@@ -153,4 +201,93 @@ class ReLU6(Hardtanh):
         super().__init__(0.0, 6.0, inplace)
 
     def extra_repr(self) -> str:
-        return _inplace_repr(self.inplace)
+        return "inplace=True" if self.inplace else ""
+
+
+class Threshold(Module):
+    """``x`` where ``x > threshold``, else ``value``."""
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.value = value
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.threshold(input, self.threshold, self.value, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, value={self.value}" + _inplace_suffix(self.inplace)
+
+
+class PReLU(Module):
+    """Leaky ReLU with a learned negative slope ``weight``: one, or one per channel (dim 1)."""
+
+    def __init__(
+        self, num_parameters: int = 1, init: float = 0.25, device: Any = None, dtype: Any = None
+    ) -> None:
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.init = init
+        self.weight = Parameter(empty(num_parameters, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn_init.constant_(self.weight, self.init)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class RReLU(Module):
+    """Leaky ReLU with a random slope from ``U(lower, upper)`` in training, their mean in eval."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False) -> None:
+        super().__init__()
+        self.lower = lower
+        self.upper = upper
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}" + _inplace_suffix(self.inplace)
+
+
+class GLU(_Dim):
+    """Gated linear unit ``a * sigmoid(b)`` over the two halves ``a, b`` of ``dim``."""
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__(dim)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.glu(input, self.dim)
+
+
+class Hardshrink(_Lambd):
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.hardshrink(input, self.lambd)
+
+
+class Softshrink(_Lambd):
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.softshrink(input, self.lambd)
+
+
+class LogSigmoid(Module):
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.logsigmoid(input)
+
+
+class Softsign(Module):
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.softsign(input)
+
+
+class Tanhshrink(Module):
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.tanhshrink(input)

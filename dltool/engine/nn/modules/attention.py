@@ -43,12 +43,19 @@ class MultiheadAttention(Module):
     ) -> None:
         super().__init__()
         if embed_dim <= 0 or num_heads <= 0:
-            raise ValueError(f"embed_dim and num_heads must be greater than 0, got embed_dim={embed_dim} and num_heads={num_heads} instead")
+            raise ValueError(
+                f"embed_dim and num_heads must be greater than 0, got embed_dim={embed_dim} and num_heads={num_heads} instead"
+            )
         if embed_dim % num_heads:
             raise ValueError("embed_dim must be divisible by num_heads")
         if add_bias_kv or add_zero_attn:
             raise NotImplementedError("add_bias_kv and add_zero_attn are not supported")
-        self.embed_dim, self.num_heads, self.dropout, self.batch_first = embed_dim, num_heads, dropout, batch_first
+        self.embed_dim, self.num_heads, self.dropout, self.batch_first = (
+            embed_dim,
+            num_heads,
+            dropout,
+            batch_first,
+        )
         self.kdim = kdim if kdim is not None else embed_dim
         self.vdim = vdim if vdim is not None else embed_dim
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
@@ -88,19 +95,25 @@ class MultiheadAttention(Module):
         biases = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None,) * 3
         return tuple(zip(weights, biases, strict=True))
 
-    def _combined_mask(self, attn_mask: Tensor | None, key_padding_mask: Tensor | None, shape: tuple, dtype: Any) -> Tensor | None:
+    def _combined_mask(
+        self, attn_mask: Tensor | None, key_padding_mask: Tensor | None, shape: tuple, dtype: Any
+    ) -> Tensor | None:
         """One additive mask ``(N*H or 1, L, S)`` from ``attn_mask`` and ``key_padding_mask``."""
         target, source, batch = shape
         mask = additive_mask(attn_mask, True, dtype)
         if mask is not None:
             expected = (target, source) if mask.ndim == 2 else (batch * self.num_heads, target, source)
             if mask.ndim not in (2, 3) or tuple(mask.shape) != expected:
-                raise RuntimeError(f"The shape of the {mask.ndim}D attn_mask is {tuple(mask.shape)}, but should be {expected}.")
+                raise RuntimeError(
+                    f"The shape of the {mask.ndim}D attn_mask is {tuple(mask.shape)}, but should be {expected}."
+                )
             mask = mask.unsqueeze(0) if mask.ndim == 2 else mask
         padding = additive_mask(key_padding_mask, True, dtype)
         if padding is not None:
             if tuple(padding.shape) != (batch, source):
-                raise RuntimeError(f"expecting key_padding_mask shape of {(batch, source)}, but got {tuple(padding.shape)}")
+                raise RuntimeError(
+                    f"expecting key_padding_mask shape of {(batch, source)}, but got {tuple(padding.shape)}"
+                )
             padding = padding.reshape(batch, 1, 1, source).expand(batch, self.num_heads, 1, source)
             padding = padding.reshape(batch * self.num_heads, 1, source)
             mask = padding if mask is None else mask + padding
@@ -118,7 +131,10 @@ class MultiheadAttention(Module):
         is_causal: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         if is_causal and attn_mask is None:
-            raise RuntimeError("Need attn_mask if specifying the is_causal hint.")
+            raise RuntimeError(
+                "Need attn_mask if specifying the is_causal hint. You may use the Transformer module method "
+                "`generate_square_subsequent_mask` to create this mask."
+            )
         batched = query.ndim == 3
         if batched and self.batch_first:
             query, key, value = (x.transpose(0, 1) for x in (query, key, value))
@@ -135,8 +151,12 @@ class MultiheadAttention(Module):
             for x, (w, b) in zip((query, key, value), self._projections(), strict=True)
         )
         mask = self._combined_mask(attn_mask, key_padding_mask, (target, source, batch), q.dtype)
-        out, weights = attend(q, k, v, mask, self.dropout if self.training else 0.0, 1.0 / math.sqrt(head_dim))
-        out = F.linear(out.transpose(0, 1).reshape(target * batch, embed), self.out_proj.weight, self.out_proj.bias)
+        out, weights = attend(
+            q, k, v, mask, self.dropout if self.training else 0.0, 1.0 / math.sqrt(head_dim)
+        )
+        out = F.linear(
+            out.transpose(0, 1).reshape(target * batch, embed), self.out_proj.weight, self.out_proj.bias
+        )
         out = out.reshape(target, batch, embed)
         if need_weights:
             weights = weights.reshape(batch, heads, target, source)

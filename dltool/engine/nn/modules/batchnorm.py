@@ -1,4 +1,4 @@
-"""``BatchNorm1d`` and ``BatchNorm2d``, with running statistics like PyTorch's."""
+"""``BatchNorm1d`` and ``BatchNorm2d``, with running statistics like PyTorch's, and their lazy forms."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from dltool.engine import dtypes
 from dltool.engine.creation import ones, tensor, zeros
 from dltool.engine.nn import functional as F
 from dltool.engine.nn import init
+from dltool.engine.nn.modules.lazy import LazyModuleMixin
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.nn.modules.normalization import affine_parameters, reset_affine
+from dltool.engine.nn.parameter import UninitializedBuffer, UninitializedParameter
 from dltool.engine.tensor import Tensor
 
 
@@ -82,3 +84,38 @@ class BatchNorm2d(_BatchNorm):
     """Batch norm over ``(N, C, H, W)``."""
 
     _expected_dims = (4,)
+
+
+class _LazyNormBase(LazyModuleMixin, _BatchNorm):
+    """A batch norm whose ``num_features`` is inferred from ``input.size(1)`` (see ``LazyModuleMixin``)."""
+
+    def __init__(self, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True, track_running_stats: bool = True, device: Any = None, dtype: Any = None, *, bias: bool = True) -> None:
+        super().__init__(0, eps, momentum, False, False, device, dtype, bias=False)
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = UninitializedParameter(device=device, dtype=dtype)
+            if bias:
+                self.bias = UninitializedParameter(device=device, dtype=dtype)
+        if track_running_stats:
+            self.running_mean = UninitializedBuffer(device=device, dtype=dtype)
+            self.running_var = UninitializedBuffer(device=device, dtype=dtype)
+            self.num_batches_tracked = tensor(0, dtype=dtypes.int64, device=device)
+
+    def initialize_parameters(self, input: Tensor) -> None:  # noqa: A002
+        self.num_features = input.shape[1]
+        self._materialize(dict.fromkeys(("weight", "bias", "running_mean", "running_var"), (self.num_features,)))
+
+
+class LazyBatchNorm1d(_LazyNormBase):
+    """A ``BatchNorm1d`` whose ``num_features`` is inferred at the first forward."""
+
+    cls_to_become = BatchNorm1d
+    _expected_dims = BatchNorm1d._expected_dims
+
+
+class LazyBatchNorm2d(_LazyNormBase):
+    """A ``BatchNorm2d`` whose ``num_features`` is inferred at the first forward."""
+
+    cls_to_become = BatchNorm2d
+    _expected_dims = BatchNorm2d._expected_dims

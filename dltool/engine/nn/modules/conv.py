@@ -1,4 +1,4 @@
-"""Convolution layers: ``Conv1d``, ``Conv2d``, ``ConvTranspose1d``, ``ConvTranspose2d``."""
+"""Convolution layers: ``Conv1d``, ``Conv2d``, their lazy forms, ``ConvTranspose1d``, ``ConvTranspose2d``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from typing import Any
 
 from dltool.engine.creation import empty
 from dltool.engine.nn import functional as F
+from dltool.engine.nn.modules.lazy import LazyModuleMixin
 from dltool.engine.nn.modules.linear import reset_linear_parameters
 from dltool.engine.nn.modules.module import Module
-from dltool.engine.nn.parameter import Parameter
+from dltool.engine.nn.parameter import Parameter, UninitializedParameter
 from dltool.engine.tensor import Tensor
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -134,6 +135,42 @@ class Conv2d(_ConvNd):
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         x, padding = self._padded(input)
         return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class _LazyConvXdMixin(LazyModuleMixin):
+    """A convolution whose ``in_channels`` is inferred from its first input (see ``LazyModuleMixin``)."""
+
+    def __init__(self, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
+        super().__init__(0, 0, kernel_size, stride, padding, dilation, groups, False, padding_mode)
+        self.out_channels = out_channels
+        self.weight = UninitializedParameter(device=device, dtype=dtype)
+        if bias:
+            self.bias = UninitializedParameter(device=device, dtype=dtype)
+
+    def initialize_parameters(self, input: Tensor, *args: Any, **kwargs: Any) -> None:  # noqa: A002
+        dims = self._dims + 1
+        if input.ndim not in (dims, dims + 1):
+            raise RuntimeError(
+                f"Expected {dims}D (unbatched) or {dims + 1}D (batched) input to {type(self).__name__}, "
+                f"but got input of size: {tuple(input.shape)}"
+            )
+        self.in_channels = input.shape[input.ndim - dims]
+        if self.in_channels % self.groups:
+            raise ValueError("in_channels must be divisible by groups")
+        shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        self._materialize({"weight": shape, "bias": (self.out_channels,)})
+
+
+class LazyConv1d(_LazyConvXdMixin, Conv1d):
+    """A ``Conv1d`` whose ``in_channels`` is inferred from ``input.size(1)`` at the first forward."""
+
+    cls_to_become = Conv1d
+
+
+class LazyConv2d(_LazyConvXdMixin, Conv2d):
+    """A ``Conv2d`` whose ``in_channels`` is inferred from ``input.size(1)`` at the first forward."""
+
+    cls_to_become = Conv2d
 
 
 class _ConvTransposeNd(_ConvNd):

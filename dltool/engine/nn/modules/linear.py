@@ -1,4 +1,4 @@
-"""``Identity`` and ``Linear``."""
+"""``Identity``, ``Linear`` and ``LazyLinear``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 from dltool.engine.creation import empty
 from dltool.engine.nn import functional as F
 from dltool.engine.nn import init
+from dltool.engine.nn.modules.lazy import LazyModuleMixin
 from dltool.engine.nn.modules.module import Module
-from dltool.engine.nn.parameter import Parameter
+from dltool.engine.nn.parameter import Parameter, UninitializedParameter
 from dltool.engine.tensor import Tensor
 
 
@@ -45,6 +46,27 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class LazyLinear(LazyModuleMixin, Linear):
+    """A ``Linear`` whose ``in_features`` is inferred from the last dim of its first input.
+
+    ``weight`` and ``bias`` are ``UninitializedParameter`` until then; the first forward initializes
+    them as ``Linear`` does and turns the module into a ``Linear`` (see ``LazyModuleMixin``).
+    """
+
+    cls_to_become = Linear
+
+    def __init__(self, out_features: int, bias: bool = True, device: Any = None, dtype: Any = None) -> None:
+        super().__init__(0, 0, False)
+        self.out_features = out_features
+        self.weight = UninitializedParameter(device=device, dtype=dtype)
+        if bias:
+            self.bias = UninitializedParameter(device=device, dtype=dtype)
+
+    def initialize_parameters(self, input: Tensor) -> None:  # noqa: A002
+        self.in_features = input.shape[-1]
+        self._materialize({"weight": (self.out_features, self.in_features), "bias": (self.out_features,)})
 
 
 def reset_linear_parameters(module: Module) -> None:

@@ -310,6 +310,8 @@ class Module:
         """
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
+        for path, module in self.named_modules():
+            module._load_state_dict_pre_hook(state_dict, path + "." if path else "")
         expected = dict(self._state_entries())
         missing, errors = [], []
         for key, target in expected.items():
@@ -343,6 +345,9 @@ class Module:
                 "Error(s) in loading state_dict for {}:\n\t{}".format(type(self).__name__, "\n\t".join(errors))
             )
         return _IncompatibleKeys(missing, unexpected)
+
+    def _load_state_dict_pre_hook(self, state_dict: dict[str, Any], prefix: str) -> None:
+        """Runs on every submodule before ``load_state_dict`` checks shapes; lazy modules materialize here."""
 
     def _copy_into(self, key: str, target: Tensor, value: Tensor, assign: bool) -> None:
         if not assign:

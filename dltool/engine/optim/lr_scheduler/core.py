@@ -1,4 +1,4 @@
-"""The scheduler base class, ``LRScheduler``, and ``LambdaLR``."""
+"""The scheduler base class, ``LRScheduler``, and the function-driven ``LambdaLR`` and ``MultiplicativeLR``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ def check_optimizer(optimizer: Any) -> Optimizer:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
     return optimizer
+
+
+def saved_callable(fn: Callable[..., Any] | None) -> dict[str, Any] | None:
+    """What a ``state_dict`` keeps of a user's function: a callable object's attributes, else ``None``."""
+    if fn is None or isinstance(fn, types.FunctionType):
+        return None
+    return fn.__dict__.copy()
 
 
 def per_group(name: str, optimizer: Optimizer, value: Any) -> list[Any]:
@@ -122,7 +129,37 @@ class LRScheduler:
         return state_dict[special]
 
 
-class LambdaLR(LRScheduler):
+def _per_group_lambdas(optimizer: Optimizer, lr_lambda: Any) -> list[Callable[[int], float]]:
+    """``lr_lambda`` once per parameter group (a list or tuple must already have one per group)."""
+    if isinstance(lr_lambda, (list, tuple)):
+        if len(lr_lambda) != len(optimizer.param_groups):
+            raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
+        return list(lr_lambda)
+    return [lr_lambda] * len(optimizer.param_groups)
+
+
+class _LambdaScheduler(LRScheduler):
+    """Base of the schedulers driven by ``lr_lambdas``, one function per parameter group.
+
+    ``state_dict`` keeps the attributes of callable objects but not functions or lambdas, as in
+    PyTorch.
+    """
+
+    lr_lambdas: list[Callable[[int], float]]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self._attributes("lr_lambdas")
+        state["lr_lambdas"] = [saved_callable(fn) for fn in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        lr_lambdas = self._load_attributes(state_dict, "lr_lambdas")
+        for fn, saved in zip(self.lr_lambdas, lr_lambdas, strict=True):
+            if saved is not None:
+                fn.__dict__.update(saved)
+
+
+class LambdaLR(_LambdaScheduler):
     """``lr = initial_lr * lr_lambda(epoch)``; one function, or one per parameter group.
 
     As in PyTorch, ``state_dict`` keeps the attributes of callable objects but not functions or
@@ -139,30 +176,38 @@ class LambdaLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         self.optimizer = check_optimizer(optimizer)
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(
-                    f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}"
-                )
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        self.lr_lambdas = _per_group_lambdas(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
-
-    def state_dict(self) -> dict[str, Any]:
-        state = self._attributes("lr_lambdas")
-        state["lr_lambdas"] = [
-            None if isinstance(fn, types.FunctionType) else fn.__dict__.copy() for fn in self.lr_lambdas
-        ]
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        lr_lambdas = self._load_attributes(state_dict, "lr_lambdas")
-        for fn, saved in zip(self.lr_lambdas, lr_lambdas, strict=True):
-            if saved is not None:
-                fn.__dict__.update(saved)
 
     def get_lr(self) -> list[float]:
         return [
             base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)
         ]
+
+
+class MultiplicativeLR(_LambdaScheduler):
+    """Multiply the learning rate by ``lr_lambda(epoch)`` every epoch; one function, or one per group.
+
+    Its ``state_dict`` is saved as ``LambdaLR``'s is: functions and lambdas are not saved.
+
+    Example:
+        >>> scheduler = MultiplicativeLR(opt, lr_lambda=lambda epoch: 0.95)
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        self.optimizer = check_optimizer(optimizer)
+        self.lr_lambdas = _per_group_lambdas(optimizer, lr_lambda)
+        for fn in self.lr_lambdas:
+            if not callable(fn):
+                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, self._current_lrs(), strict=True)]

@@ -1,4 +1,4 @@
-"""Schedulers with their own stepping: ``SequentialLR``, ``OneCycleLR``, ``ReduceLROnPlateau``."""
+"""Schedulers with their own stepping: ``SequentialLR``, ``ChainedScheduler``, ``ReduceLROnPlateau``."""
 
 from __future__ import annotations
 
@@ -8,16 +8,47 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-from dltool.engine.optim.lr_scheduler.core import (
-    EPOCH_DEPRECATION_WARNING,
-    LRScheduler,
-    check_optimizer,
-    per_group,
-)
+from dltool.engine.optim.lr_scheduler.core import EPOCH_DEPRECATION_WARNING, LRScheduler, check_optimizer
 from dltool.engine.optim.optimizer import Optimizer
 
 
-class SequentialLR(LRScheduler):
+class _Composite(LRScheduler):
+    """Base of the schedulers that drive others; their ``state_dict`` holds each one's."""
+
+    _schedulers: list[LRScheduler]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The attributes except the optimizer, with each wrapped scheduler's ``state_dict``."""
+        state = self._attributes("_schedulers")
+        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = self._load_attributes(state_dict, "_schedulers")
+        for scheduler, scheduler_state in zip(self._schedulers, saved, strict=True):
+            scheduler.load_state_dict(scheduler_state)
+
+
+def _check_schedulers(name: str, schedulers: Sequence[LRScheduler], optimizer: Optimizer) -> None:
+    """Refuse, as PyTorch does, a scheduler without an optimizer, of another one, or on a plateau."""
+    for i, scheduler in enumerate(schedulers):
+        if not hasattr(scheduler, "optimizer"):
+            raise TypeError(f"{name} at index {i} should have `optimizer` as its attribute.")
+        if isinstance(scheduler, ReduceLROnPlateau):
+            raise ValueError(
+                f"{name} does not support `ReduceLROnPlateau` scheduler as it requires additional "
+                f"kwargs to be specified when calling `step`, but got one at index {i} in the given "
+                "schedulers sequence."
+            )
+        if scheduler.optimizer is not optimizer:
+            raise ValueError(
+                f"{name} expects all schedulers to belong to the same optimizer, but got scheduler "
+                f"{type(scheduler).__name__} at index {i} has {scheduler.optimizer}, which is different "
+                f"from {type(optimizer).__name__}."
+            )
+
+
+class SequentialLR(_Composite):
     """Run ``schedulers`` one after another, switching at each of the ``milestones`` epochs.
 
     Example:
@@ -36,18 +67,7 @@ class SequentialLR(LRScheduler):
         name = type(self).__name__
         if len(schedulers) < 1:
             raise ValueError(f"{name} expects at least one scheduler, but got no scheduler.")
-        for i, scheduler in enumerate(schedulers):
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ValueError(
-                    f"{name} does not support `ReduceLROnPlateau` scheduler as it requires additional "
-                    f"kwargs to be specified when calling `step`, but got one at index {i} in the given "
-                    "schedulers sequence."
-                )
-            if getattr(scheduler, "optimizer", None) is not optimizer:
-                raise ValueError(
-                    f"{name} expects all schedulers to belong to the same optimizer, but got scheduler "
-                    f"{type(scheduler).__name__} at index {i} with a different optimizer."
-                )
+        _check_schedulers(name, schedulers, optimizer)
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
                 "Sequential Schedulers expects number of schedulers provided to be one more than the "
@@ -60,8 +80,13 @@ class SequentialLR(LRScheduler):
         self.optimizer = optimizer
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"]
-        for scheduler in self._schedulers:  # undo the step each one made when it was built
-            scheduler.last_epoch -= 1
+        pending: list[Any] = list(self._schedulers)
+        while pending:  # undo the step each one made when it was built, inside chains too
+            scheduler = pending.pop()
+            if hasattr(scheduler, "_schedulers"):
+                pending += scheduler._schedulers
+            elif hasattr(scheduler, "last_epoch"):
+                scheduler.last_epoch -= 1
         first = self._schedulers[bisect_right(self._milestones, 0)]
         first._initial_step()
         self._last_lr = first.get_last_lr()
@@ -76,146 +101,30 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self) -> dict[str, Any]:
-        """The attributes except the optimizer, with each wrapped scheduler's ``state_dict``."""
-        state = self._attributes("_schedulers")
-        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
-        return state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = self._load_attributes(state_dict, "_schedulers")
-        for scheduler, scheduler_state in zip(self._schedulers, saved, strict=True):
-            scheduler.load_state_dict(scheduler_state)
-
-
-class OneCycleLR(LRScheduler):
-    """The 1cycle policy (Smith): warm up to ``max_lr``, then anneal far below the start, per batch.
-
-    With ``cycle_momentum`` the momentum (or Adam's ``beta1``) moves the opposite way, between
-    ``max_momentum`` and ``base_momentum``. ``anneal_strategy`` is ``"cos"`` or ``"linear"``.
+class ChainedScheduler(_Composite):
+    """Step all of ``schedulers`` at every step, each changing the learning rates the last one set.
 
     Example:
-        >>> scheduler = OneCycleLR(opt, max_lr=0.1, total_steps=1000)
+        >>> warmup = ConstantLR(opt, factor=0.1, total_iters=20)
+        >>> decay = ExponentialLR(opt, gamma=0.9)
+        >>> scheduler = ChainedScheduler([warmup, decay], optimizer=opt)
     """
 
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        max_lr: float | list[float],
-        total_steps: int | None = None,
-        epochs: int | None = None,
-        steps_per_epoch: int | None = None,
-        pct_start: float = 0.3,
-        anneal_strategy: str = "cos",
-        cycle_momentum: bool = True,
-        base_momentum: float | list[float] = 0.85,
-        max_momentum: float | list[float] = 0.95,
-        div_factor: float = 25.0,
-        final_div_factor: float = 1e4,
-        three_phase: bool = False,
-        last_epoch: int = -1,
-    ) -> None:
-        self.optimizer = check_optimizer(optimizer)
-        self.total_steps = _total_steps(total_steps, epochs, steps_per_epoch)
-        if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
-            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
-        if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(
-                f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
-            )
-        self._anneal_func_type = anneal_strategy
-        self._schedule_phases = _one_cycle_phases(
-            float(pct_start * self.total_steps), self.total_steps, three_phase
-        )
-        if last_epoch == -1:
-            for group, lr in zip(optimizer.param_groups, per_group("max_lr", optimizer, max_lr), strict=True):
-                group["initial_lr"] = lr / div_factor
-                group["max_lr"] = lr
-                group["min_lr"] = group["initial_lr"] / final_div_factor
-        self.cycle_momentum = cycle_momentum
-        if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError(
-                    "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
-                )
-            self.use_beta1 = "betas" in optimizer.defaults
-            highs = per_group("max_momentum", optimizer, max_momentum)
-            lows = per_group("base_momentum", optimizer, base_momentum)
-            if last_epoch == -1:
-                for high, low, group in zip(highs, lows, optimizer.param_groups, strict=True):
-                    self._set_momentum(group, high)
-                    group["max_momentum"] = high
-                    group["base_momentum"] = low
-        super().__init__(optimizer, last_epoch)
+    def __init__(self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None) -> None:
+        name = type(self).__name__
+        if len(schedulers) < 1:
+            raise ValueError(f"{name} expects at least one scheduler to be chained, but got no scheduler.")
+        optimizer = optimizer or schedulers[0].optimizer
+        _check_schedulers(name, schedulers, optimizer)
+        self._schedulers = list(schedulers)
+        self.optimizer = optimizer
+        self._last_lr = self._current_lrs()
 
-    def _set_momentum(self, group: dict[str, Any], value: float) -> None:
-        if self.use_beta1:
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            group["momentum"] = value
-
-    def _anneal(self, start: float, end: float, pct: float) -> float:
-        if self._anneal_func_type == "cos":
-            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
-        return (end - start) * pct + start
-
-    def get_lr(self) -> list[float]:
-        step = self.last_epoch
-        if step > self.total_steps:
-            raise ValueError(
-                f"Tried to step {step} times. The specified number of total steps is {self.total_steps}"
-            )
-        lrs = []
-        for group in self.optimizer.param_groups:
-            start_step = 0.0
-            for i, phase in enumerate(self._schedule_phases):
-                end_step = phase["end_step"]
-                if step <= end_step or i == len(self._schedule_phases) - 1:
-                    pct = (step - start_step) / (end_step - start_step)
-                    lrs.append(self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct))
-                    if self.cycle_momentum:
-                        start, end = group[phase["start_momentum"]], group[phase["end_momentum"]]
-                        self._set_momentum(group, self._anneal(start, end, pct))
-                    break
-                start_step = end_step
-        return lrs
-
-
-def _total_steps(total_steps: int | None, epochs: int | None, steps_per_epoch: int | None) -> int:
-    if total_steps is not None:
-        if not isinstance(total_steps, int) or total_steps <= 0:
-            raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
-        return total_steps
-    if epochs is None or steps_per_epoch is None:
-        raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-    if not isinstance(epochs, int) or epochs <= 0:
-        raise ValueError(f"Expected positive integer epochs, but got {epochs}")
-    if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-        raise ValueError(f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
-    return epochs * steps_per_epoch
-
-
-def _one_cycle_phases(warmup_end: float, total_steps: int, three_phase: bool) -> list[dict[str, Any]]:
-    """OneCycleLR's phases: the step each ends at and the group keys it anneals between."""
-
-    def phase(end_step: float, lrs: str, momenta: str) -> dict[str, Any]:
-        start_lr, end_lr = lrs.split()
-        start_momentum, end_momentum = momenta.split()
-        return {
-            "end_step": end_step, "start_lr": start_lr, "end_lr": end_lr,
-            "start_momentum": start_momentum, "end_momentum": end_momentum,
-        }  # fmt: skip
-
-    if three_phase:
-        return [
-            phase(warmup_end - 1, "initial_lr max_lr", "max_momentum base_momentum"),
-            phase(2 * warmup_end - 2, "max_lr initial_lr", "base_momentum max_momentum"),
-            phase(total_steps - 1, "initial_lr min_lr", "max_momentum max_momentum"),
-        ]
-    return [
-        phase(warmup_end - 1, "initial_lr max_lr", "max_momentum base_momentum"),
-        phase(total_steps - 1, "max_lr min_lr", "base_momentum max_momentum"),
-    ]
+    def step(self) -> None:  # type: ignore[override]
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = self._current_lrs()
 
 
 class ReduceLROnPlateau(LRScheduler):

@@ -1,0 +1,175 @@
+"""Process-wide settings under PyTorch's names: threads, deterministic algorithms, print options.
+
+Programs set these first (``torch.set_num_threads(4)``, ``torch.use_deterministic_algorithms(True)``,
+``torch.set_printoptions(precision=3)``), so they are accepted and, where dltool has the knob,
+honoured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+# ---------------------------------------------------------------- threads
+
+# The variables that size the thread pools of the BLAS libraries numpy may be built on.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_threads: int | None = None
+
+
+def set_num_threads(num: int) -> None:
+    """Set the number of threads that CPU matrix products use.
+
+    numpy's BLAS reads its thread count when it loads, so this limits the BLAS already loaded
+    through ``threadpoolctl`` where that is installed, and sets ``OMP_NUM_THREADS``,
+    ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` for processes started later (DataLoader
+    workers, say). Without ``threadpoolctl`` the running process keeps its BLAS thread count.
+
+    Raises:
+        RuntimeError: ``num`` is not a positive integer.
+    """
+    global _threads
+    if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
+        raise RuntimeError("set_num_threads expects a positive integer")
+    _threads = num
+    for name in _THREAD_VARIABLES:
+        os.environ[name] = str(num)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional extra: the variables above still reach new processes
+        return
+    threadpool_limits(limits=num, user_api="blas")
+
+
+def get_num_threads() -> int:
+    """The thread count last set, else ``OMP_NUM_THREADS``, else the CPUs this process may use."""
+    if _threads is not None:
+        return _threads
+    variable = os.environ.get("OMP_NUM_THREADS", "")
+    if variable.isdigit() and int(variable) > 0:
+        return int(variable)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- determinism
+
+_deterministic = {"mode": False, "warn_only": False}
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Record whether deterministic algorithms are required, as ``torch.use_deterministic_algorithms``.
+
+    dltool's ops are deterministic on CPU and GPU alike (no atomics-based reductions), so the
+    flag changes nothing; it is kept for ``are_deterministic_algorithms_enabled``.
+
+    Raises:
+        TypeError: ``mode`` or ``warn_only`` is not a bool.
+    """
+    for name, value in (("mode", mode), ("warn_only", warn_only)):
+        if not isinstance(value, bool):
+            raise TypeError(
+                f"_set_deterministic_algorithms(): argument '{name}' must be bool, not {type(value).__name__}"
+            )
+    _deterministic.update(mode=mode, warn_only=warn_only)
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    return _deterministic["mode"]
+
+
+def is_deterministic_algorithms_warn_only_enabled() -> bool:
+    return _deterministic["warn_only"]
+
+
+# ---------------------------------------------------------------- print options
+
+
+@dataclasses.dataclass
+class _PrintOptions:
+    precision: int = 4
+    threshold: float = 1000
+    edgeitems: int = 3
+    linewidth: int = 80
+    sci_mode: bool | None = None
+
+
+_PROFILES = {
+    "default": _PrintOptions(),
+    "short": _PrintOptions(precision=2, edgeitems=2),
+    "full": _PrintOptions(threshold=math.inf),
+}
+_print_options = _PrintOptions()
+
+
+def set_printoptions(
+    precision: int | None = None,
+    threshold: float | None = None,
+    edgeitems: int | None = None,
+    linewidth: int | None = None,
+    profile: str | None = None,
+    sci_mode: bool | None = None,
+) -> None:
+    """Set how tensors print, as ``torch.set_printoptions``.
+
+    Args:
+        precision: digits after the decimal point of floats (default 4).
+        threshold: element count above which a tensor prints summarized (default 1000).
+        edgeitems: items shown at each end of a summarized dimension (default 3).
+        linewidth: characters per line before wrapping (default 80).
+        profile: ``"default"``, ``"short"`` or ``"full"`` resets the four options above first
+            (an unknown name is an error here; PyTorch ignores it).
+        sci_mode: ``True`` or ``False`` forces scientific notation on or off; ``None`` (the
+            default, also restored by every call that omits it) chooses from the values.
+
+    Example:
+        >>> set_printoptions(precision=2)
+        >>> tensor([1.12345])
+        tensor([1.12])
+        >>> set_printoptions(profile="default")
+    """
+    global _print_options
+    if profile is not None:
+        if profile not in _PROFILES:
+            raise ValueError(f"profile should be one of {', '.join(map(repr, _PROFILES))}, got {profile!r}")
+        _print_options = dataclasses.replace(_PROFILES[profile])
+    for name, value in (
+        ("precision", precision), ("threshold", threshold), ("edgeitems", edgeitems), ("linewidth", linewidth)
+    ):  # fmt: skip
+        if value is not None:
+            setattr(_print_options, name, value)
+    _print_options.sci_mode = sci_mode
+
+
+def get_printoptions() -> dict[str, Any]:
+    """The current print options as a dict (the keywords of ``set_printoptions``)."""
+    return dict(vars(_print_options))
+
+
+def array2string_options(array: np.ndarray) -> dict[str, Any]:
+    """Keyword arguments for ``np.array2string`` that print ``array`` under the current options."""
+    options = _print_options
+    threshold = sys.maxsize if math.isinf(options.threshold) else int(options.threshold)
+    result: dict[str, Any] = {
+        "precision": options.precision,
+        "threshold": threshold,
+        "edgeitems": options.edgeitems,
+        "max_line_width": options.linewidth,
+    }
+    if options.sci_mode is False:
+        result["suppress_small"] = True
+    elif options.sci_mode and array.dtype.kind == "f":
+        # PyTorch pads every entry to the widest: one more column before the point for a minus sign
+        digits_left = 2 if (array < 0).any() else 1
+        result["formatter"] = {
+            "float_kind": lambda value: np.format_float_scientific(
+                value, precision=options.precision, unique=False, pad_left=digits_left
+            )
+        }
+    return result

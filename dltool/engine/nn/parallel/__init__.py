@@ -1,0 +1,5 @@
+"""``dltool.engine.nn.parallel``: wrappers that run a module on several devices, as ``torch.nn.parallel``."""
+
+from dltool.engine.nn.parallel.data_parallel import DataParallel
+
+__all__ = ["DataParallel"]
