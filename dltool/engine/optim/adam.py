@@ -9,9 +9,10 @@ from dltool.engine import backend
 from dltool.engine.optim.optimizer import (
     Optimizer,
     advance_step,
+    check_betas,
     check_hyperparameters,
     check_supported,
-    effective_grad,
+    decayed_grad,
     lerp_,
     new_step,
     state_zeros,
@@ -46,9 +47,7 @@ class Adam(Optimizer):
         decoupled_weight_decay: bool = False,
     ) -> None:
         check_hyperparameters(lr=lr, eps=eps)
-        for i, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        check_betas(betas)
         check_hyperparameters(weight_decay=weight_decay)
         check_supported(differentiable)
         defaults = {
@@ -66,13 +65,9 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = state_zeros(param)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = state_zeros(param)
-        lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
+        lr, (beta1, beta2) = group["lr"], group["betas"]
         step = advance_step(state)
-        if group["decoupled_weight_decay"]:
-            if weight_decay != 0:
-                param *= 1 - lr * weight_decay
-            weight_decay = 0
-        grad = effective_grad(param, grad, weight_decay, group["maximize"])
+        grad = decayed_grad(param, grad, group)
         exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
         lerp_(exp_avg, grad, 1 - beta1)
         exp_avg_sq *= beta2
