@@ -708,7 +708,17 @@ def minimum(input: Tensor, other: Any) -> Tensor:  # noqa: A002
     return -Maximum.apply(-x, -y)
 
 
-fmax, fmin = maximum, minimum
+def fmax(input: Tensor, other: Tensor) -> Tensor:
+    """``maximum`` that ignores NaN: where one side is NaN the result is the other (numpy's ``fmax``).
+
+    A tie's gradient goes to ``input``, as PyTorch's does.
+    """
+    return where(logical_or(isnan(other), ge(input, other)), input, other)
+
+
+def fmin(input: Tensor, other: Tensor) -> Tensor:
+    """``minimum`` that ignores NaN: where one side is NaN the result is the other; ties as ``fmax``."""
+    return where(logical_or(isnan(other), le(input, other)), input, other)
 
 
 # =============================================================== conversions

@@ -182,3 +182,19 @@ def test_float_power_computes_in_float64():
         dl.float_power(dl.ones(2), 2, out=dl.empty(2))
     out = dl.empty(2, dtype=dl.float64)
     assert dl.float_power(dl.ones(2), 2, out=out) is out and out.tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("name", ["fmax", "fmin"])
+def test_fmax_fmin_ignore_nan_and_route_the_gradient_to_the_number(name: str) -> None:
+    torch = pytest.importorskip("torch")
+    x = np.array([1.0, np.nan, 3.0, np.nan, 2.0])
+    y = np.array([2.0, 5.0, np.nan, np.nan, 2.0])
+    ours = [dl.tensor(a, requires_grad=True) for a in (x, y)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, y)]
+    out, ref = getattr(dl, name)(*ours), getattr(torch, name)(*theirs)
+    np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy())
+    out.sum().backward()
+    ref.sum().backward()
+    for mine, reference in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(mine.grad.numpy(), reference.grad.numpy())
+    check_op(lambda lib, a, b: getattr(lib, name)(a, b), (3, 4), (4,))
