@@ -326,7 +326,7 @@ def is_tensor(obj: object) -> "bool":
     return isinstance(obj, Tensor)
 
 
-def numel(input: Tensor) -> "int":  # noqa: A002
+def numel(input: Tensor) -> "int":
     return input.numel()
 
 host_memory.tune_malloc()

@@ -15,7 +15,7 @@ from dltool.engine import backend, creation, dtypes
 from dltool.engine.tensor import Tensor
 
 
-class layout:  # noqa: N801 - PyTorch's name
+class layout:
     """How a tensor's elements lie in memory. dltool has one layout, ``strided`` (dense)."""
 
     __slots__ = ("name",)

@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 # ---------------------------------------------------------------- devices
 
 
-class device:  # noqa: N801 - PyTorch's name
+class device:
     """Where a tensor's storage lives: ``device("cpu")`` or ``device("cuda:0")``."""
 
     __slots__ = ("type", "index")
@@ -113,7 +113,7 @@ class Generator:
     but not the numbers PyTorch would give.
     """
 
-    def __init__(self, device: str | device = "cpu") -> None:  # noqa: A002 - PyTorch's name
+    def __init__(self, device: str | device = "cpu") -> None:
         self.device = globals()["device"](device)
         self._initial_seed = 67280421310721
         self._rng = np.random.Generator(np.random.PCG64(self._initial_seed))

@@ -212,7 +212,7 @@ def logspace(
 def _like(fn: Any) -> Any:
     def like(
         input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False, **kwargs: Any
-    ) -> Tensor:  # noqa: A002
+    ) -> Tensor:
         return fn(
             input.shape,
             **kwargs,
@@ -228,7 +228,7 @@ def _like(fn: Any) -> Any:
 
 def full_like(
     input: Tensor, fill_value: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """``input``'s shape, dtype and device filled with ``fill_value``, laid out in memory as
     ``input`` is (PyTorch's ``preserve_format``: a convolution's output keeps its order)."""
     if device is not None and backend.device(device) != input.device:
@@ -241,12 +241,12 @@ def full_like(
 
 def zeros_like(
     input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """Zeros shaped and laid out as ``input`` (see ``full_like``)."""
     return full_like(input, 0, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def ones_like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:  # noqa: A002
+def ones_like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """Ones shaped and laid out as ``input`` (see ``full_like``)."""
     return full_like(input, 1, dtype=dtype, device=device, requires_grad=requires_grad)
 
@@ -347,7 +347,7 @@ def normal(
     return _sample(backend.rng(generator).normal(mean_a, std_a, shape), dtype, device, requires_grad)
 
 
-def bernoulli(input: Tensor, p: float | None = None, *, generator: Any = None) -> Tensor:  # noqa: A002
+def bernoulli(input: Tensor, p: float | None = None, *, generator: Any = None) -> Tensor:
     """0/1 samples with probabilities ``input`` (or ``p``)."""
     probability = p if p is not None else backend.move(input._data, backend.CPU)
     sample = backend.rng(generator).random(input.shape) < probability
@@ -356,7 +356,7 @@ def bernoulli(input: Tensor, p: float | None = None, *, generator: Any = None) -
 
 def multinomial(
     input: Tensor, num_samples: int, replacement: bool = False, *, generator: Any = None
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """Indices drawn from the (unnormalized) probabilities in each row of ``input``."""
     weights = np.atleast_2d(backend.move(input._data, backend.CPU)).astype(np.float64)
     rng = backend.rng(generator)
@@ -377,7 +377,7 @@ def randint_like(
     dtype: Any = None,
     device: Any = None,
     requires_grad: bool = False,
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """``randint`` with the shape, dtype and device of ``input``; ``randint_like(input, high)`` takes low as 0."""
     if high is None:
         low, high = 0, low

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 
 float16 = half = np.dtype("float16")
-float32 = float = np.dtype("float32")  # noqa: A001 - PyTorch's names
+float32 = float = np.dtype("float32")
 float64 = double = np.dtype("float64")
 uint8 = np.dtype("uint8")
 int8 = np.dtype("int8")
 int16 = short = np.dtype("int16")
-int32 = int = np.dtype("int32")  # noqa: A001
+int32 = int = np.dtype("int32")
 int64 = long = np.dtype("int64")
-bool = np.dtype("bool")  # noqa: A001
+bool = np.dtype("bool")
 
 _default_float = float32
 

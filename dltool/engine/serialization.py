@@ -120,7 +120,7 @@ def get_safe_globals() -> list[Any]:
     return []
 
 
-class safe_globals(contextlib.ContextDecorator):  # noqa: N801 - PyTorch's name
+class safe_globals(contextlib.ContextDecorator):
     """``with safe_globals([...]):`` accepted and ignored, as ``add_safe_globals`` is."""
 
     def __init__(self, safe_globals: list[Any]) -> None:

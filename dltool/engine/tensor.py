@@ -255,11 +255,11 @@ class Tensor:
         return _address(self._data) if self._data.size else 0
 
     @property
-    def T(self) -> Tensor:  # noqa: N802 - PyTorch's name
+    def T(self) -> Tensor:
         return _shape.permute(self, tuple(reversed(range(self.ndim))))
 
     @property
-    def mT(self) -> Tensor:  # noqa: N802
+    def mT(self) -> Tensor:
         return _shape.transpose(self, -2, -1)
 
     # ------------------------------------------------------------ conversion

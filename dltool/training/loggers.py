@@ -93,7 +93,7 @@ class CSVLogger:
         if purge_step is not None and self.path.exists():
             self._purge(purge_step)
         new = not self.path.exists() or self.path.stat().st_size == 0
-        self._file = open(self.path, "a", newline="")  # noqa: SIM115 - closed in close()
+        self._file = open(self.path, "a", newline="")
         self._csv = csv.writer(self._file)
         if new:
             self._csv.writerow(self.FIELDS)

@@ -251,7 +251,7 @@ def test_randint_options_and_out():
 )
 def test_factory_errors(fn):
     torch = pytest.importorskip("torch")
-    with pytest.raises(Exception) as expected:  # noqa: B017 - whatever PyTorch raises
+    with pytest.raises(Exception) as expected:
         fn(torch)
     with pytest.raises(expected.type):
         fn(dl)

@@ -23,7 +23,7 @@ class _TorchMLP(tnn.Module):
             tnn.Flatten(), tnn.Linear(784, 256), tnn.ReLU(), tnn.Dropout(0.2), tnn.Linear(256, 10)
         )
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x):
         return self.layers(x)
 
 
@@ -47,7 +47,7 @@ class _TorchLeNet(tnn.Module):
             tnn.Linear(84, 10),
         )
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x):
         return self.classifier(self.features(x))
 
 
@@ -73,7 +73,7 @@ class _TorchCNN(tnn.Module):
             tnn.Linear(128, 10),
         )
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x):
         return self.classifier(self.features(x))
 
 

@@ -396,7 +396,7 @@ def _pack(tensor: Any, outputs: tuple, wrapped: tuple) -> tuple | None:
     return tensor, tensor._version_counter[0], None
 
 
-class once_differentiable:  # noqa: N801 - PyTorch's name
+class once_differentiable:
     """Decorator for a backward that is not itself differentiable; kept for PyTorch compatibility."""
 
     def __new__(cls, fn: Callable) -> Callable:  # type: ignore[misc]

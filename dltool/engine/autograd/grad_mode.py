@@ -58,7 +58,7 @@ class _GradModeContext:
         return wrapper  # type: ignore[return-value]
 
 
-class no_grad(_GradModeContext):  # noqa: N801 - PyTorch's name
+class no_grad(_GradModeContext):
     """Run without recording operations: results do not require grad and cost no graph.
 
     Example:
@@ -72,20 +72,20 @@ class no_grad(_GradModeContext):  # noqa: N801 - PyTorch's name
     _mode = False
 
 
-class enable_grad(_GradModeContext):  # noqa: N801
+class enable_grad(_GradModeContext):
     """Record operations again inside a ``no_grad`` block."""
 
     _mode = True
 
 
-class inference_mode(_GradModeContext):  # noqa: N801
+class inference_mode(_GradModeContext):
     """Like ``no_grad``; dltool has no separate inference tensors, so the two behave the same."""
 
     def __init__(self, mode: bool = True) -> None:
         self._mode = not mode
 
 
-class set_grad_enabled(_GradModeContext):  # noqa: N801
+class set_grad_enabled(_GradModeContext):
     """Turn recording on or off; works as a function call, a context manager or a decorator."""
 
     def __init__(self, mode: bool) -> None:

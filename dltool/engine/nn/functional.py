@@ -113,19 +113,19 @@ __all__ = [
 ]
 
 
-def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
     return input.relu_() if inplace else _elementwise.relu(input)
 
 
-def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:  # noqa: A002
+def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:
     return _reduce.softmax(input, dim, dtype)
 
 
-def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:  # noqa: A002
+def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:
     return _reduce.log_softmax(input, dim, dtype)
 
 
-def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:  # noqa: A002
+def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:
     """Pad the last dims by ``(left, right, top, bottom, ...)`` with a constant or by reflection,
     replication or wrapping (``mode='reflect'|'replicate'|'circular'``)."""
     if mode == "constant":
@@ -143,6 +143,6 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = N
     return pad_by_index(input, pad, mode)
 
 
-def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:  # noqa: A002
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """``input`` divided by its ``p``-norm along ``dim`` (at least ``eps``)."""
     return input / _elementwise.clamp_min(_reduce.norm(input, p, dim, keepdim=True), eps)

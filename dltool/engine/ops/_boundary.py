@@ -85,7 +85,7 @@ def type_name(dtype: Any) -> str:
     return _TYPE_NAMES.get(str(dtype), str(dtype))
 
 
-def require_float(name: str, input: Tensor) -> None:  # noqa: A002
+def require_float(name: str, input: Tensor) -> None:
     """PyTorch's error for an op that has no kernel for integer or bool tensors."""
     if input.dtype.kind != "f":
         raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{type_name(input.dtype)}'")

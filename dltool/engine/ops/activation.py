@@ -49,18 +49,18 @@ class Elu(Function):
         return where(x > 0, grad_output * scale, grad_output * negative), None, None, None
 
 
-def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``."""
     return _maybe_inplace(lambda x: Elu.apply(x, alpha, 1.0, 1.0), input, inplace)
 
 
-def selu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """Scaled ELU with the self-normalizing constants of Klambauer et al."""
     alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
     return _maybe_inplace(lambda x: Elu.apply(x, alpha, scale, 1.0), input, inplace)
 
 
-def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` for ``x > 0``, else ``alpha * (exp(x / alpha) - 1)``.
 
     Raises:
@@ -91,22 +91,22 @@ class Softplus(Function):
         return where(z > threshold, grad_output, grad_output * sigmoid(z)), None, None
 
 
-def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """``log(1 + exp(beta * x)) / beta``, linear where ``beta * x > threshold``."""
     return Softplus.apply(_float_input(input), beta, threshold)
 
 
-def logsigmoid(input: Tensor) -> Tensor:  # noqa: A002
+def logsigmoid(input: Tensor) -> Tensor:
     """``log(sigmoid(x))``, as ``-softplus(-x)`` with no linear cut-off, so it is stable for all ``x``."""
     return neg(Softplus.apply(neg(_float_input(input)), 1.0, math.inf))
 
 
-def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``x`` for ``x > 0``, else ``negative_slope * x``."""
     return _maybe_inplace(lambda x: where(x > 0, x, x * negative_slope), input, inplace)
 
 
-def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """``x`` for ``x > 0``, else ``weight * x``, with one weight or one per channel (dim 1).
 
     Raises:
@@ -127,7 +127,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
 
 
 def rrelu(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     lower: float = 1.0 / 8,
     upper: float = 1.0 / 3,
     training: bool = False,
@@ -148,53 +148,53 @@ def rrelu(
     return _maybe_inplace(lambda x: where(x > 0, x, x * slope), input, inplace)
 
 
-def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:  # noqa: A002
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
     """``x`` where ``x > threshold``, else ``value``."""
     return _maybe_inplace(lambda x: where(x > threshold, x, value), input, inplace)
 
 
-def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` clamped to ``[min_val, max_val]``."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     return _maybe_inplace(lambda x: clamp(x, min_val, max_val), input, inplace)
 
 
-def relu6(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     return hardtanh(input, 0.0, 6.0, inplace)
 
 
-def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """``x * sigmoid(x)`` (swish)."""
     return _maybe_inplace(lambda x: x * sigmoid(x), input, inplace)
 
 
-def mish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """``x * tanh(softplus(x))``."""
     return _maybe_inplace(lambda x: x * tanh(softplus(x)), input, inplace)
 
 
-def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """``relu6(x + 3) / 6``: 0 below -3, 1 above 3, linear between."""
     return _maybe_inplace(lambda x: clamp(x + 3.0, 0.0, 6.0) / 6.0, input, inplace)
 
 
-def hardswish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """``x * relu6(x + 3) / 6`` (MobileNetV3)."""
     return _maybe_inplace(lambda x: x * clamp(x + 3.0, 0.0, 6.0) / 6.0, input, inplace)
 
 
-def softsign(input: Tensor) -> Tensor:  # noqa: A002
+def softsign(input: Tensor) -> Tensor:
     """``x / (1 + |x|)``."""
     return input / (input.abs() + 1)
 
 
-def tanhshrink(input: Tensor) -> Tensor:  # noqa: A002
+def tanhshrink(input: Tensor) -> Tensor:
     """``x - tanh(x)``."""
     return input - tanh(input)
 
 
-def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """``x`` moved ``lambd`` toward 0, and 0 within ``[-lambd, lambd]``.
 
     Raises:
@@ -208,17 +208,17 @@ def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
     return input - clamp(input, -lambd, lambd)
 
 
-def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:  # noqa: A002
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """``x`` outside ``[-lambd, lambd]``, 0 inside."""
     return where((input >= -lambd) & (input <= lambd), 0.0, input)
 
 
-def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:  # noqa: A002
+def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> Tensor:
     """``softmax(-x)`` along ``dim``."""
     return softmax(neg(input), dim, dtype)
 
 
-def glu(input: Tensor, dim: int = -1) -> Tensor:  # noqa: A002
+def glu(input: Tensor, dim: int = -1) -> Tensor:
     """The gated linear unit ``a * sigmoid(b)`` of the two halves ``a, b`` of ``input`` along ``dim``.
 
     Raises:
@@ -233,7 +233,7 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:  # noqa: A002
     return a * sigmoid(b)
 
 
-def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """``x * Φ(x)``; ``approximate='tanh'`` uses the tanh formula of Hendrycks and Gimpel."""
     if approximate == "none":
         return input * erfc(input * -math.sqrt(0.5)) * 0.5
@@ -243,7 +243,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
     raise RuntimeError(f"approximate argument must be either none or tanh, got '{approximate}'")
 
 
-def _maybe_inplace(fn: Callable[[Tensor], Tensor], input: Tensor, inplace: bool) -> Tensor:  # noqa: A002
+def _maybe_inplace(fn: Callable[[Tensor], Tensor], input: Tensor, inplace: bool) -> Tensor:
     """``fn(input)``, written into ``input`` when ``inplace`` (as PyTorch's ``inplace=True``)."""
     return input._inplace(fn) if inplace else fn(input)
 
@@ -266,7 +266,7 @@ def _check_p(p: float) -> None:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
-def _dropout(input: Tensor, p: float, training: bool, inplace: bool, channelwise: bool) -> Tensor:  # noqa: A002
+def _dropout(input: Tensor, p: float, training: bool, inplace: bool, channelwise: bool) -> Tensor:
     """Dropout of single elements, or of whole channels ``input[n, c]`` when ``channelwise``."""
     if not training or p == 0.0:
         return input
@@ -279,13 +279,13 @@ def _dropout(input: Tensor, p: float, training: bool, inplace: bool, channelwise
     return _maybe_inplace(lambda x: x * mask, input, inplace)
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:  # noqa: A002
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (training only)."""
     _check_p(p)
     return _dropout(input, p, training, inplace, channelwise=False)
 
 
-def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:  # noqa: A002
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels ``input[n, c]`` of ``(N, C, H, W)`` with probability ``p``.
 
     As in PyTorch, any other rank gets a ``UserWarning`` (and elementwise dropout for ``(N, C)``),

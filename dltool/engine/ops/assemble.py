@@ -45,7 +45,7 @@ def _repeat_counts(repeats: Any, size: int, dim: int, xp: Any) -> Any:
 @numpy_aliases
 def repeat_interleave(
     input: Tensor, repeats: Any = None, dim: int | None = None, *, output_size: int | None = None
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """Each slice of ``input`` along ``dim`` (of the flattened input without ``dim``) repeated in place.
 
     ``repeat_interleave(counts)`` alone gives ``0 .. len(counts) - 1`` each repeated ``counts[i]`` times.

@@ -329,7 +329,7 @@ def _geometry(size: tuple, kernel_size: Any, dilation: Any, padding: Any, stride
     return kernel, dil, pad, step, out
 
 
-def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0, stride: Any = 1) -> Tensor:  # noqa: A002
+def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0, stride: Any = 1) -> Tensor:
     """Sliding windows of a ``(N, C, H, W)`` batch as columns ``(N, C*kh*kw, L)`` (im2col).
 
     Example:
@@ -341,7 +341,7 @@ def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
     return Unfold.apply(input, *_geometry(input.shape[2:], kernel_size, dilation, padding, stride), False)
 
 
-def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0, stride: Any = 1) -> Tensor:  # noqa: A002
+def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0, stride: Any = 1) -> Tensor:
     """Sum columns ``(N, C*kh*kw, L)`` back into ``(N, C, *output_size)`` (col2im, unfold's adjoint)."""
     if input.ndim != 3:
         raise RuntimeError(f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported (got {input.ndim}D)")
@@ -360,7 +360,7 @@ def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, p
 # =============================================================== convolutions
 
 
-def _check_conv(name: str, input: Tensor, weight: Tensor, bias: Tensor | None, groups: int, dims: int) -> None:  # noqa: A002
+def _check_conv(name: str, input: Tensor, weight: Tensor, bias: Tensor | None, groups: int, dims: int) -> None:
     if input.ndim not in (dims + 1, dims + 2):
         raise RuntimeError(
             f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to {name}, but got "
@@ -421,7 +421,7 @@ def _conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding
     return y.reshape(o, out[0], out[1], n).permute(3, 0, 1, 2)
 
 
-def _batched(input: Tensor, dims: int, fn: Any) -> Tensor:  # noqa: A002
+def _batched(input: Tensor, dims: int, fn: Any) -> Tensor:
     """Run ``fn`` on a batched input, adding and removing the batch dim for unbatched ones."""
     if input.ndim == dims + 1:
         return fn(input.unsqueeze(0)).squeeze(0)
@@ -429,7 +429,7 @@ def _batched(input: Tensor, dims: int, fn: Any) -> Tensor:  # noqa: A002
 
 
 def conv2d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     weight: Tensor,
     bias: Tensor | None = None,
     stride: Any = 1,
@@ -445,7 +445,7 @@ def conv2d(
     return _batched(input, 2, lambda x: _conv2d(x, weight, bias, stride, padding, dilation, groups))
 
 
-def _via_2d(conv: Any, input: Tensor, weight: Tensor, bias: Tensor | None, args: tuple) -> Tensor:  # noqa: A002
+def _via_2d(conv: Any, input: Tensor, weight: Tensor, bias: Tensor | None, args: tuple) -> Tensor:
     """A 1-D convolution run as the 2-D ``conv`` over a height of 1."""
     w2 = weight.unsqueeze(2)
     return _batched(input, 1, lambda x: conv(x.unsqueeze(2), w2, bias, *args).squeeze(2))
@@ -460,7 +460,7 @@ def as_2d(value: Any, fill: int) -> Any:
 
 
 def conv1d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     weight: Tensor,
     bias: Tensor | None = None,
     stride: Any = 1,
@@ -499,7 +499,7 @@ def _conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: An
 
 
 def conv_transpose2d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     weight: Tensor,
     bias: Tensor | None = None,
     stride: Any = 1,
@@ -515,7 +515,7 @@ def conv_transpose2d(
 
 
 def conv_transpose1d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     weight: Tensor,
     bias: Tensor | None = None,
     stride: Any = 1,
@@ -551,7 +551,7 @@ def _pad_positions(size: int, before: int, after: int, mode: str) -> Any:
     return np.where(folded >= size, period - folded, folded)
 
 
-def pad_by_index(input: Tensor, pad: Any, mode: str) -> Tensor:  # noqa: A002
+def pad_by_index(input: Tensor, pad: Any, mode: str) -> Tensor:
     """``F.pad`` for ``'reflect'``, ``'replicate'`` and ``'circular'``: a gather along each padded dim."""
     from dltool.engine.ops.index import index_select
 

@@ -200,7 +200,7 @@ def slogdet(A: Tensor) -> linalg_slogdet:
     return linalg_slogdet(*Slogdet.apply(A))
 
 
-def logdet(input: Tensor) -> Tensor:  # noqa: A002
+def logdet(input: Tensor) -> Tensor:
     """The log of each determinant: nan where it is negative, -inf where it is 0."""
     sign, logabsdet = slogdet(input)
     return where(sign < 0, float("nan"), logabsdet)

@@ -26,14 +26,14 @@ class Triangle(Function):
         return Triangle.apply(grad_output, ctx.diagonal, ctx.upper), None, None
 
 
-def _triangle(input: Tensor, diagonal: int, upper: bool) -> Tensor:  # noqa: A002
+def _triangle(input: Tensor, diagonal: int, upper: bool) -> Tensor:
     if input.ndim < 2:
         raise RuntimeError(f"{'triu' if upper else 'tril'}: input tensor must have at least 2 dimensions")
     return Triangle.apply(input, int(diagonal), upper)
 
 
 @with_out
-def tril(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
+def tril(input: Tensor, diagonal: int = 0) -> Tensor:
     """The lower triangle of the last two dims (elements above ``diagonal`` set to 0).
 
     Example:
@@ -44,7 +44,7 @@ def tril(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
 
 
 @with_out
-def triu(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
+def triu(input: Tensor, diagonal: int = 0) -> Tensor:
     """The upper triangle of the last two dims (elements below ``diagonal`` set to 0)."""
     return _triangle(input, diagonal, upper=True)
 
@@ -139,7 +139,7 @@ def _diagonal_dims(ndim: int, dim1: int, dim2: int) -> tuple[int, int]:
     return first, second
 
 
-def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:  # noqa: A002
+def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """A view of the diagonal of the (``dim1``, ``dim2``) planes, appended as the last dim.
 
     Writes through the view reach ``input``, as in PyTorch.
@@ -152,7 +152,7 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     return Diagonal.apply(input, int(offset), first, second)
 
 
-def diagonal_scatter(input: Tensor, src: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:  # noqa: A002
+def diagonal_scatter(input: Tensor, src: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """A copy of ``input`` with ``src`` written on the diagonal that ``diagonal`` would view."""
     first, second = _diagonal_dims(input.ndim, dim1, dim2)
     expected = _diagonal_view(input._data, int(offset), first, second).shape
@@ -164,7 +164,7 @@ def diagonal_scatter(input: Tensor, src: Tensor, offset: int = 0, dim1: int = 0,
     return DiagonalScatter.apply(input, src.to(input.dtype), int(offset), first, second)
 
 
-def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:  # noqa: A002
+def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
     """Matrices (in dims ``dim1``, ``dim2`` of the result) whose ``offset`` diagonal holds ``input``'s last dim."""
     first, second = _diagonal_dims(input.ndim + 1, dim1, dim2)
     n = input.shape[-1] + abs(int(offset))
@@ -176,7 +176,7 @@ def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -
 
 
 @with_out
-def diag(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
+def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     """A vector's square diagonal matrix, or a copy of a matrix's ``diagonal``-th diagonal."""
     if input.ndim == 1:
         return diag_embed(input, diagonal, 0, 1)

@@ -194,7 +194,7 @@ def zeros_like_value(x: Tensor) -> Tensor:
     return Tensor._make(x._xp().zeros((), dtype=x.dtype))
 
 
-def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:  # noqa: A002 - PyTorch's name
+def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
     """``input + alpha * other`` with broadcasting."""
     if alpha != 1:
         other = mul(other, alpha)
@@ -203,7 +203,7 @@ def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:  # noqa: A002 - Py
     return Add.apply(*_pair(input, other))
 
 
-def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:  # noqa: A002
+def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
     """``input - alpha * other`` with broadcasting."""
     if alpha != 1:
         other = mul(other, alpha)
@@ -215,12 +215,12 @@ def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:  # noqa: A002
 subtract = sub
 
 
-def rsub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:  # noqa: A002
+def rsub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
     """``other - alpha * input``."""
     return sub(other, input, alpha=alpha)
 
 
-def mul(input: Any, other: Any) -> Tensor:  # noqa: A002
+def mul(input: Any, other: Any) -> Tensor:
     """Elementwise product with broadcasting."""
     if _with_number(input, other):
         return MulScalar.apply(input, other)
@@ -230,7 +230,7 @@ def mul(input: Any, other: Any) -> Tensor:  # noqa: A002
 multiply = mul
 
 
-def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:  # noqa: A002
+def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:
     """True division (integers give floats); ``rounding_mode`` 'floor' or 'trunc' rounds, without grad."""
     if rounding_mode is None and _with_number(input, other):
         return DivScalar.apply(input, other)
@@ -254,17 +254,17 @@ def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor: 
 divide = true_divide = div
 
 
-def reciprocal(input: Tensor) -> Tensor:  # noqa: A002
+def reciprocal(input: Tensor) -> Tensor:
     return div(1.0, input)
 
 
-def remainder(input: Any, other: Any) -> Tensor:  # noqa: A002
+def remainder(input: Any, other: Any) -> Tensor:
     """Python-style modulus (the sign follows the divisor); the gradient passes to ``input``."""
     x, y = _pair(input, other)
     return x - div(x, y, rounding_mode="floor") * y
 
 
-def pow(input: Any, exponent: Any) -> Tensor:  # noqa: A001, A002
+def pow(input: Any, exponent: Any) -> Tensor:
     """``input ** exponent`` with broadcasting; either may be a number."""
     x, y = _pair(input, exponent)
     if x.dtype.kind in "iu" and y.dtype.kind in "iu" and (y._data < 0).any():
@@ -272,7 +272,7 @@ def pow(input: Any, exponent: Any) -> Tensor:  # noqa: A001, A002
     return Pow.apply(x, y)
 
 
-def float_power(input: Any, exponent: Any, *, out: Tensor | None = None) -> Tensor:  # noqa: A002
+def float_power(input: Any, exponent: Any, *, out: Tensor | None = None) -> Tensor:
     """``input ** exponent`` computed in float64, whatever the operands' dtypes.
 
     Raises:
@@ -297,21 +297,21 @@ def float_power_(self: Tensor, exponent: Any) -> Tensor:
     return self._inplace(float_power, exponent)
 
 
-def square(input: Tensor) -> Tensor:  # noqa: A002
+def square(input: Tensor) -> Tensor:
     return mul(input, input)
 
 
-def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:  # noqa: A002
+def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
     """``input + value * tensor1 * tensor2``."""
     return add(input, mul(tensor1, tensor2), alpha=value)
 
 
-def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:  # noqa: A002
+def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
     """``input + value * tensor1 / tensor2``."""
     return add(input, div(tensor1, tensor2), alpha=value)
 
 
-def lerp(input: Tensor, end: Tensor, weight: Any) -> Tensor:  # noqa: A002
+def lerp(input: Tensor, end: Tensor, weight: Any) -> Tensor:
     """``input + weight * (end - input)``."""
     return add(input, mul(sub(end, input), weight))
 
@@ -522,14 +522,14 @@ class Clamp(Function):
         return _keep(grad_output, inside), None, None
 
 
-def neg(input: Tensor) -> Tensor:  # noqa: A002
+def neg(input: Tensor) -> Tensor:
     return Neg.apply(input)
 
 
 negative = neg
 
 
-def abs(input: Tensor) -> Tensor:  # noqa: A001, A002
+def abs(input: Tensor) -> Tensor:
     return Abs.apply(input)
 
 
@@ -541,59 +541,59 @@ def _float_input(x: Tensor) -> Tensor:
     return x if x._data.dtype.kind == "f" else cast(x, dtypes.get_default_dtype())
 
 
-def exp(input: Tensor) -> Tensor:  # noqa: A002
+def exp(input: Tensor) -> Tensor:
     return Exp.apply(_float_input(input))
 
 
-def log(input: Tensor) -> Tensor:  # noqa: A002
+def log(input: Tensor) -> Tensor:
     return Log.apply(_float_input(input))
 
 
-def log1p(input: Tensor) -> Tensor:  # noqa: A002
+def log1p(input: Tensor) -> Tensor:
     return Log1p.apply(_float_input(input))
 
 
-def expm1(input: Tensor) -> Tensor:  # noqa: A002
+def expm1(input: Tensor) -> Tensor:
     return exp(input) - 1
 
 
-def log2(input: Tensor) -> Tensor:  # noqa: A002
+def log2(input: Tensor) -> Tensor:
     return log(input) / float(np.log(2.0))
 
 
-def log10(input: Tensor) -> Tensor:  # noqa: A002
+def log10(input: Tensor) -> Tensor:
     return log(input) / float(np.log(10.0))
 
 
-def sqrt(input: Tensor) -> Tensor:  # noqa: A002
+def sqrt(input: Tensor) -> Tensor:
     return Sqrt.apply(_float_input(input))
 
 
-def rsqrt(input: Tensor) -> Tensor:  # noqa: A002
+def rsqrt(input: Tensor) -> Tensor:
     return pow(_float_input(input), -0.5)
 
 
-def sin(input: Tensor) -> Tensor:  # noqa: A002
+def sin(input: Tensor) -> Tensor:
     return Sin.apply(_float_input(input))
 
 
-def cos(input: Tensor) -> Tensor:  # noqa: A002
+def cos(input: Tensor) -> Tensor:
     return Cos.apply(_float_input(input))
 
 
-def tanh(input: Tensor) -> Tensor:  # noqa: A002
+def tanh(input: Tensor) -> Tensor:
     return Tanh.apply(_float_input(input))
 
 
-def sigmoid(input: Tensor) -> Tensor:  # noqa: A002
+def sigmoid(input: Tensor) -> Tensor:
     return Sigmoid.apply(_float_input(input))
 
 
-def relu(input: Tensor) -> Tensor:  # noqa: A002
+def relu(input: Tensor) -> Tensor:
     return Relu.apply(input)
 
 
-def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A001, A002
+def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:
     """Limit values to ``[min, max]``; the gradient passes where the input lies inside."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
@@ -610,16 +610,16 @@ def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A
 clip = clamp
 
 
-def clamp_min(input: Tensor, min: Any) -> Tensor:  # noqa: A002
+def clamp_min(input: Tensor, min: Any) -> Tensor:
     return clamp(input, min, None)
 
 
-def clamp_max(input: Tensor, max: Any) -> Tensor:  # noqa: A002
+def clamp_max(input: Tensor, max: Any) -> Tensor:
     return clamp(input, None, max)
 
 
 def _rounding(name: str) -> Any:
-    def op(input: Tensor) -> Tensor:  # noqa: A002
+    def op(input: Tensor) -> Tensor:
         xp = input._xp()
         return Tensor._make(getattr(xp, name)(input._data))
 
@@ -631,7 +631,7 @@ def _rounding(name: str) -> Any:
 floor, ceil, trunc, sign = (_rounding(n) for n in ("floor", "ceil", "trunc", "sign"))
 
 
-def round(input: Tensor, *, decimals: int = 0) -> Tensor:  # noqa: A001, A002
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:
     """Round half to even, as PyTorch does; records no gradient."""
     return Tensor._make(input._xp().round(input._data, decimals))
 
@@ -677,7 +677,7 @@ class Maximum(Function):
         return x_grad, y_grad
 
 
-def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
+def where(condition: Tensor, input: Any, other: Any) -> Tensor:
     """Pick ``input`` where ``condition`` holds, else ``other``; both may be numbers."""
     if not isinstance(condition, Tensor):
         condition = Tensor(np.asarray(condition))
@@ -689,7 +689,7 @@ def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
     return Where.apply(condition, x, y)
 
 
-def masked_fill(input: Tensor, mask: Tensor, value: Any) -> Tensor:  # noqa: A002
+def masked_fill(input: Tensor, mask: Tensor, value: Any) -> Tensor:
     """``value`` where ``mask`` is true, ``input`` elsewhere."""
     if mask.dtype != dtypes.bool:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype}")
@@ -698,12 +698,12 @@ def masked_fill(input: Tensor, mask: Tensor, value: Any) -> Tensor:  # noqa: A00
     return where(mask, _scalar(value, input) if not isinstance(value, Tensor) else value, input)
 
 
-def maximum(input: Tensor, other: Any) -> Tensor:  # noqa: A002
+def maximum(input: Tensor, other: Any) -> Tensor:
     x, y = _pair(input, other)
     return Maximum.apply(x, y)
 
 
-def minimum(input: Tensor, other: Any) -> Tensor:  # noqa: A002
+def minimum(input: Tensor, other: Any) -> Tensor:
     x, y = _pair(input, other)
     return -Maximum.apply(-x, -y)
 
@@ -756,7 +756,7 @@ class Clone(Function):
         return grad_output
 
 
-def cast(input: Tensor, dtype: Any) -> Tensor:  # noqa: A002
+def cast(input: Tensor, dtype: Any) -> Tensor:
     """``input`` converted to ``dtype``; gradients flow back in the input's dtype."""
     dtype = dtypes.to_dtype(dtype)
     if input._data.dtype == dtype:
@@ -764,18 +764,18 @@ def cast(input: Tensor, dtype: Any) -> Tensor:  # noqa: A002
     return Cast.apply(input, dtype)
 
 
-def to_device(input: Tensor, device: Any) -> Tensor:  # noqa: A002
+def to_device(input: Tensor, device: Any) -> Tensor:
     device = backend.device(device)
     backend.module_for(device)
     return ToDevice.apply(input, device)
 
 
-def clone(input: Tensor) -> Tensor:  # noqa: A002
+def clone(input: Tensor) -> Tensor:
     """A copy with its own storage; gradients flow through."""
     return Clone.apply(input)
 
 
-def overwrite(input: Tensor, value: Any) -> Tensor:  # noqa: A002
+def overwrite(input: Tensor, value: Any) -> Tensor:
     """``value`` broadcast to ``input``'s shape and dtype, linked to ``input`` with zero gradient.
 
     What ``copy_``, ``fill_`` and the random fills compute before writing in place.
@@ -791,7 +791,7 @@ def overwrite(input: Tensor, value: Any) -> Tensor:  # noqa: A002
 
 
 def _compare(name: str) -> Any:
-    def op(input: Any, other: Any) -> Tensor:  # noqa: A002
+    def op(input: Any, other: Any) -> Tensor:
         x = input if isinstance(input, Tensor) else as_tensor_like(input, other)
         xp = x._xp()
         return Tensor._make(getattr(xp, name)(x._data, other._data if isinstance(other, Tensor) else other))
@@ -809,39 +809,39 @@ logical_and, logical_or, logical_xor = (_compare(n) for n in ("logical_and", "lo
 bitwise_and, bitwise_or, bitwise_xor = (_compare(n) for n in ("bitwise_and", "bitwise_or", "bitwise_xor"))
 
 
-def logical_not(input: Tensor) -> Tensor:  # noqa: A002
+def logical_not(input: Tensor) -> Tensor:
     return Tensor._make(input._xp().logical_not(input._data))
 
 
-def bitwise_not(input: Tensor) -> Tensor:  # noqa: A002
+def bitwise_not(input: Tensor) -> Tensor:
     return Tensor._make(input._xp().invert(input._data))
 
 
-def isfinite(input: Tensor) -> Tensor:  # noqa: A002
+def isfinite(input: Tensor) -> Tensor:
     return Tensor._make(input._xp().isfinite(input._data))
 
 
-def isnan(input: Tensor) -> Tensor:  # noqa: A002
+def isnan(input: Tensor) -> Tensor:
     return Tensor._make(input._xp().isnan(input._data))
 
 
-def isinf(input: Tensor) -> Tensor:  # noqa: A002
+def isinf(input: Tensor) -> Tensor:
     return Tensor._make(input._xp().isinf(input._data))
 
 
 def isclose(
     input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """``|input - other| <= atol + rtol * |other|`` elementwise."""
     return Tensor._make(input._xp().isclose(input._data, other._data, rtol, atol, equal_nan))
 
 
 def allclose(
     input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
-) -> builtins.bool:  # noqa: A002
+) -> builtins.bool:
     return builtins.bool(isclose(input, other, rtol, atol, equal_nan)._data.all())
 
 
-def equal(input: Tensor, other: Tensor) -> builtins.bool:  # noqa: A002
+def equal(input: Tensor, other: Tensor) -> builtins.bool:
     """True when both have the same shape and the same values."""
     return input.shape == other.shape and builtins.bool((input._data == other._data).all())

@@ -127,7 +127,7 @@ def _getitem_op(advanced: bool) -> type:
     return Index if advanced else Getitem
 
 
-def getitem(input: Tensor, key: Any) -> Tensor:  # noqa: A002
+def getitem(input: Tensor, key: Any) -> Tensor:
     """``input[key]`` with ints, slices, None, Ellipsis, bool masks and integer tensors or lists."""
     steps, advanced = _normalize_key(key, input._xp())
     try:
@@ -157,7 +157,7 @@ class IndexPut(Function):
         return x_grad, None, None, value_grad
 
 
-def index_put(input: Tensor, key: Any, value: Any) -> Tensor:  # noqa: A002
+def index_put(input: Tensor, key: Any, value: Any) -> Tensor:
     """A copy of ``input`` with ``value`` written at ``key`` (what ``x[key] = value`` records)."""
     steps, advanced = _normalize_key(key, input._xp())
     _, value = _pair(input, value, broadcast=False)
@@ -222,7 +222,7 @@ class ScatterAdd(Function):
         return grad_output, None, None, src_grad
 
 
-def _check_index(name: str, input: Tensor, dim: int, index: Tensor) -> int:  # noqa: A002
+def _check_index(name: str, input: Tensor, dim: int, index: Tensor) -> int:
     if index.dtype != dtypes.int64 and index.dtype.kind not in "iu":
         raise RuntimeError(f"{name}(): Expected dtype int64 for index")
     if index.ndim != input.ndim:
@@ -230,20 +230,20 @@ def _check_index(name: str, input: Tensor, dim: int, index: Tensor) -> int:  # n
     return _wrap_dim(dim, input.ndim)
 
 
-def _check_src(input: Tensor, src: Tensor) -> None:  # noqa: A002
+def _check_src(input: Tensor, src: Tensor) -> None:
     if src.dtype != input.dtype:
         raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
 
 
 @numpy_aliases
-def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:  # noqa: A002
+def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
     """``out[i][j] = input[index[i][j]][j]`` for ``dim=0``, and so on for other dims."""
     dim = _check_index("gather", input, dim, index)
     return Gather.apply(input, dim, index)
 
 
 @numpy_aliases
-def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:  # noqa: A002
+def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     """A copy of ``input`` with ``src`` added at ``index`` along ``dim`` (repeats accumulate)."""
     dim = _check_index("scatter_add", input, dim, index)
     _check_src(input, src)
@@ -251,7 +251,7 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor: 
 
 
 @numpy_aliases
-def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:  # noqa: A002
+def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     """The slices of ``input`` along ``dim`` picked by the 1-D ``index``."""
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
@@ -259,17 +259,17 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:  # noqa: A00
     return getitem(input, (slice(None),) * dim + (index.reshape(-1),))
 
 
-def masked_select(input: Tensor, mask: Tensor) -> Tensor:  # noqa: A002
+def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     if mask.shape != input.shape:
         mask = mask.expand(input.shape)
     return getitem(input, mask)
 
 
-def take(input: Tensor, index: Tensor) -> Tensor:  # noqa: A002
+def take(input: Tensor, index: Tensor) -> Tensor:
     return getitem(input.reshape(-1), index)
 
 
-def nonzero(input: Tensor, *, as_tuple: bool = False) -> Any:  # noqa: A002
+def nonzero(input: Tensor, *, as_tuple: bool = False) -> Any:
     coords = input._xp().nonzero(input._data)
     if as_tuple:
         return tuple(Tensor._make(c.astype(dtypes.int64)) for c in coords)
@@ -280,7 +280,7 @@ def nonzero(input: Tensor, *, as_tuple: bool = False) -> Any:  # noqa: A002
 
 
 @numpy_aliases
-def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:  # noqa: A002
+def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
     """Values sorted along ``dim`` and their indices; values carry gradients."""
     dim = _wrap_dim(dim, input.ndim)
     order = input._xp().argsort(-input._data if descending else input._data, axis=dim, kind="stable")
@@ -289,12 +289,12 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = 
 
 
 @numpy_aliases
-def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:  # noqa: A002
+def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     return sort(input, dim, descending, stable).indices
 
 
 @numpy_aliases
-def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
     """The ``k`` largest (or smallest) values along ``dim`` with their indices."""
     dim = _wrap_dim(dim, input.ndim)
     if not 0 <= k <= input.shape[dim]:

@@ -47,7 +47,7 @@ class Matmul(Function):
         return x_grad, y_grad
 
 
-def matmul(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:  # noqa: A002
+def matmul(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
     """Matrix product with numpy's rules: batch dims broadcast, 1-D operands are vectors.
 
     ``out`` is taken here rather than through ``with_out``: ``@`` runs this function, and a
@@ -96,7 +96,7 @@ class Linear(Function):
         return as_gradients(x_grad, weight_grad, bias_grad)
 
 
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias`` for ``input`` of shape ``(..., in_features)``."""
     if input.ndim == 0:
         raise RuntimeError("both arguments to linear need to be at least 1D")
@@ -122,7 +122,7 @@ def _describe(t: Tensor) -> str:
 
 
 @with_out
-def mm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
     """Product of two matrices (2-D only)."""
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"mm: expected 2D tensors, got {input.ndim}D and {mat2.ndim}D")
@@ -130,7 +130,7 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002
 
 
 @with_out
-def bmm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     """Batched product of ``(b, n, m)`` and ``(b, m, p)`` tensors."""
     if input.ndim != 3 or mat2.ndim != 3:
         raise RuntimeError(f"bmm: expected 3D tensors, got {input.ndim}D and {mat2.ndim}D")
@@ -139,14 +139,14 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002
     return matmul(input, mat2)
 
 
-def dot(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+def dot(input: Tensor, other: Tensor) -> Tensor:
     """Inner product of two 1-D tensors of the same length."""
     if input.ndim != 1 or other.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
     return matmul(input, other)
 
 
-def outer(input: Tensor, vec2: Tensor) -> Tensor:  # noqa: A002
+def outer(input: Tensor, vec2: Tensor) -> Tensor:
     """``input[:, None] * vec2[None, :]`` for 1-D tensors."""
     if input.ndim != 1 or vec2.ndim != 1:
         raise RuntimeError("outer: expected 1D tensors")
@@ -159,7 +159,7 @@ ger = outer
 # =============================================================== beta * input + alpha * product
 
 
-def _add_scaled(input: Tensor, product: Tensor, beta: Any, alpha: Any) -> Tensor:  # noqa: A002
+def _add_scaled(input: Tensor, product: Tensor, beta: Any, alpha: Any) -> Tensor:
     """``beta * input + alpha * product``, ``input`` broadcast to the product's shape.
 
     With ``beta == 0`` the input is ignored, nan and inf included, as in PyTorch (its gradient is 0).
@@ -184,20 +184,20 @@ def _check_batches(batch1: Tensor, batch2: Tensor) -> None:
 
 
 @with_out
-def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:  # noqa: A002
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
     """``beta * input + alpha * (mat1 @ mat2)``."""
     return _add_scaled(input, mm(mat1, mat2), beta, alpha)
 
 
 @with_out
-def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:  # noqa: A002
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
     """``beta * input + alpha * bmm(batch1, batch2)``, ``input`` broadcast to ``(b, n, p)``."""
     _check_batches(batch1, batch2)
     return _add_scaled(input, matmul(batch1, batch2), beta, alpha)
 
 
 @with_out
-def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:  # noqa: A002
+def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
     """``beta * input + alpha * sum_i(batch1[i] @ batch2[i])``, as one matrix product."""
     if batch1.ndim == 3 and batch2.ndim == 3 and batch1.shape[0] != batch2.shape[0]:
         raise RuntimeError(
@@ -211,7 +211,7 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta: Any = 1, alph
 
 
 @with_out
-def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:  # noqa: A002
+def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
     """``beta * input + alpha * (mat @ vec)``."""
     if mat.ndim != 2 or vec.ndim != 1 or input.ndim > 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got {input.ndim}, {mat.ndim}, {vec.ndim}")
@@ -224,7 +224,7 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta: Any = 1, alpha: Any 
 
 
 @with_out
-def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:  # noqa: A002
+def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
     """``beta * input + alpha * outer(vec1, vec2)``."""
     for name, vec in (("vec1", vec1), ("vec2", vec2)):
         if vec.ndim != 1:
@@ -449,7 +449,7 @@ def tensordot(a: Tensor, b: Tensor, dims: Any = 2) -> Tensor:
 
 
 @with_out
-def kron(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+def kron(input: Tensor, other: Tensor) -> Tensor:
     """The Kronecker product: every element of ``input`` times the whole of ``other``, tiled."""
     ndim = max(input.ndim, other.ndim)
     a_shape = (1,) * (ndim - input.ndim) + tuple(input.shape)
@@ -460,7 +460,7 @@ def kron(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     return (a * b).reshape(tuple(m * n for m, n in zip(a_shape, b_shape, strict=True)))
 
 
-def trace(input: Tensor) -> Tensor:  # noqa: A002
+def trace(input: Tensor) -> Tensor:
     """The sum of a matrix's main diagonal (integers sum as int64)."""
     if input.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
@@ -471,7 +471,7 @@ def trace(input: Tensor) -> Tensor:  # noqa: A002
 # =============================================================== cross product
 
 
-def _cross(input: Tensor, other: Tensor, dim: int) -> Tensor:  # noqa: A002
+def _cross(input: Tensor, other: Tensor, dim: int) -> Tensor:
     if input.ndim != other.ndim:
         raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
     x, y = _pair(input, other)
@@ -489,7 +489,7 @@ def _cross(input: Tensor, other: Tensor, dim: int) -> Tensor:  # noqa: A002
 
 
 @with_out
-def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:  # noqa: A002
+def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:
     """The cross product of 3-vectors along ``dim`` (by default, deprecated, the first dim of size 3)."""
     if dim is None:
         warnings.warn(
@@ -506,6 +506,6 @@ def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:  # no
 
 
 @with_out
-def linalg_cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:  # noqa: A002
+def linalg_cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
     """``torch.linalg.cross``: the cross product of 3-vectors along ``dim``, broadcasting the rest."""
     return _cross(input, other, dim)

@@ -58,7 +58,7 @@ def apply_reduction(loss: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
-def _check_sizes(input: Tensor, target: Tensor) -> None:  # noqa: A002
+def _check_sizes(input: Tensor, target: Tensor) -> None:
     if input.shape != target.shape:
         warnings.warn(
             f"Using a target size ({tuple(target.shape)}) that is different to the input size "
@@ -139,7 +139,7 @@ def _unsqueeze_array(array: Any, dim: int) -> Any:
 
 
 def _class_coefficients(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     weight: Tensor | None,
     ignore_index: int,
@@ -187,7 +187,7 @@ def _class_coefficients(
 
 
 def cross_entropy(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
     size_average: bool | None = None,
@@ -216,7 +216,7 @@ def cross_entropy(
 
 
 def _probability_coefficients(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     weight: Tensor | None,
     label_smoothing: float,
@@ -235,7 +235,7 @@ def _probability_coefficients(
 
 
 def nll_loss(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
     size_average: bool | None = None,
@@ -256,7 +256,7 @@ def nll_loss(
 
 
 def binary_cross_entropy(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
     size_average: bool | None = None,
@@ -280,7 +280,7 @@ def binary_cross_entropy(
 
 
 def binary_cross_entropy_with_logits(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
     size_average: bool | None = None,
@@ -326,7 +326,7 @@ def mse_loss(
     reduce: bool | None = None,
     reduction: str = "mean",
     weight: Tensor | None = None,
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """Mean squared error (weighted by an input-shaped ``weight``: ``sum(w e²) / sum(w)``)."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     _check_sizes(input, target)
@@ -341,7 +341,7 @@ def l1_loss(
     reduce: bool | None = None,
     reduction: str = "mean",
     weight: Tensor | None = None,
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """Mean absolute error (weighted like ``mse_loss``)."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     _check_sizes(input, target)
@@ -349,7 +349,7 @@ def l1_loss(
 
 
 def smooth_l1_loss(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     size_average: bool | None = None,
     reduce: bool | None = None,
@@ -370,7 +370,7 @@ def smooth_l1_loss(
 
 def huber_loss(
     input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0, weight: Tensor | None = None
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """``0.5 d²`` where ``|d| < delta``, else ``delta (|d| - delta/2)`` (smooth L1 times delta)."""
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
@@ -381,7 +381,7 @@ def huber_loss(
 
 
 def kl_div(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     size_average: bool | None = None,
     reduce: bool | None = None,

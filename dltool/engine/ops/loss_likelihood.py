@@ -15,7 +15,7 @@ from dltool.engine.tensor import Tensor
 
 
 def poisson_nll_loss(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     log_input: bool = True,
     full: bool = False,
@@ -55,7 +55,7 @@ def _homoscedastic_var(x: Tensor, var: Tensor) -> Tensor:
 
 
 def gaussian_nll_loss(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     var: Tensor | float,
     full: bool = False,

@@ -77,7 +77,7 @@ def margin_ranking_loss(
 
 
 def hinge_embedding_loss(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     margin: float = 1.0,
     size_average: bool | None = None,
@@ -140,7 +140,7 @@ def _pairwise_distance(x1: Tensor, x2: Tensor, p: float, eps: float) -> Tensor:
 
 
 def soft_margin_loss(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     size_average: bool | None = None,
     reduce: bool | None = None,
@@ -157,7 +157,7 @@ def soft_margin_loss(
 
 
 def multilabel_soft_margin_loss(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
     size_average: bool | None = None,
@@ -183,7 +183,7 @@ def multilabel_soft_margin_loss(
 
 
 def multi_margin_loss(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     target: Tensor,
     p: int = 1,
     margin: float = 1.0,

@@ -21,23 +21,23 @@ __all__ = ["cholesky", "det", "inverse", "logdet", "pinverse", "qr", "slogdet", 
 
 
 @with_out
-def inverse(input: Tensor) -> Tensor:  # noqa: A002
+def inverse(input: Tensor) -> Tensor:
     """The inverse of each square matrix, as ``linalg.inv``."""
     return decomposition.inv(input)
 
 
-def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:  # noqa: A002
+def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:
     """The pseudo-inverse, with singular values up to ``rcond`` times the largest taken as 0."""
     return pinv.pinv(input, rtol=rcond)
 
 
-def slogdet(input: Tensor) -> slogdet_result:  # noqa: A002
+def slogdet(input: Tensor) -> slogdet_result:
     """``(sign, logabsdet)`` of each determinant, as ``linalg.slogdet``."""
     return slogdet_result(*decomposition.slogdet(input))
 
 
 @with_out
-def svd(input: Tensor, some: bool = True, compute_uv: bool = True) -> svd_result:  # noqa: A002
+def svd(input: Tensor, some: bool = True, compute_uv: bool = True) -> svd_result:
     """``(U, S, V)`` with ``input = U @ diag(S) @ V.mT``; ``some`` gives the reduced factors.
 
     Without ``compute_uv``, U and V are square and zero-filled, as in PyTorch.
@@ -52,7 +52,7 @@ def svd(input: Tensor, some: bool = True, compute_uv: bool = True) -> svd_result
 
 
 @with_out
-def qr(input: Tensor, some: bool = True) -> qr_result:  # noqa: A002
+def qr(input: Tensor, some: bool = True) -> qr_result:
     """``(Q, R)``, reduced when ``some`` (deprecated in PyTorch, which warns, for ``linalg.qr``)."""
     warnings.warn(
         "torch.qr is deprecated in favor of torch.linalg.qr and will be removed in a future PyTorch "
@@ -66,7 +66,7 @@ def qr(input: Tensor, some: bool = True) -> qr_result:  # noqa: A002
 
 
 @with_out
-def cholesky(input: Tensor, upper: bool = False) -> Tensor:  # noqa: A002
+def cholesky(input: Tensor, upper: bool = False) -> Tensor:
     """The Cholesky factor (deprecated in PyTorch, which warns, for ``linalg.cholesky``)."""
     warnings.warn(
         "torch.cholesky is deprecated in favor of torch.linalg.cholesky and will be removed in a "

@@ -74,7 +74,7 @@ class VectorNorm(Function):
         return grad_output.reshape(norm.shape) * share, None, None, None
 
 
-def _check_float(name: str, input: Tensor) -> None:  # noqa: A002
+def _check_float(name: str, input: Tensor) -> None:
     if input.dtype.kind != "f":
         raise RuntimeError(
             f"{name}: Expected a floating point or complex tensor as input. Got {type_name(input.dtype)}"
@@ -84,7 +84,7 @@ def _check_float(name: str, input: Tensor) -> None:  # noqa: A002
 @with_out
 def vector_norm(
     x: Tensor, ord: float = 2, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """The ``ord``-norm of ``x`` over ``dim`` (all dims by default) treated as one vector.
 
     ``ord`` is any number, ``inf`` or ``-inf``; 0 counts the non-zero elements. The gradient is 0
@@ -111,7 +111,7 @@ def vector_norm(
     return VectorNorm.apply(x, float(ord), axes, keepdim)
 
 
-def _check_identity(x: Tensor, axes: tuple, dim: Any, ord: float) -> None:  # noqa: A002
+def _check_identity(x: Tensor, axes: tuple, dim: Any, ord: float) -> None:
     """PyTorch's error for a max-like norm (inf or negative ord) of an empty slice: it has no value."""
     if dim is None and x.numel() == 0:
         raise RuntimeError(
@@ -146,7 +146,7 @@ def _matrix_dims(A: Tensor, dim: Any) -> tuple[int, int]:
 @with_out
 def matrix_norm(
     A: Tensor, ord: Any = "fro", dim: Any = (-2, -1), keepdim: bool = False, *, dtype: Any = None
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """A matrix norm of the matrices in dims ``dim``: 'fro', 'nuc' (sum of singular values), 2 and -2
     (largest and smallest singular value), 1 and -1 (column sums), inf and -inf (row sums)."""
     if A.ndim < 2:
@@ -174,7 +174,7 @@ def matrix_norm(
 
 
 @with_out
-def norm(A: Tensor, ord: Any = None, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
+def norm(A: Tensor, ord: Any = None, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     """``torch.linalg.norm``: a vector norm over one dim (or all, without ``ord``), a matrix norm
     over two; with ``ord`` and no ``dim``, the input must be a vector or a matrix."""
     if dim is not None:
@@ -198,7 +198,7 @@ def norm(A: Tensor, ord: Any = None, dim: Any = None, keepdim: bool = False, *, 
 # =============================================================== distances
 
 
-def dist(input: Tensor, other: Tensor, p: float = 2) -> Tensor:  # noqa: A002
+def dist(input: Tensor, other: Tensor, p: float = 2) -> Tensor:
     """The ``p``-norm of ``input - other`` (broadcast), over all elements."""
     x, y = _pair(input, other)
     if x.dtype.kind != "f":

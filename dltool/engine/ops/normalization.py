@@ -107,7 +107,7 @@ class BatchNorm(Function):
         return x_grad, weight_grad, bias_grad, None, None
 
 
-def _channel_shape(input: Tensor) -> tuple:  # noqa: A002
+def _channel_shape(input: Tensor) -> tuple:
     """``(1, C, 1, ...)``: how a per-channel vector broadcasts over ``input``."""
     return (1, input.shape[1]) + (1,) * (input.ndim - 2)
 
@@ -121,7 +121,7 @@ def _affine(y: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple)
 
 
 def batch_norm(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     running_mean: Tensor | None,
     running_var: Tensor | None,
     weight: Tensor | None = None,
@@ -170,7 +170,7 @@ def _update_running_stats(
         running_var._inplace(lambda r: r * (1 - momentum) + unbiased * momentum)
 
 
-def _normalized_axes(input: Tensor, normalized_shape: Any, **affine: Tensor | None) -> tuple:  # noqa: A002
+def _normalized_axes(input: Tensor, normalized_shape: Any, **affine: Tensor | None) -> tuple:
     """The trailing axes that ``normalized_shape`` names, after checking ``input`` and the affine
     tensors (``weight=``, ``bias=``) against it."""
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -190,7 +190,7 @@ def _normalized_axes(input: Tensor, normalized_shape: Any, **affine: Tensor | No
 
 
 def layer_norm(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     normalized_shape: Sequence[int],
     weight: Tensor | None = None,
     bias: Tensor | None = None,
@@ -203,7 +203,7 @@ def layer_norm(
 
 
 def rms_norm(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     normalized_shape: Sequence[int],
     weight: Tensor | None = None,
     eps: float | None = None,
@@ -221,7 +221,7 @@ def rms_norm(
 
 
 def group_norm(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     num_groups: int,
     weight: Tensor | None = None,
     bias: Tensor | None = None,
@@ -240,7 +240,7 @@ def group_norm(
 
 
 def instance_norm(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     running_mean: Any = None,
     running_var: Any = None,
     weight: Tensor | None = None,
@@ -284,7 +284,7 @@ def instance_norm(
 
 
 def local_response_norm(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     size: int,
     alpha: float = 1e-4,
     beta: float = 0.75,

@@ -46,7 +46,7 @@ class Fmod(Function):
 
 
 @with_out
-def fmod(input: Tensor, other: Any) -> Tensor:  # noqa: A002
+def fmod(input: Tensor, other: Any) -> Tensor:
     """C's remainder of ``input / other``: the sign follows the dividend (``remainder``'s, the divisor).
 
     Raises:
@@ -59,7 +59,7 @@ def fmod(input: Tensor, other: Any) -> Tensor:  # noqa: A002
 
 
 @with_out
-def frac(input: Tensor) -> Tensor:  # noqa: A002
+def frac(input: Tensor) -> Tensor:
     """The fractional part ``input - trunc(input)``, with the sign of ``input``."""
     require_float("frac", input)
     with np.errstate(invalid="ignore"):  # inf - inf: nan, as in PyTorch, without numpy's warning
@@ -89,14 +89,14 @@ class Copysign(Function):
 
 
 @with_out
-def copysign(input: Tensor, other: Any) -> Tensor:  # noqa: A002
+def copysign(input: Tensor, other: Any) -> Tensor:
     """``|input|`` with the sign of ``other`` (including the sign of zero)."""
     x, y = _pair(tensor_arg(input, "copysign", "input", 1), other)
     return Copysign.apply(_float_input(x), _float_input(y))
 
 
 @with_out
-def signbit(input: Tensor) -> Tensor:  # noqa: A002
+def signbit(input: Tensor) -> Tensor:
     """True where the sign bit is set (``-0.0`` and ``-nan`` included); a bool tensor without gradient."""
     xp = input._xp()
     data = input._data
@@ -104,7 +104,7 @@ def signbit(input: Tensor) -> Tensor:  # noqa: A002
 
 
 @with_out
-def heaviside(input: Tensor, values: Tensor) -> Tensor:  # noqa: A002
+def heaviside(input: Tensor, values: Tensor) -> Tensor:
     """0 where ``input < 0``, 1 where ``input > 0``, ``values`` where ``input == 0``; no gradient.
 
     Raises:
@@ -127,7 +127,7 @@ def heaviside(input: Tensor, values: Tensor) -> Tensor:  # noqa: A002
 @with_out
 def nan_to_num(
     input: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """``nan``, ``posinf`` and ``neginf`` in place of NaN and infinities (by default 0 and the dtype's
     largest and lowest finite values); the gradient is zero where a value was replaced."""
     if input.dtype.kind != "f":

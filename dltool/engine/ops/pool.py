@@ -169,7 +169,7 @@ def _flat_indices(index: Any, shape: tuple, kernel: tuple, step: tuple, pad: tup
 
 
 def max_pool2d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     kernel_size: Any,
     stride: Any = None,
     padding: Any = 0,
@@ -189,7 +189,7 @@ def max_pool2d(
 
 
 def max_pool1d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     kernel_size: Any,
     stride: Any = None,
     padding: Any = 0,
@@ -264,7 +264,7 @@ def _divisor(
 
 
 def avg_pool2d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     kernel_size: Any,
     stride: Any = None,
     padding: Any = 0,
@@ -289,7 +289,7 @@ def avg_pool2d(
 
 
 def avg_pool1d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     kernel_size: Any,
     stride: Any = None,
     padding: Any = 0,
@@ -330,7 +330,7 @@ def _averaging_matrix(size: int, out: int, dtype: Any, xp: Any) -> Tensor:
     return Tensor._make(xp.asarray(inside / (end - start)[:, None], dtype=dtype))
 
 
-def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:  # noqa: A002
+def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     """Average pooling to a fixed ``output_size`` (``None`` keeps that input size)."""
     if input.ndim not in (3, 4):
         raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
@@ -346,7 +346,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:  # noqa: A00
     return rows.matmul(input).matmul(cols.t())
 
 
-def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:  # noqa: A002
+def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
     """Average pooling of ``(N, C, L)`` to a fixed length."""
     size = output_size[0] if isinstance(output_size, (tuple, list)) else output_size
     return adaptive_avg_pool2d(input.unsqueeze(-2), (1, size)).squeeze(-2)
@@ -371,7 +371,7 @@ def _adaptive_argmax(x: Tensor, out: tuple[int, int]) -> Any:
     return cells[xp.arange(out[0])[:, None], xp.arange(out[1]), best]
 
 
-def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:  # noqa: A002
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
     """Max pooling of ``(N, C, H, W)`` to a fixed ``output_size`` (``None`` keeps that input size).
 
     Adaptive windows may overlap; the gradient of each goes to its first maximum. The indices
@@ -385,7 +385,7 @@ def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = 
     return (y, Tensor._make(index)) if return_indices else y
 
 
-def adaptive_max_pool1d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:  # noqa: A002
+def adaptive_max_pool1d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
     """Max pooling of ``(N, C, L)`` to a fixed length."""
     if input.ndim not in (2, 3):
         raise RuntimeError(

@@ -76,7 +76,7 @@ def product_of_others(x: Tensor, nonzero_product: Tensor, zero_count: Tensor) ->
 
 
 @numpy_aliases
-def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A001, A002
+def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     """Sum over ``dim`` (an int, a tuple, or all dims); bools and ints sum as int64."""
     if dtype is not None:
         input = cast(input, dtype)
@@ -87,7 +87,7 @@ def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = N
 
 
 @numpy_aliases
-def prod(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
+def prod(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     if dtype is not None:
         input = cast(input, dtype)
     return Prod.apply(input, normalize_dims(dim, input.ndim), keepdim)
@@ -101,7 +101,7 @@ def _count(input: Tensor, axes: tuple) -> int:
 
 
 @numpy_aliases
-def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
+def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     """Average over ``dim``; integer inputs are an error, as in PyTorch."""
     if dtype is not None:
         input = cast(input, dtype)
@@ -131,7 +131,7 @@ def var(
     keepdim: bool = False,
     *,
     correction: float | None = None,
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """Variance with Bessel's ``correction`` (1 by default, as in PyTorch)."""
     dim, correction = _correction(dim, unbiased, correction)
     axes = normalize_dims(dim, input.ndim)
@@ -148,7 +148,7 @@ def std(
     keepdim: bool = False,
     *,
     correction: float | None = None,
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """Standard deviation with Bessel's ``correction`` (1 by default)."""
     return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
 
@@ -162,7 +162,7 @@ def var_mean(
     keepdim: bool = False,
     *,
     correction: float | None = None,
-) -> tuple[Tensor, Tensor]:  # noqa: A002
+) -> tuple[Tensor, Tensor]:
     """``(var, mean)`` over ``dim``."""
     dim, correction = _correction(dim, unbiased, correction)
     return var(input, dim, keepdim=keepdim, correction=correction), mean(input, dim, keepdim)
@@ -177,7 +177,7 @@ def std_mean(
     keepdim: bool = False,
     *,
     correction: float | None = None,
-) -> tuple[Tensor, Tensor]:  # noqa: A002
+) -> tuple[Tensor, Tensor]:
     """``(std, mean)`` over ``dim``."""
     variance, average = var_mean(input, dim, unbiased, keepdim, correction=correction)
     return sqrt(variance), average
@@ -185,7 +185,7 @@ def std_mean(
 
 @numpy_aliases
 @with_out
-def nansum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
+def nansum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     """``sum`` with NaNs counted as zero (they get no gradient).
 
     Example:
@@ -199,7 +199,7 @@ def nansum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any 
 
 @numpy_aliases
 @with_out
-def nanmean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A002
+def nanmean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     """``mean`` of the elements that are not NaN (NaN where there are none)."""
     if dtype is not None:
         input = cast(input, dtype)
@@ -234,7 +234,7 @@ class Amax(Function):
         return grad * hits / hits.sum(dim=ctx.axes, keepdim=True), None, None
 
 
-def _check_reducible(input: Tensor, axes: tuple, dim_given: bool, name: str) -> None:  # noqa: A002
+def _check_reducible(input: Tensor, axes: tuple, dim_given: bool, name: str) -> None:
     """PyTorch's errors for reducing nothing with an op that has no identity (max, min)."""
     if input.numel():
         return
@@ -245,20 +245,20 @@ def _check_reducible(input: Tensor, axes: tuple, dim_given: bool, name: str) -> 
             raise IndexError(f"{name}(): Expected reduction dim {axis} to have non-zero size.")
 
 
-def _extreme_axes(input: Tensor, dim: Any, name: str) -> tuple:  # noqa: A002
+def _extreme_axes(input: Tensor, dim: Any, name: str) -> tuple:
     axes = normalize_dims(dim if dim != () else None, input.ndim)
     _check_reducible(input, axes, dim is not None and dim != (), name)
     return axes
 
 
 @numpy_aliases
-def amax(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:  # noqa: A002
+def amax(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
     """Largest values over ``dim`` (all dims when empty)."""
     return Amax.apply(input, _extreme_axes(input, dim, "amax"), keepdim)
 
 
 @numpy_aliases
-def amin(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:  # noqa: A002
+def amin(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
     """Smallest values over ``dim`` (all dims when empty)."""
     return -Amax.apply(-input, _extreme_axes(input, dim, "amin"), keepdim)
 
@@ -268,7 +268,7 @@ aminmax_result = namedtuple("aminmax", ["min", "max"])
 
 @numpy_aliases
 @with_out
-def aminmax(input: Tensor, *, dim: int | None = None, keepdim: bool = False) -> aminmax_result:  # noqa: A002
+def aminmax(input: Tensor, *, dim: int | None = None, keepdim: bool = False) -> aminmax_result:
     """``(min, max)`` over ``dim`` (all dims when None), as ``amin`` and ``amax``."""
     if dim is None and input.numel() == 0:
         raise RuntimeError(
@@ -279,7 +279,7 @@ def aminmax(input: Tensor, *, dim: int | None = None, keepdim: bool = False) -> 
 
 
 @numpy_aliases
-def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A002
+def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the largest value (over the flattened tensor when ``dim`` is None)."""
     if dim is None:
         return Tensor._make(input._data.argmax().astype(dtypes.int64))
@@ -288,7 +288,7 @@ def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tens
 
 
 @numpy_aliases
-def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A002
+def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     if dim is None:
         return Tensor._make(input._data.argmin().astype(dtypes.int64))
     dim = _wrap_dim(dim, input.ndim)
@@ -315,31 +315,31 @@ def _extreme(input: Tensor, dim: Any, keepdim: bool, other: Any, largest: bool) 
 
 
 @numpy_aliases
-def max(input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Any = None) -> Any:  # noqa: A001, A002
+def max(input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Any = None) -> Any:
     """The largest value; with ``dim``, a ``(values, indices)`` pair; with a tensor, ``maximum``."""
     return _extreme(input, dim, keepdim, other, largest=True)
 
 
 @numpy_aliases
-def min(input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Any = None) -> Any:  # noqa: A001, A002
+def min(input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Any = None) -> Any:
     """The smallest value; with ``dim``, a ``(values, indices)`` pair; with a tensor, ``minimum``."""
     return _extreme(input, dim, keepdim, other, largest=False)
 
 
 @numpy_aliases
-def all(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
+def all(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     axes = normalize_dims(dim, input.ndim)
     return Tensor._make(input._data.all(axis=axes, keepdims=keepdim))
 
 
 @numpy_aliases
-def any(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
+def any(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     axes = normalize_dims(dim, input.ndim)
     return Tensor._make(input._data.any(axis=axes, keepdims=keepdim))
 
 
 @numpy_aliases
-def count_nonzero(input: Tensor, dim: Any = None) -> Tensor:  # noqa: A002
+def count_nonzero(input: Tensor, dim: Any = None) -> Tensor:
     return sum(input != 0, dim)
 
 
@@ -369,7 +369,7 @@ class LogSumExp(Function):
 
 
 @numpy_aliases
-def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:  # noqa: A002
+def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     """``log(sum(exp(input)))`` over ``dim``, computed without overflow."""
     return LogSumExp.apply(_float_input(input), normalize_dims(dim, input.ndim), keepdim)
 
@@ -415,7 +415,7 @@ def _softmax_dim(input: Tensor, dim: int | None) -> int:
 
 
 @numpy_aliases
-def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:  # noqa: A002
+def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the max for stability."""
     if dtype is not None:
         input = cast(input, dtype)
@@ -423,14 +423,14 @@ def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
 
 
 @numpy_aliases
-def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:  # noqa: A002
+def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     """``log(softmax(x))`` computed in one stable pass."""
     if dtype is not None:
         input = cast(input, dtype)
     return LogSoftmax.apply(_float_input(input), _softmax_dim(input, dim))
 
 
-def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:  # noqa: A002
+def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
     """The vector p-norm over ``dim`` (2 and 'fro' alike; also inf, -inf, 0, 1 and any float)."""
     if dtype is not None:
         input = cast(input, dtype)

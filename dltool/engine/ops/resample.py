@@ -119,7 +119,7 @@ def _per_dim(value: Any, dim: int, message: str) -> list:
     return [value] * dim
 
 
-def _output_geometry(input: Tensor, size: Any, scale_factor: Any, recompute: bool | None, mode: str) -> tuple:  # noqa: A002
+def _output_geometry(input: Tensor, size: Any, scale_factor: Any, recompute: bool | None, mode: str) -> tuple:
     """The output size of each spatial dim, and the scale factor the kernels get (or ``None``)."""
     dim, spatial = input.ndim - 2, list(input.shape[2:])
     if size is not None and scale_factor is not None:
@@ -166,7 +166,7 @@ def _named_sizes(sizes: list) -> str:
     return ", ".join(f"{name}: {n}" for name, n in zip(("D", "H", "W")[3 - len(sizes) :], sizes, strict=True))
 
 
-def _check_mode(input: Tensor, mode: str, sizes: list) -> None:  # noqa: A002
+def _check_mode(input: Tensor, mode: str, sizes: list) -> None:
     """PyTorch's errors for a mode and rank that do not go together, and for empty sizes."""
     ndim = input.ndim
     if ndim not in _RANKS.get(mode, ()):
@@ -189,7 +189,7 @@ def _check_mode(input: Tensor, mode: str, sizes: list) -> None:  # noqa: A002
 
 
 def interpolate(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     size: Any = None,
     scale_factor: Any = None,
     mode: str = "nearest",
@@ -246,7 +246,7 @@ def interpolate(
 # =============================================================== pixel shuffle
 
 
-def _check_shuffle(name: str, input: Tensor, factor: int, factor_name: str) -> None:  # noqa: A002
+def _check_shuffle(name: str, input: Tensor, factor: int, factor_name: str) -> None:
     if input.ndim < 3:
         raise RuntimeError(
             f"{name} expects input to have at least 3 dimensions, but got input with {input.ndim} dimension(s)"
@@ -255,7 +255,7 @@ def _check_shuffle(name: str, input: Tensor, factor: int, factor_name: str) -> N
         raise RuntimeError(f"{name} expects a positive {factor_name}, but got {factor}")
 
 
-def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
     """Rearrange ``(*, C * r**2, H, W)`` into ``(*, C, H * r, W * r)`` for ``r = upscale_factor``.
 
     Example:
@@ -273,7 +273,7 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
     return x.reshape(*batch, c // (r * r), h * r, w * r)
 
 
-def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A002
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
     """Rearrange ``(*, C, H * r, W * r)`` into ``(*, C * r**2, H, W)``: ``pixel_shuffle``'s inverse."""
     _check_shuffle("pixel_unshuffle", input, downscale_factor, "downscale_factor")
     r, (*batch, c, h, w), n = downscale_factor, input.shape, input.ndim - 3

@@ -39,7 +39,7 @@ def positions(shape: tuple, axis: int, xp: Any) -> Any:
     return xp.arange(shape[axis]).reshape((1,) * axis + (-1,) + (1,) * (len(shape) - axis - 1))
 
 
-def along_dim(op: Callable[..., Any], input: Tensor, dim: int, *args: Any) -> Any:  # noqa: A002
+def along_dim(op: Callable[..., Any], input: Tensor, dim: int, *args: Any) -> Any:
     """``op(input, dim, *args)`` with ``dim`` wrapped; a 0-dim input is taken as one element."""
     dim = _wrap_dim(dim, input.ndim)
     if input.ndim:
@@ -91,7 +91,7 @@ class CumProd(Function):
         return where(before, plain, where(first_zero, at_zero, 0.0)), None
 
 
-def _accumulated(input: Tensor, dtype: Any, out: Tensor | None) -> Tensor:  # noqa: A002
+def _accumulated(input: Tensor, dtype: Any, out: Tensor | None) -> Tensor:
     """``input`` in the dtype a sum or product accumulates in: ``dtype``, else ``out``'s (as
     PyTorch does), else int64 for integers."""
     if dtype is None and out is not None:
@@ -102,7 +102,7 @@ def _accumulated(input: Tensor, dtype: Any, out: Tensor | None) -> Tensor:  # no
 
 
 @numpy_aliases
-def cumsum(input: Tensor, dim: int, *, dtype: Any = None, out: Tensor | None = None) -> Tensor:  # noqa: A002
+def cumsum(input: Tensor, dim: int, *, dtype: Any = None, out: Tensor | None = None) -> Tensor:
     """Running sums along ``dim``; bools and integers sum as int64.
 
     Example:
@@ -113,7 +113,7 @@ def cumsum(input: Tensor, dim: int, *, dtype: Any = None, out: Tensor | None = N
 
 
 @numpy_aliases
-def cumprod(input: Tensor, dim: int, *, dtype: Any = None, out: Tensor | None = None) -> Tensor:  # noqa: A002
+def cumprod(input: Tensor, dim: int, *, dtype: Any = None, out: Tensor | None = None) -> Tensor:
     """Running products along ``dim``; the gradient is exact where the input has zeros."""
     return write_out(out, along_dim(CumProd.apply, _accumulated(input, dtype, out), dim), "cumprod")
 
@@ -121,7 +121,7 @@ def cumprod(input: Tensor, dim: int, *, dtype: Any = None, out: Tensor | None = 
 # =============================================================== running extremes
 
 
-def _running_extreme(input: Tensor, dim: int, largest: bool) -> values_indices:  # noqa: A002
+def _running_extreme(input: Tensor, dim: int, largest: bool) -> values_indices:
     xp = input._xp()
     data = input._data
     values = scan(xp.maximum if largest else xp.minimum, data, dim)
@@ -136,14 +136,14 @@ def _running_extreme(input: Tensor, dim: int, largest: bool) -> values_indices: 
 
 @numpy_aliases
 @with_out
-def cummax(input: Tensor, dim: int) -> values_indices:  # noqa: A002
+def cummax(input: Tensor, dim: int) -> values_indices:
     """Running maxima along ``dim`` and where each was reached; gradients flow to those elements."""
     return along_dim(_running_extreme, input, dim, True)
 
 
 @numpy_aliases
 @with_out
-def cummin(input: Tensor, dim: int) -> values_indices:  # noqa: A002
+def cummin(input: Tensor, dim: int) -> values_indices:
     """Running minima along ``dim`` and where each was reached."""
     return along_dim(_running_extreme, input, dim, False)
 
@@ -176,7 +176,7 @@ class LogCumSumExp(Function):
 
 @numpy_aliases
 @with_out
-def logcumsumexp(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     """``log(cumsum(exp(input)))`` along ``dim``, computed without overflow or underflow."""
     require_float("logcumsumexp_out", input)
     return along_dim(LogCumSumExp.apply, input, dim)
@@ -185,7 +185,7 @@ def logcumsumexp(input: Tensor, dim: int) -> Tensor:  # noqa: A002
 # =============================================================== differences
 
 
-def _check_edge(edge: Tensor, input: Tensor, dim: int) -> None:  # noqa: A002
+def _check_edge(edge: Tensor, input: Tensor, dim: int) -> None:
     if edge.ndim != input.ndim:
         raise RuntimeError("diff expects prepend or append to be the same dimension as input")
     for d in range(input.ndim):
@@ -200,7 +200,7 @@ def _check_edge(edge: Tensor, input: Tensor, dim: int) -> None:  # noqa: A002
 @numpy_aliases
 def diff(
     input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None, append: Tensor | None = None
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """The ``n``-th forward difference along ``dim`` (``logical_xor`` for bools).
 
     Example:

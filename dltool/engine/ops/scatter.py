@@ -53,7 +53,7 @@ class Scatter(Function):
 @numpy_aliases
 def scatter(
     input: Tensor, dim: int, index: Tensor, src: Any = None, value: Any = None, *, reduce: str | None = None
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """A copy of ``input`` with ``src`` (a tensor, or the number ``value``) written at ``index`` along ``dim``.
 
     ``reduce="add"`` or ``"multiply"`` combines instead of overwriting (``scatter_reduce``'s
@@ -163,7 +163,7 @@ _SCATTER_GRADS = {
 @with_out
 def scatter_reduce(
     input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str, *, include_self: bool = True
-) -> Tensor:  # noqa: A002
+) -> Tensor:
     """A copy of ``input`` with the ``src`` values at ``index`` along ``dim`` reduced into it.
 
     ``reduce`` is ``"sum"``, ``"prod"``, ``"mean"``, ``"amax"`` or ``"amin"``; with
@@ -184,7 +184,7 @@ def scatter_reduce(
 # =============================================================== index_add, index_copy, index_fill
 
 
-def _slices_at(name: str, input: Tensor, dim: int, index: Tensor) -> tuple[int, tuple]:  # noqa: A002
+def _slices_at(name: str, input: Tensor, dim: int, index: Tensor) -> tuple[int, tuple]:
     """``dim`` wrapped, and the key of the slices of ``input`` that the vector ``index`` picks."""
     if index.dtype.kind not in "iu":
         raise RuntimeError(
@@ -203,7 +203,7 @@ def _slices_at(name: str, input: Tensor, dim: int, index: Tensor) -> tuple[int, 
     return dim, (slice(None),) * dim + (at,)
 
 
-def _check_source(name: str, input: Tensor, dim: int, count: int, source: Tensor) -> None:  # noqa: A002
+def _check_source(name: str, input: Tensor, dim: int, count: int, source: Tensor) -> None:
     """PyTorch's checks that ``source`` holds ``count`` slices of ``input`` along ``dim``."""
     if source.ndim == input.ndim and source.shape[dim] != count:
         raise RuntimeError(
@@ -224,7 +224,7 @@ def _check_source(name: str, input: Tensor, dim: int, count: int, source: Tensor
 
 @numpy_aliases
 @with_out
-def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha: Any = 1) -> Tensor:  # noqa: A002
+def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha: Any = 1) -> Tensor:
     """A copy of ``input`` with ``alpha * source`` added to the slices ``index`` picks along ``dim``.
 
     Repeated indices accumulate.
@@ -242,7 +242,7 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha: 
 
 @numpy_aliases
 @with_out
-def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:  # noqa: A002
+def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
     """A copy of ``input`` with the slices ``index`` picks along ``dim`` replaced by ``source``'s."""
     dim, key = _slices_at("index_copy_", input, dim, index)
     _check_source("index_copy_", input, dim, key[-1].size, source)
@@ -250,7 +250,7 @@ def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor
 
 
 @numpy_aliases
-def index_fill(input: Tensor, dim: int, index: Tensor, value: Any) -> Tensor:  # noqa: A002
+def index_fill(input: Tensor, dim: int, index: Tensor, value: Any) -> Tensor:
     """A copy of ``input`` with the slices ``index`` picks along ``dim`` set to ``value``."""
     if isinstance(value, Tensor) and value.ndim:
         raise RuntimeError(

@@ -25,7 +25,7 @@ values_indices = namedtuple("values_indices", ["values", "indices"])
 # =============================================================== order statistics
 
 
-def _pick(input: Tensor, dim: int, keepdim: bool, order: Any, position: Any) -> values_indices:  # noqa: A002
+def _pick(input: Tensor, dim: int, keepdim: bool, order: Any, position: Any) -> values_indices:
     """The elements at ``position`` (one per slice, keepdim-shaped) of ``input`` sorted by ``order``."""
     xp = input._xp()
     shape = order.shape[:dim] + (1,) + order.shape[dim + 1 :]
@@ -38,17 +38,17 @@ def _pick(input: Tensor, dim: int, keepdim: bool, order: Any, position: Any) -> 
     return values_indices(values, indices)
 
 
-def _stable_order(input: Tensor, dim: int) -> Any:  # noqa: A002
+def _stable_order(input: Tensor, dim: int) -> Any:
     """Ascending order along ``dim``, NaNs last, equal elements in their original order."""
     return input._xp().argsort(input._data, axis=dim, kind="stable")
 
 
-def _check_reducible(input: Tensor, dim: int, name: str) -> None:  # noqa: A002
+def _check_reducible(input: Tensor, dim: int, name: str) -> None:
     if input.ndim and input.shape[dim] == 0:
         raise IndexError(f"{name}(): Expected reduction dim {dim} to have non-zero size.")
 
 
-def _kthvalue(input: Tensor, dim: int, k: int, keepdim: bool) -> values_indices:  # noqa: A002
+def _kthvalue(input: Tensor, dim: int, k: int, keepdim: bool) -> values_indices:
     if not 1 <= k <= input.shape[dim]:
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim}")
     return _pick(input, dim, keepdim, _stable_order(input, dim), k - 1)
@@ -56,7 +56,7 @@ def _kthvalue(input: Tensor, dim: int, k: int, keepdim: bool) -> values_indices:
 
 @numpy_aliases
 @with_out
-def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> values_indices:  # noqa: A002
+def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> values_indices:
     """The ``k``-th smallest element along ``dim`` (1-based) and its index.
 
     Example:
@@ -66,7 +66,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> val
     return along_dim(_kthvalue, input, dim, k, keepdim)
 
 
-def _median(input: Tensor, dim: int, keepdim: bool, skip_nan: bool) -> values_indices:  # noqa: A002
+def _median(input: Tensor, dim: int, keepdim: bool, skip_nan: bool) -> values_indices:
     _check_reducible(input, dim, "nanmedian" if skip_nan else "median")
     xp = input._xp()
     size = input.shape[dim]
@@ -80,7 +80,7 @@ def _median(input: Tensor, dim: int, keepdim: bool, skip_nan: bool) -> values_in
     return _pick(input, dim, keepdim, _stable_order(input, dim), position)
 
 
-def _whole_median(input: Tensor, skip_nan: bool) -> Tensor:  # noqa: A002
+def _whole_median(input: Tensor, skip_nan: bool) -> Tensor:
     if input.numel() == 0:
         return Tensor._make(input._xp().full((), np.nan, dtype=input.dtype))
     return _median(input.reshape(-1), 0, False, skip_nan).values
@@ -88,7 +88,7 @@ def _whole_median(input: Tensor, skip_nan: bool) -> Tensor:  # noqa: A002
 
 @numpy_aliases
 @with_out
-def median(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A002
+def median(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
     """The lower median (of all elements, or ``(values, indices)`` along ``dim``); NaN if any is NaN.
 
     For an even count it is the lower of the two middle elements, as in PyTorch.
@@ -104,14 +104,14 @@ def median(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
 
 @numpy_aliases
 @with_out
-def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A002
+def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
     """``median`` ignoring NaNs (NaN only where a slice holds nothing else)."""
     if dim is None:
         return _whole_median(input, skip_nan=True)
     return along_dim(_median, input, dim, keepdim, True)
 
 
-def _mode(input: Tensor, dim: int, keepdim: bool) -> values_indices:  # noqa: A002
+def _mode(input: Tensor, dim: int, keepdim: bool) -> values_indices:
     _check_reducible(input, dim, "mode")
     xp = input._xp()
     order = _stable_order(input, dim)
@@ -128,13 +128,13 @@ def _mode(input: Tensor, dim: int, keepdim: bool) -> values_indices:  # noqa: A0
 
 @numpy_aliases
 @with_out
-def mode(input: Tensor, dim: int = -1, keepdim: bool = False) -> values_indices:  # noqa: A002
+def mode(input: Tensor, dim: int = -1, keepdim: bool = False) -> values_indices:
     """The most frequent value along ``dim`` (the smallest on ties) and its last index."""
     return along_dim(_mode, input, dim, keepdim)
 
 
 @with_out
-def msort(input: Tensor) -> Tensor:  # noqa: A002
+def msort(input: Tensor) -> Tensor:
     """``input`` sorted along dim 0."""
     return sort(input, 0).values
 
@@ -142,7 +142,7 @@ def msort(input: Tensor) -> Tensor:  # noqa: A002
 # =============================================================== unique values
 
 
-def _unique(input: Tensor, sorted_: bool, return_inverse: bool, return_counts: bool, dim: int | None) -> Any:  # noqa: A002
+def _unique(input: Tensor, sorted_: bool, return_inverse: bool, return_counts: bool, dim: int | None) -> Any:
     xp = input._xp()
     if dim is None:
         rows, inverse_shape = input._data.reshape(-1, 1), input.shape
@@ -180,7 +180,7 @@ def unique(
     return_inverse: bool = False,
     return_counts: bool = False,
     dim: int | None = None,
-) -> Any:  # noqa: A002
+) -> Any:
     """The distinct elements (or slices along ``dim``), sorted, with optional inverse and counts.
 
     The result is always sorted (``sorted=False`` allows any order in PyTorch). NaNs are all kept,
@@ -195,7 +195,7 @@ def unique(
 
 def unique_consecutive(
     input: Tensor, return_inverse: bool = False, return_counts: bool = False, dim: int | None = None
-) -> Any:  # noqa: A002
+) -> Any:
     """The first element (or slice along ``dim``) of each run of equal consecutive ones."""
     return _unique(input, False, return_inverse, return_counts, dim)
 
@@ -203,7 +203,7 @@ def unique_consecutive(
 # =============================================================== counting and binning
 
 
-def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Tensor:  # noqa: A002
+def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Tensor:
     """How often each value ``0 .. max(input)`` occurs in the 1-D ``input`` (or the sum of its ``weights``).
 
     Example:
@@ -226,7 +226,7 @@ def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -
 
 
 @with_out
-def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Tensor:  # noqa: A002
+def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Tensor:
     """Counts of ``input`` in ``bins`` equal-width bins over ``[min, max]`` (the data's range if equal).
 
     Elements outside the range, and NaNs, are not counted; the last bin includes ``max``.
@@ -347,7 +347,7 @@ def _apply_sorter(sorted_sequence: Tensor, sorter: Tensor | None) -> Any:
 
 
 @with_out
-def bucketize(input: Any, boundaries: Tensor, *, out_int32: bool = False, right: bool = False) -> Tensor:  # noqa: A002
+def bucketize(input: Any, boundaries: Tensor, *, out_int32: bool = False, right: bool = False) -> Tensor:
     """The index of the bucket of each element of ``input`` between the sorted 1-D ``boundaries``.
 
     ``boundaries[i-1] < x <= boundaries[i]`` gives ``i`` (``<=`` and ``<`` swap with ``right=True``).

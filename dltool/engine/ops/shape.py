@@ -58,7 +58,7 @@ def _infer_shape(shape: tuple, numel: int) -> tuple:
     return shape
 
 
-def reshape(input: Tensor, *shape: Any) -> Tensor:  # noqa: A002
+def reshape(input: Tensor, *shape: Any) -> Tensor:
     """The same elements in a new shape (one dim may be -1)."""
     shape = _infer_shape(_sizes(shape), input._data.size)
     if shape == input.shape:
@@ -68,20 +68,20 @@ def reshape(input: Tensor, *shape: Any) -> Tensor:  # noqa: A002
     return Reshape.apply(input, shape)
 
 
-def view(input: Tensor, *shape: Any) -> Tensor:  # noqa: A002
+def view(input: Tensor, *shape: Any) -> Tensor:
     """Like ``reshape``; ``view(dtype)`` is not supported."""
     return reshape(input, *shape)
 
 
-def view_as(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+def view_as(input: Tensor, other: Tensor) -> Tensor:
     return reshape(input, other.shape)
 
 
-def reshape_as(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+def reshape_as(input: Tensor, other: Tensor) -> Tensor:
     return reshape(input, other.shape)
 
 
-def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:  # noqa: A002
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if input.ndim == 0:
         return reshape(input, (1,))
     start, end = _wrap_dim(start_dim, input.ndim), _wrap_dim(end_dim, input.ndim)
@@ -92,13 +92,13 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:  # 
 
 
 @numpy_aliases
-def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:  # noqa: A002
+def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
     dim = _wrap_dim(dim, input.ndim)
     return reshape(input, input.shape[:dim] + tuple(sizes) + input.shape[dim + 1 :])
 
 
 @numpy_aliases
-def squeeze(input: Tensor, dim: Any = None) -> Tensor:  # noqa: A002
+def squeeze(input: Tensor, dim: Any = None) -> Tensor:
     """Drop size-1 dims (all, or those in ``dim``; others in ``dim`` are kept, as in PyTorch)."""
     if dim is None:
         dims = {i for i, n in enumerate(input.shape) if n == 1}
@@ -110,7 +110,7 @@ def squeeze(input: Tensor, dim: Any = None) -> Tensor:  # noqa: A002
 
 
 @numpy_aliases
-def unsqueeze(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+def unsqueeze(input: Tensor, dim: int) -> Tensor:
     dim = _wrap_dim(dim, input.ndim + 1)
     return reshape(input, input.shape[:dim] + (1,) + input.shape[dim:])
 
@@ -139,14 +139,14 @@ def _inverse(dims: tuple) -> tuple:
     return tuple(inverse)
 
 
-def permute(input: Tensor, *dims: Any) -> Tensor:  # noqa: A002
+def permute(input: Tensor, *dims: Any) -> Tensor:
     dims = tuple(_wrap_dim(d, input.ndim) for d in _sizes(dims))
     if sorted(dims) != list(range(input.ndim)):
         raise RuntimeError(f"permute(): dims {list(dims)} are not a permutation of {input.ndim} dims")
     return Permute.apply(input, dims)
 
 
-def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:  # noqa: A002
+def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     if input.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
         return input
     dims = list(range(input.ndim))
@@ -158,14 +158,14 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:  # noqa: A002
 swapaxes = swapdims = transpose
 
 
-def t(input: Tensor) -> Tensor:  # noqa: A002
+def t(input: Tensor) -> Tensor:
     """Transpose of a matrix; vectors come back unchanged."""
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
     return transpose(input, 0, 1) if input.ndim == 2 else input
 
 
-def movedim(input: Tensor, source: int, destination: int) -> Tensor:  # noqa: A002
+def movedim(input: Tensor, source: int, destination: int) -> Tensor:
     dims = list(range(input.ndim))
     src = dims.pop(_wrap_dim(source, input.ndim))
     dims.insert(_wrap_dim(destination, input.ndim), src)
@@ -192,7 +192,7 @@ class Expand(Function):
         raise RuntimeError(OVERLAP_MESSAGE)
 
 
-def expand(input: Tensor, *sizes: Any) -> Tensor:  # noqa: A002
+def expand(input: Tensor, *sizes: Any) -> Tensor:
     """A broadcast view to ``sizes`` (-1 keeps a dim); no memory is copied."""
     sizes = _sizes(sizes)
     if len(sizes) < input.ndim:
@@ -214,11 +214,11 @@ def expand(input: Tensor, *sizes: Any) -> Tensor:  # noqa: A002
     return Expand.apply(input, shape)
 
 
-def expand_as(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+def expand_as(input: Tensor, other: Tensor) -> Tensor:
     return expand(input, other.shape)
 
 
-def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:  # noqa: A002
+def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:
     return expand(input, tuple(shape))
 
 
@@ -240,7 +240,7 @@ class Repeat(Function):
         return grad.reshape(ctx.shape), None
 
 
-def repeat(input: Tensor, *repeats: Any) -> Tensor:  # noqa: A002
+def repeat(input: Tensor, *repeats: Any) -> Tensor:
     """Tile the tensor ``repeats`` times along each dim."""
     repeats = _sizes(repeats)
     if len(repeats) < input.ndim:
@@ -261,26 +261,26 @@ class Flip(Function):
         return flip(grad_output, ctx.dims), None
 
 
-def flip(input: Tensor, dims: Any) -> Tensor:  # noqa: A002
+def flip(input: Tensor, dims: Any) -> Tensor:
     dims = dims if isinstance(dims, (tuple, list)) else (dims,)
     return Flip.apply(input, tuple(_wrap_dim(d, input.ndim) for d in dims))
 
 
-def flipud(input: Tensor) -> Tensor:  # noqa: A002
+def flipud(input: Tensor) -> Tensor:
     """``input`` flipped along dim 0 (upside down)."""
     if input.ndim < 1:
         raise RuntimeError("Input must be >= 1-d.")
     return flip(input, 0)
 
 
-def fliplr(input: Tensor) -> Tensor:  # noqa: A002
+def fliplr(input: Tensor) -> Tensor:
     """``input`` flipped along dim 1 (left to right)."""
     if input.ndim < 2:
         raise RuntimeError("Input must be >= 2-d.")
     return flip(input, 1)
 
 
-def tile(input: Tensor, *dims: Any) -> Tensor:  # noqa: A002
+def tile(input: Tensor, *dims: Any) -> Tensor:
     """``repeat`` with ``dims`` padded by leading ones when it is shorter than ``input``'s dims."""
     dims = _sizes(dims)
     return repeat(input, (1,) * (input.ndim - len(dims)) + dims)
@@ -297,7 +297,7 @@ class Roll(Function):
         return Roll.apply(grad_output, tuple(-s for s in ctx.shifts), ctx.dims), None, None
 
 
-def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:  # noqa: A002
+def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:
     """Shift elements along ``dims`` cyclically; without ``dims``, along the flattened tensor.
 
     Example:
@@ -317,7 +317,7 @@ def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:  # noqa: A002
     return Roll.apply(input, shifts, tuple(_wrap_dim(d, input.ndim) for d in dims))
 
 
-def rot90(input: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:  # noqa: A002
+def rot90(input: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
     """Rotate by 90 degrees ``k`` times in the plane of ``dims``, from the first dim towards the second."""
     if len(dims) != 2:
         raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
@@ -396,7 +396,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 
 @numpy_aliases
-def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:  # noqa: A002
+def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     dim = _wrap_dim(dim, input.ndim)
     key = (slice(None),) * dim + (slice(start, start + length),)
     return input[key]
@@ -427,7 +427,7 @@ def split(tensor: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Te
 
 
 @numpy_aliases
-def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:  # noqa: A002
+def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     if chunks <= 0:
         raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     length = input.shape[_wrap_dim(dim, input.ndim)]
@@ -435,7 +435,7 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:  # no
 
 
 @numpy_aliases
-def unbind(input: Tensor, dim: int = 0) -> tuple[Tensor, ...]:  # noqa: A002
+def unbind(input: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
     dim = _wrap_dim(dim, input.ndim)
     return tuple(input[(slice(None),) * dim + (i,)] for i in range(input.shape[dim]))
 
@@ -451,7 +451,7 @@ class Pad(Function):
         return grad_output[ctx.keep], None, None
 
 
-def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:  # noqa: A002
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:
     """Pad the last dims by ``(left, right, top, bottom, ...)``, as ``torch.nn.functional.pad``.
 
     Only constant padding with non-negative widths is supported.

@@ -46,7 +46,7 @@ def _renorm_rows(weight: Tensor, indices: Any, max_norm: float, norm_type: float
 
 
 def embedding(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     weight: Tensor,
     padding_idx: int | None = None,
     max_norm: float | None = None,
@@ -170,7 +170,7 @@ def _bag_max(rows: Tensor, bag: Any, bags: int) -> Tensor:
 
 
 def embedding_bag(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     weight: Tensor,
     offsets: Tensor | None = None,
     max_norm: float | None = None,

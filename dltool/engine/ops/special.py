@@ -220,19 +220,19 @@ class Erfinv(Function):
 
 
 @with_out
-def erf(input: Tensor) -> Tensor:  # noqa: A002
+def erf(input: Tensor) -> Tensor:
     """The error function ``2/sqrt(pi) * integral of exp(-t*t) from 0 to input``."""
     return Erf.apply(_float_input(input))
 
 
 @with_out
-def erfc(input: Tensor) -> Tensor:  # noqa: A002
+def erfc(input: Tensor) -> Tensor:
     """The complementary error function ``1 - erf(input)``, accurate where it is tiny."""
     return Erfc.apply(_float_input(input))
 
 
 @with_out
-def erfinv(input: Tensor) -> Tensor:  # noqa: A002
+def erfinv(input: Tensor) -> Tensor:
     """The inverse of ``erf`` on ``[-1, 1]``: +-inf at +-1, nan outside."""
     return Erfinv.apply(_float_input(input))
 
@@ -249,7 +249,7 @@ class Exp2(Ufunc):
 
 
 @with_out
-def exp2(input: Tensor) -> Tensor:  # noqa: A002
+def exp2(input: Tensor) -> Tensor:
     """``2 ** input``."""
     return Exp2.apply(_float_input(input))
 
@@ -276,20 +276,20 @@ class LogAddExp(Function):
         return x_grad, y_grad, None
 
 
-def _log_add_exp(name: str, input: Tensor, other: Tensor, scale: float) -> Tensor:  # noqa: A002
+def _log_add_exp(name: str, input: Tensor, other: Tensor, scale: float) -> Tensor:
     x, y = _pair(tensor_arg(input, name, "input", 1), tensor_arg(other, name, "other", 2))
     require_float(name, x)
     return LogAddExp.apply(x, y, scale)
 
 
 @with_out
-def logaddexp(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+def logaddexp(input: Tensor, other: Tensor) -> Tensor:
     """``log(exp(input) + exp(other))``, computed without overflow."""
     return _log_add_exp("logaddexp", input, other, 1.0)
 
 
 @with_out
-def logaddexp2(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+def logaddexp2(input: Tensor, other: Tensor) -> Tensor:
     """``log2(2**input + 2**other)``, computed without overflow."""
     return _log_add_exp("logaddexp2", input, other, math.log(2.0))
 
@@ -318,7 +318,7 @@ class XLogY(Function):
 
 
 @with_out
-def xlogy(input: Any, other: Any) -> Tensor:  # noqa: A002
+def xlogy(input: Any, other: Any) -> Tensor:
     """``input * log(other)``, taken as 0 where ``input`` is 0 (unless ``other`` is nan).
 
     Either argument may be a Python number.

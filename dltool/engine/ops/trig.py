@@ -89,25 +89,25 @@ class Atan(Ufunc):
 
 
 @with_out
-def tan(input: Tensor) -> Tensor:  # noqa: A002
+def tan(input: Tensor) -> Tensor:
     """Elementwise tangent."""
     return Tan.apply(_float_input(input))
 
 
 @with_out
-def asin(input: Tensor) -> Tensor:  # noqa: A002
+def asin(input: Tensor) -> Tensor:
     """Elementwise arcsine; nan outside ``[-1, 1]``."""
     return Asin.apply(_float_input(input))
 
 
 @with_out
-def acos(input: Tensor) -> Tensor:  # noqa: A002
+def acos(input: Tensor) -> Tensor:
     """Elementwise arccosine; nan outside ``[-1, 1]``."""
     return Acos.apply(_float_input(input))
 
 
 @with_out
-def atan(input: Tensor) -> Tensor:  # noqa: A002
+def atan(input: Tensor) -> Tensor:
     """Elementwise arctangent."""
     return Atan.apply(_float_input(input))
 
@@ -133,7 +133,7 @@ class Atan2(Function):
 
 
 @with_out
-def atan2(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+def atan2(input: Tensor, other: Tensor) -> Tensor:
     """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right quadrant."""
     x, y = _pair(tensor_arg(input, "atan2", "input", 1), tensor_arg(other, "atan2", "other", 2))
     return Atan2.apply(_float_input(x), _float_input(y))
@@ -186,31 +186,31 @@ class Atanh(Ufunc):
 
 
 @with_out
-def sinh(input: Tensor) -> Tensor:  # noqa: A002
+def sinh(input: Tensor) -> Tensor:
     """Elementwise hyperbolic sine."""
     return Sinh.apply(_float_input(input))
 
 
 @with_out
-def cosh(input: Tensor) -> Tensor:  # noqa: A002
+def cosh(input: Tensor) -> Tensor:
     """Elementwise hyperbolic cosine."""
     return Cosh.apply(_float_input(input))
 
 
 @with_out
-def asinh(input: Tensor) -> Tensor:  # noqa: A002
+def asinh(input: Tensor) -> Tensor:
     """Elementwise inverse hyperbolic sine."""
     return Asinh.apply(_float_input(input))
 
 
 @with_out
-def acosh(input: Tensor) -> Tensor:  # noqa: A002
+def acosh(input: Tensor) -> Tensor:
     """Elementwise inverse hyperbolic cosine; nan below 1."""
     return Acosh.apply(_float_input(input))
 
 
 @with_out
-def atanh(input: Tensor) -> Tensor:  # noqa: A002
+def atanh(input: Tensor) -> Tensor:
     """Elementwise inverse hyperbolic tangent; +-inf at +-1, nan outside ``[-1, 1]``."""
     return Atanh.apply(_float_input(input))
 
@@ -239,7 +239,7 @@ class Hypot(Function):
 
 
 @with_out
-def hypot(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+def hypot(input: Tensor, other: Tensor) -> Tensor:
     """``sqrt(input**2 + other**2)`` without overflow or underflow in the squares.
 
     Raises:
@@ -270,18 +270,18 @@ class Sinc(Function):
 
 
 @with_out
-def sinc(input: Tensor) -> Tensor:  # noqa: A002
+def sinc(input: Tensor) -> Tensor:
     """The normalized sinc ``sin(pi x) / (pi x)``, 1 at 0 (where its gradient is 0)."""
     return Sinc.apply(_float_input(input))
 
 
 @with_out
-def deg2rad(input: Tensor) -> Tensor:  # noqa: A002
+def deg2rad(input: Tensor) -> Tensor:
     """Degrees to radians."""
     return _float_input(input) * (math.pi / 180)
 
 
 @with_out
-def rad2deg(input: Tensor) -> Tensor:  # noqa: A002
+def rad2deg(input: Tensor) -> Tensor:
     """Radians to degrees."""
     return _float_input(input) * (180 / math.pi)

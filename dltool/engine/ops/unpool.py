@@ -83,7 +83,7 @@ def _max_unpool(x: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def max_unpool2d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     indices: Tensor,
     kernel_size: Any,
     stride: Any = None,
@@ -99,7 +99,7 @@ def max_unpool2d(
 
 
 def max_unpool1d(
-    input: Tensor,  # noqa: A002
+    input: Tensor,
     indices: Tensor,
     kernel_size: Any,
     stride: Any = None,

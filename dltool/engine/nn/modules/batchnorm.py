@@ -46,7 +46,7 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         reset_affine(self)
 
-    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+    def forward(self, input: Tensor) -> Tensor:
         if input.ndim not in self._expected_dims:
             wanted = " or ".join(f"{d}D" for d in self._expected_dims)
             raise ValueError(f"expected {wanted} input (got {input.ndim}D input)")
@@ -102,7 +102,7 @@ class _LazyNormBase(LazyModuleMixin, _BatchNorm):
             self.running_var = UninitializedBuffer(device=device, dtype=dtype)
             self.num_batches_tracked = tensor(0, dtype=dtypes.int64, device=device)
 
-    def initialize_parameters(self, input: Tensor) -> None:  # noqa: A002
+    def initialize_parameters(self, input: Tensor) -> None:
         self.num_features = input.shape[1]
         self._materialize(dict.fromkeys(("weight", "bias", "running_mean", "running_var"), (self.num_features,)))
 

@@ -92,7 +92,7 @@ class Sequential(_IndexedModules):
     def _from_slice(self, items: list[tuple[str, Module]]) -> Sequential:
         return Sequential(OrderedDict(items))
 
-    def forward(self, input: Any) -> Any:  # noqa: A002
+    def forward(self, input: Any) -> Any:
         for module in self._modules.values():
             input = module(input)
         return input

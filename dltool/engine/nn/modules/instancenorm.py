@@ -29,7 +29,7 @@ class _InstanceNorm(_BatchNorm):
     ) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
-    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+    def forward(self, input: Tensor) -> Tensor:
         unbatched, batched = self._expected_dims
         if input.ndim not in self._expected_dims:
             raise ValueError(f"expected {unbatched}D or {batched}D input (got {input.ndim}D input)")

@@ -20,7 +20,7 @@ class Identity(Module):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
 
-    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+    def forward(self, input: Tensor) -> Tensor:
         return input
 
 
@@ -41,7 +41,7 @@ class Linear(Module):
     def reset_parameters(self) -> None:
         reset_linear_parameters(self)
 
-    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+    def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -64,7 +64,7 @@ class LazyLinear(LazyModuleMixin, Linear):
         if bias:
             self.bias = UninitializedParameter(device=device, dtype=dtype)
 
-    def initialize_parameters(self, input: Tensor) -> None:  # noqa: A002
+    def initialize_parameters(self, input: Tensor) -> None:
         self.in_features = input.shape[-1]
         self._materialize({"weight": (self.out_features, self.in_features), "bias": (self.out_features,)})
 

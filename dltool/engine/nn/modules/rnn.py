@@ -153,7 +153,7 @@ class RNNBase(Module):
             outputs[t] = h_run
         return outputs, h, c
 
-    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:  # noqa: A002
+    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
         packed = isinstance(input, PackedSequence)
         if packed:
             x, batch_sizes, sorted_indices, unsorted_indices = input
@@ -266,7 +266,7 @@ class _CellBase(Module):
     def reset_parameters(self) -> None:
         _reset_uniform(self, self.hidden_size)
 
-    def _cell(self, input: Tensor, hx: Any, mode: str) -> Any:  # noqa: A002
+    def _cell(self, input: Tensor, hx: Any, mode: str) -> Any:
         if input.ndim not in (1, 2):
             raise ValueError(f"{type(self).__name__}: Expected input to be 1D or 2D, got {input.ndim}D instead")
         batched = input.ndim == 2
@@ -295,19 +295,19 @@ class RNNCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, device, dtype)
         self.nonlinearity = nonlinearity
 
-    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         return self._cell(input, hx, "RNN_" + self.nonlinearity.upper())
 
 
 class LSTMCell(_CellBase):
     _mode = "LSTM"
 
-    def forward(self, input: Tensor, hx: Any = None) -> tuple[Tensor, Tensor]:  # noqa: A002
+    def forward(self, input: Tensor, hx: Any = None) -> tuple[Tensor, Tensor]:
         return self._cell(input, hx, "LSTM")
 
 
 class GRUCell(_CellBase):
     _mode = "GRU"
 
-    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         return self._cell(input, hx, "GRU")

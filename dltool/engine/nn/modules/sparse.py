@@ -90,7 +90,7 @@ class Embedding(_Table):
         self.sparse = sparse
         self._make_table(num_embeddings, embedding_dim, padding_idx, _weight, not _freeze, device, dtype)
 
-    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+    def forward(self, input: Tensor) -> Tensor:
         return F.embedding(
             input,
             self.weight,
@@ -173,7 +173,7 @@ class EmbeddingBag(_Table):
 
     def forward(
         self, input: Tensor, offsets: Tensor | None = None, per_sample_weights: Tensor | None = None
-    ) -> Tensor:  # noqa: A002
+    ) -> Tensor:
         return F.embedding_bag(
             input,
             self.weight,

@@ -39,7 +39,7 @@ def _index(values: np.ndarray, like: Tensor) -> Tensor:
     return Tensor._make(backend.move(values.astype(dtypes.int64), like.device))
 
 
-def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False, enforce_sorted: bool = True) -> PackedSequence:  # noqa: A002
+def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False, enforce_sorted: bool = True) -> PackedSequence:
     """Pack a padded ``(T, N, *)`` batch (``(N, T, *)`` with ``batch_first``) of the given lengths."""
     lengths = _lengths(lengths)
     sorted_indices = unsorted_indices = None
