@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.common import Settings, configure_threads, environment, forced_kernel_note
+from dltool.engine import host_memory
 
 # workload name -> (module, goal as "baseline: ratio")
 WORKLOADS = {
@@ -46,9 +47,7 @@ def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
             samples[impl].append(run())
     medians = {impl: statistics.median(values) for impl, values in samples.items()}
     ratios = {base: medians["dltool"] / medians[base] for base in medians if base != "dltool"}
-    paired = {
-        base: [a / b for a, b in zip(samples["dltool"], samples[base], strict=True)] for base in ratios
-    }
+    paired = {base: [a / b for a, b in zip(samples["dltool"], samples[base], strict=True)] for base in ratios}
     result = {
         "title": module.TITLE,
         "unit": getattr(module, "UNIT", "s"),
@@ -93,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed repetitions (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before each timed run")
     parser.add_argument("--tiny", action="store_true", help="small sizes: shows the suite works")
-    parser.add_argument("--threads", type=int, default=None, help="threads for BLAS and torch (default: all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for BLAS and torch (default: all cores)"
+    )
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/latest.json"))
     args = parser.parse_args(argv)
     names = [n for n in args.workloads.split(",") if n]
@@ -103,8 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads and os.environ.get("OPENBLAS_NUM_THREADS") != str(args.threads):
         # BLAS reads its thread count once, at import: start again with it set
         count = str(args.threads)
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": count, "OMP_NUM_THREADS": count, "MKL_NUM_THREADS": count}
+        env = {
+            **os.environ,
+            "OPENBLAS_NUM_THREADS": count,
+            "OMP_NUM_THREADS": count,
+            "MKL_NUM_THREADS": count,
+        }
         os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run", *sys.argv[1:]], env)
+    host_memory.tune_malloc()  # dltool is measured as the dltool command runs it
     settings = Settings(tiny=args.tiny)
     if args.threads:
         settings.threads = args.threads

@@ -27,6 +27,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import dltool
+from dltool.engine import host_memory
 from dltool.training.checkpoint import refuse_used_run_dir, remove_unstarted_run, run_dir_of
 from dltool.training.console import run_logging
 from dltool.training.errors import Interrupted
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] in ("-V", "--version"):
         print(f"dltool {dltool.__version__}")
         return 0
+    host_memory.tune_malloc()  # a program's choice, not the engine's: numpy's temporaries reuse pages
     # NOTE: as `python -m` would, so that `model._target_=mynet.Net` finds ./mynet.py; appended,
     # so a file in the working directory cannot shadow an installed package
     if os.getcwd() not in sys.path:

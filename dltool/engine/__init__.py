@@ -328,5 +328,3 @@ def is_tensor(obj: object) -> "bool":
 
 def numel(input: Tensor) -> "int":
     return input.numel()
-
-host_memory.tune_malloc()

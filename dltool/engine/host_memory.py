@@ -3,8 +3,10 @@
 glibc serves blocks from 128 KiB up (its threshold grows only to sizes already freed) with fresh
 ``mmap`` calls and unmaps them on free, so every large temporary of a training step, an im2col
 matrix or an activation, faults its pages in again on first touch: about a third of a LeNet step
-on the 2-core machine. ``tune_malloc`` makes glibc keep such blocks for reuse instead. It runs when
-``dltool.engine`` is imported; ``DLTOOL_MALLOC_TUNING=0`` leaves the allocator as it is.
+on the 2-core machine. ``tune_malloc`` makes glibc keep such blocks for reuse instead. Importing
+``dltool.engine`` leaves the allocator alone (it belongs to the program): the ``dltool`` command
+calls ``tune_malloc`` at start, and a program of your own may too. ``DLTOOL_MALLOC_TUNING=0`` turns
+the call into a no-op.
 """
 
 from __future__ import annotations
@@ -30,4 +32,6 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):  # another C library (musl, ...)
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
