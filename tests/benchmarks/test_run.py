@@ -1,4 +1,4 @@
-"""The benchmark entry point runs end to end at a tiny size (timings are not checked: see README)."""
+"""The benchmark entry point runs end to end at a tiny size (timings are not checked: see benchmarks/README.md)."""
 
 import json
 import os
