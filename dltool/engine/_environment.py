@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 # ---------------------------------------------------------------- threads
 
@@ -26,9 +27,8 @@ def set_num_threads(num: int) -> None:
     """Set the number of threads that CPU matrix products use.
 
     numpy's BLAS reads its thread count when it loads, so this limits the BLAS already loaded
-    through ``threadpoolctl`` where that is installed, and sets ``OMP_NUM_THREADS``,
-    ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` for processes started later (DataLoader
-    workers, say). Without ``threadpoolctl`` the running process keeps its BLAS thread count.
+    through ``threadpoolctl``, and sets ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and
+    ``MKL_NUM_THREADS`` for processes started later (DataLoader workers, say).
 
     Raises:
         RuntimeError: ``num`` is not a positive integer.
@@ -39,10 +39,6 @@ def set_num_threads(num: int) -> None:
     _threads = num
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(num)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an optional extra: the variables above still reach new processes
-        return
     threadpool_limits(limits=num, user_api="blas")
 
 
@@ -66,8 +62,10 @@ _deterministic = {"mode": False, "warn_only": False}
 def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
     """Record whether deterministic algorithms are required, as ``torch.use_deterministic_algorithms``.
 
-    dltool's ops are deterministic on CPU and GPU alike (no atomics-based reductions), so the
-    flag changes nothing; it is kept for ``are_deterministic_algorithms_enabled``.
+    The flag changes nothing. dltool's CPU ops are deterministic. On a GPU, accumulating into
+    repeated indices (``index_put``/``scatter_add`` and the gradients of indexing and embeddings)
+    runs on cupy's atomic adds, whose float sums may differ in the last bits between runs; where
+    PyTorch would refuse those ops in deterministic mode, dltool runs them.
 
     Raises:
         TypeError: ``mode`` or ``warn_only`` is not a bool.

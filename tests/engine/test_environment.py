@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import threadpoolctl
 
 import dltool.engine as dl
 from dltool.engine import _environment
@@ -144,12 +145,9 @@ def _restore_threads(monkeypatch):
     for name in _environment._THREAD_VARIABLES:
         monkeypatch.setenv(name, os.environ.get(name, "1"))  # set_num_threads writes them
     monkeypatch.setattr(_environment, "_threads", None)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=None, user_api="blas"):  # restores the BLAS thread count on exit
+    with threadpoolctl.threadpool_limits(
+        limits=None, user_api="blas"
+    ):  # restores the BLAS thread count on exit
         yield
 
 
@@ -162,7 +160,6 @@ def test_set_num_threads(monkeypatch):
     dl.set_num_threads(1)
     assert dl.get_num_threads() == 1
     assert all(os.environ[name] == "1" for name in _environment._THREAD_VARIABLES)
-    threadpoolctl = pytest.importorskip("threadpoolctl")
     assert all(
         pool["num_threads"] == 1 for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"
     )
