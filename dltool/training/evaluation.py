@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -21,8 +22,19 @@ from dltool.training.console import console
 from dltool.training.errors import ConfigError
 from dltool.training.metrics import RunningMetrics, confusion_matrix, per_class_accuracy
 from dltool.training.options import TrainerOptions
+from dltool.training.pictures import confusion_matrix_image
 
 log = logging.getLogger("dltool")
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """What one pass over a split gives: the metrics, and for a classifier what went wrong."""
+
+    metrics: dict[str, float]
+    matrix: np.ndarray | None = None  # confusion counts, true classes on rows
+    # up to ``keep_misclassified`` inputs the model got wrong, with their true and predicted classes
+    misclassified: tuple[np.ndarray, list[int], list[int]] | None = None
 
 
 @dl.no_grad()
@@ -35,31 +47,39 @@ def evaluate(
     device: str = "cpu",
     num_batches: int | None = None,
     num_classes: int | None = None,
-) -> tuple[dict[str, float], np.ndarray | None]:
+    keep_misclassified: int = 0,
+) -> Evaluation:
     """Mean loss and accuracy (or MAE) of ``model`` over ``loader``, in eval mode.
 
     Args:
         prefix: the metric tags' prefix (``val`` gives ``val/loss``, ``val/acc``).
         num_batches: stop after this many batches (None: all).
-        num_classes: also count a confusion matrix (true classes on rows).
-
-    Returns:
-        The metrics as plain floats, and the confusion matrix (None without ``num_classes``).
+        num_classes: also count a confusion matrix (true classes on rows), and keep up to
+            ``keep_misclassified`` of the inputs the model got wrong, in loader order.
     """
     was_training = model.training
     model.eval()
     running = RunningMetrics(task)
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64) if num_classes else None
+    wrong: list[tuple[np.ndarray, int, int]] = []
     try:
         for x, y in itertools.islice(loader, num_batches):
             x, y = x.to(device), y.to(device)
             output = model(x)
             running.update(loss_fn(output, y).item(), output, y)
             if matrix is not None:
-                matrix += confusion_matrix(output.argmax(dim=1).cpu().numpy(), y.cpu().numpy(), num_classes)
+                predicted, target = output.argmax(dim=1).numpy(force=True), y.numpy(force=True)
+                matrix += confusion_matrix(predicted, target, num_classes)
+                missed = np.flatnonzero(predicted != target)[: keep_misclassified - len(wrong)]
+                inputs = x.numpy(force=True) if missed.size else None
+                wrong += [(inputs[i], int(target[i]), int(predicted[i])) for i in missed]
     finally:
         model.train(was_training)
-    return running.compute(prefix), matrix
+    misclassified = None
+    if wrong:
+        images, targets, predictions = zip(*wrong, strict=True)
+        misclassified = (np.stack(images), list(targets), list(predictions))
+    return Evaluation(running.compute(prefix), matrix, misclassified)
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
@@ -84,7 +104,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             dataset, batch_size=cfg.batch_size or options.eval_batch_size, num_workers=cfg.num_workers
         )
     classes = list(meta["classes"]) if meta["task"] == "classification" else []
-    metrics, matrix = evaluate(
+    evaluation = evaluate(
         model,
         loader,
         build("loss", run_cfg.loss),
@@ -93,6 +113,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         device=device,
         num_classes=len(classes) or None,
     )
+    metrics, matrix = evaluation.metrics, evaluation.matrix
     scores = {tag.split("/", 1)[1]: value for tag, value in metrics.items()}
     result: dict[str, Any] = {"checkpoint": str(path), "split": cfg.split, "samples": len(dataset), **scores}
     if matrix is not None:
@@ -103,6 +124,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     output = Path(cfg.output) if cfg.output else path.with_name(f"{path.stem}.{cfg.split}.json")
     output.write_text(json.dumps(result, indent=2) + "\n")
     log.info(f"wrote {output}")
+    if matrix is not None:
+        picture = output.with_name(f"{output.stem}.confusion_matrix.png")
+        confusion_matrix_image(matrix, classes).save(picture)
+        log.info(f"wrote {picture}")
     return result
 
 

@@ -44,13 +44,16 @@ from dltool.training.checkpoint import (
 )
 from dltool.training.console import EpochProgress, run_logging
 from dltool.training.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
-from dltool.training.evaluation import evaluate
+from dltool.training.evaluation import Evaluation, evaluate
 from dltool.training.metrics import RunningMetrics
 from dltool.training.options import TrainerOptions
+from dltool.training.pictures import confusion_matrix_image, misclassified_image
 from dltool.training.resume import Resumption, restore_optimization
 from dltool.training.signals import StopSignal
 
 log = logging.getLogger("dltool")
+
+MISCLASSIFIED_SHOWN = 16  # validation mistakes drawn each epoch
 
 
 @dataclasses.dataclass
@@ -268,8 +271,11 @@ class _Trainer:
         s, o = self.state, self.options
         lr = self._lr()
         metrics = self.running.compute("train")
+        validation = None
         if self.data.val_loader is not None:
-            metrics.update(self._evaluate(self.data.val_loader, "val"))
+            pictures = any(logger.images for logger in self.loggers)
+            validation = self._evaluate(self.data.val_loader, "val", pictures=pictures)
+            metrics.update(validation.metrics)
         epoch_time = time.perf_counter() - self.epoch_start
         metrics.update({"lr": lr, "time/epoch_s": epoch_time, "time/samples_per_s": self.train_speed})
         score = metrics[o.monitor]
@@ -281,6 +287,8 @@ class _Trainer:
         if self.scheduler is not None and self.interval == "epoch":
             plateau = isinstance(self.scheduler, dl.optim.lr_scheduler.ReduceLROnPlateau)
             self.scheduler.step(score) if plateau else self.scheduler.step()
+        if validation is not None:
+            self._log_pictures(validation)
         # NOTE: train/loss is the per-step tag; the epoch's mean goes to train/epoch_loss.
         self._log(
             {("train/epoch_loss" if k == "train/loss" else k): v for k, v in metrics.items() if k != "lr"},
@@ -297,18 +305,31 @@ class _Trainer:
             return True
         return False
 
-    def _evaluate(self, loader: Any, split: str) -> dict[str, float]:
-        count = self.options.num_batches(split, len(loader))
-        metrics, _ = evaluate(
+    def _evaluate(self, loader: Any, split: str, pictures: bool = False) -> Evaluation:
+        """One pass over ``split``; with ``pictures``, a classifier's confusion counts and mistakes too."""
+        classes = len(self.data.classes) if pictures and self.data.task == "classification" else None
+        return evaluate(
             self.model,
             loader,
             self.loss_fn,
             self.data.task,
             split,
             device=self.options.device,
-            num_batches=count,
+            num_batches=self.options.num_batches(split, len(loader)),
+            num_classes=classes or None,
+            keep_misclassified=MISCLASSIFIED_SHOWN,
         )
-        return metrics
+
+    def _log_pictures(self, validation: Evaluation) -> None:
+        """The validation's confusion matrix and mistakes, for TensorBoard's Images tab."""
+        pictures = {}
+        if validation.matrix is not None:
+            pictures["val/confusion_matrix"] = confusion_matrix_image(validation.matrix, self.data.classes)
+        if validation.misclassified is not None:
+            pictures["val/misclassified"] = misclassified_image(*validation.misclassified, self.data.classes)
+        if pictures:
+            for logger in self.loggers:
+                logger.log_images(pictures, self.state.step)
 
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -365,13 +386,13 @@ class _Trainer:
         if s.best is None:  # no epoch ended (max_steps): report the monitored metric as it is now
             current = self.running.compute("train")
             if self.data.val_loader is not None:
-                current.update(self._evaluate(self.data.val_loader, "val"))
+                current.update(self._evaluate(self.data.val_loader, "val").metrics)
             final.update(current)
         tested = self.writer.best if self.writer.best.exists() else None
         # the weights in memory are best.ckpt's when the best epoch is the one that just ended
         if tested is not None and not (s.best_epoch == s.epoch and s.batch == 0):
             load_model_state(self.model, load_checkpoint(tested)["model"], tested)
-        test = self._evaluate(self.data.test_loader, "test")
+        test = self._evaluate(self.data.test_loader, "test").metrics
         self._log(test, flush=True)
         best = s.best if s.best is not None else final[o.monitor]
         result = {

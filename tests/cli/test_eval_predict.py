@@ -29,6 +29,8 @@ def test_eval_prints_and_writes_metrics_beside_the_checkpoint(dltool: Callable, 
     )
     for text in ("loss", "acc", "confusion matrix", "1 Trouser", "support", f"{report['acc']:.4f}"):
         assert text in result.stdout
+    with Image.open(trained_run / "checkpoints" / "best.test.confusion_matrix.png") as picture:
+        assert picture.format == "PNG" and picture.width > 10 * 36 and picture.height > 10 * 36
 
 
 def test_eval_on_the_validation_split(dltool: Callable, trained_run: Path) -> None:

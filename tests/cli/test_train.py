@@ -3,6 +3,7 @@ output off a terminal, and resume that reproduces an uninterrupted run bit for b
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from dltool.training.checkpoint import load_checkpoint
 from tests.cli.conftest import TINY, cli_env, ok
@@ -90,6 +92,16 @@ def test_event_file_holds_the_expected_tags(trained_run: Path) -> None:
     assert hparams["trainer.batch_size"].number_value == 32
     assert hparams["optimizer.betas"].string_value == "[0.9, 0.999]"
     assert [p for p in trained_run.iterdir() if p.is_dir() and p.name not in (".hydra", "checkpoints")] == []
+
+
+def test_event_file_holds_the_validation_pictures(trained_run: Path) -> None:
+    accumulator = event_accumulator.EventAccumulator(str(trained_run), size_guidance={"images": 0})
+    accumulator.Reload()
+    assert {"val/confusion_matrix", "val/misclassified"} <= set(accumulator.Tags()["images"])
+    matrices = accumulator.Images("val/confusion_matrix")
+    assert [e.step for e in matrices] == [6, 12]  # each validation epoch, at the step of its scalars
+    with Image.open(io.BytesIO(matrices[-1].encoded_image_string)) as picture:
+        assert picture.format == "PNG" and picture.size == (matrices[-1].width, matrices[-1].height)
 
 
 def test_console_is_plain_off_a_terminal(dltool: Callable) -> None:

@@ -7,11 +7,13 @@ import csv
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from dltool.training.loggers import CSVLogger, TensorBoardLogger
+from dltool.training.trainer import train
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
@@ -112,3 +114,27 @@ def test_csv_stays_in_the_run_dir(tmp_path: Path, filename: str) -> None:
     with pytest.raises(ValueError, match="must be a file name in the run directory"):
         CSVLogger(tmp_path / "run", filename=filename)
     assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_tensorboard_pictures_are_png_images_in_the_event_file(tmp_path: Path) -> None:
+    from PIL import Image
+
+    accumulator_module = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    logger = TensorBoardLogger(tmp_path)
+    logger.log_images({"val/picture": Image.new("L", (30, 20), 128)}, step=7)
+    logger.close()
+    accumulator = accumulator_module.EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    accumulator.Reload()
+    (event,) = accumulator.Images("val/picture")
+    assert (event.step, event.width, event.height) == (7, 30, 20)
+    assert event.encoded_image_string.startswith(b"\x89PNG")
+
+
+def test_the_trainer_draws_pictures_only_for_a_logger_that_wants_them(
+    fashion: Callable, tmp_path: Path
+) -> None:
+    accumulator_module = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    train(fashion("logger=tensorboard", "logger.tensorboard.images=false", "trainer.epochs=1"), tmp_path)
+    accumulator = accumulator_module.EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    accumulator.Reload()
+    assert accumulator.Tags()["images"] == [] and "val/acc" in accumulator.Tags()["scalars"]
