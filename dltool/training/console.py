@@ -98,14 +98,15 @@ class EpochProgress:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}"),
+                TextColumn("loss {task.fields[loss]}"),
                 TextColumn("{task.fields[speed]:,.0f} samples/s"),
                 TimeRemainingColumn(),
                 console=_console,
                 transient=True,
                 auto_refresh=False,
             )
-            self._task = self._progress.add_task(description, total=total, loss=float("nan"), speed=0.0)
+            # the loss is text, so the first frame, before any batch, shows "loss -" rather than nan
+            self._task = self._progress.add_task(description, total=total, loss="-", speed=0.0)
 
     def __enter__(self) -> EpochProgress:
         if self._progress is not None:
@@ -125,7 +126,7 @@ class EpochProgress:
 
     def _hand_latest_to_rich(self) -> None:
         completed, loss, samples_per_s = self._latest
-        self._progress.update(self._task, completed=completed, loss=loss, speed=samples_per_s)
+        self._progress.update(self._task, completed=completed, loss=f"{loss:.4f}", speed=samples_per_s)
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:

@@ -190,7 +190,9 @@ class _Trainer:
         s = self.state
         log.info(
             f"run {self.run_dir}: {type(self.model).__name__} with {_count(self.model):,} parameters; "
-            f"{_size(self.data.train)} train, {_size(self.data.val)} val, {_size(self.data.test)} test samples"
+            f"{self._samples('train', self.data.train_loader, self.data.train)} train, "
+            f"{self._samples('val', self.data.val_loader, self.data.val)} val, "
+            f"{self._samples('test', self.data.test_loader, self.data.test)} test samples"
         )
         try:
             with StopSignal() as stop:
@@ -207,6 +209,13 @@ class _Trainer:
         finally:
             for logger in self.loggers:
                 logger.close()
+
+    def _samples(self, split: str, loader: Any, dataset: Any) -> str:
+        """How many samples of ``split`` a pass uses, and of how many when a limit cuts it short."""
+        if dataset is None:
+            return "0"
+        used = min(len(dataset), self.options.num_batches(split, len(loader)) * loader.batch_size)
+        return f"{used:,}" if used == len(dataset) else f"{used:,} of {len(dataset):,}"
 
     def _max_steps_reached(self) -> bool:
         return self.options.max_steps is not None and self.state.step >= self.options.max_steps
@@ -448,10 +457,6 @@ def _seed_everything(seed: int) -> None:
 
 def _count(model: dl.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def _size(dataset: Any) -> int:
-    return len(dataset) if dataset is not None else 0
 
 
 def _hparams(config: dict[str, Any]) -> dict[str, Any]:

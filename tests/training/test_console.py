@@ -66,3 +66,10 @@ def test_no_bar_off_a_terminal() -> None:
             progress.update(3, 0.5, 1000.0)
         assert console().file is sink
     assert sink.getvalue() == "" and console().file is not sink
+
+
+def test_the_first_frame_shows_no_loss_yet(terminal: io.StringIO) -> None:
+    with EpochProgress("epoch 1/1", 10):
+        pass
+    drawn = terminal.getvalue()
+    assert "loss -" in drawn and "nan" not in drawn

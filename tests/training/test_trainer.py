@@ -189,3 +189,9 @@ def test_a_used_run_dir_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="already holds a run's checkpoints"):
         train(cfg, tmp_path)
     assert (tmp_path / "checkpoints" / "last.ckpt").read_bytes() == before
+
+
+def test_the_start_line_counts_the_samples_a_pass_uses(fashion: Callable, tmp_path: Path) -> None:
+    train(fashion("trainer.epochs=1", "logger=none"), tmp_path)
+    first = (tmp_path / "train.log").read_text().splitlines()[0]
+    assert "128 of 54,000 train, 200 of 6,000 val, 200 of 10,000 test samples" in first
