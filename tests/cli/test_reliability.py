@@ -34,6 +34,7 @@ ARGS = [
 ]
 KILLS = 5
 SAVE_KILL = 2  # this kill comes while a checkpoint is being written
+STEPS = 4 * 30  # the run's optimizer steps
 
 
 def _start(cwd: Path, data_root: Path) -> subprocess.Popen:
@@ -62,17 +63,25 @@ def _saving(folder: Path) -> Callable[[], bool]:
     return lambda: any(folder.glob(".last.ckpt.*.tmp"))
 
 
-def _trained_for(run: Path, seconds: float) -> Callable[[], bool]:
-    """True ``seconds`` after the run's log shows it started (imports and data take a while)."""
-    started: list[float] = []
+def _at_step(run: Path, step: int) -> Callable[[], bool]:
+    """True once this process's part of the run log shows training ``step`` (machine speed aside:
+    a kill -9 saves nothing, so each resume starts from the last epoch's end again)."""
+    log = run / "train.log"
+    start = log.stat().st_size if log.exists() else 0
 
     def ready() -> bool:
-        log = run / "train.log"
-        if not started and log.exists() and "run " in log.read_text():
-            started.append(time.monotonic())
-        return bool(started) and time.monotonic() - started[0] > seconds
+        if not log.exists():
+            return False
+        with log.open() as file:
+            file.seek(start)
+            return f" step {step}:" in file.read()
 
     return ready
+
+
+def _steps_done(folder: Path) -> int:
+    last = folder / "last.ckpt"
+    return load_checkpoint(last)["loop"]["step"] if last.exists() else 0
 
 
 def _scores(run: Path) -> dict[str, float]:
@@ -87,7 +96,8 @@ def test_kill_9_at_random_moments_then_resume_is_exact(tmp_path: Path, data_root
     folder = run / "checkpoints"
     killed_pids = []
     for kill in range(KILLS):
-        ready = _saving(folder) if kill == SAVE_KILL else _trained_for(run, rng.uniform(0.2, 2.5))
+        target = min(_steps_done(folder) + rng.randint(1, 45), STEPS - 1)  # within the next epoch and a half
+        ready = _saving(folder) if kill == SAVE_KILL else _at_step(run, target)
         process = _start(tmp_path, data_root)
         assert _kill_when(process, ready), f"run {kill} ended before it could be killed"
         killed_pids.append(process.pid)
