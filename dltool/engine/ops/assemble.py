@@ -8,8 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dltool.engine.creation import zeros
-from dltool.engine.ops._aliases import numpy_aliases
-from dltool.engine.ops._boundary import type_name, with_out
+from dltool.engine.ops._boundary import numpy_aliases, type_name, with_out
 from dltool.engine.ops.index import index_select
 from dltool.engine.ops.shape import cat, pad, reshape, stack
 from dltool.engine.tensor import Tensor, _wrap_dim

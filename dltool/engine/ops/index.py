@@ -12,7 +12,7 @@ import numpy as np
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops._aliases import numpy_aliases
+from dltool.engine.ops._boundary import numpy_aliases
 from dltool.engine.ops._utils import unbroadcast
 from dltool.engine.ops.elementwise import _pair, cast, zeros_like_value
 from dltool.engine.ops.shape import pad

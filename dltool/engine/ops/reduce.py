@@ -10,8 +10,7 @@ import numpy as np
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops._aliases import numpy_aliases
-from dltool.engine.ops._boundary import type_name, with_out
+from dltool.engine.ops._boundary import numpy_aliases, type_name, with_out
 from dltool.engine.ops._utils import normalize_dims, row_reduce
 from dltool.engine.ops.elementwise import _float_input, cast, exp, isnan, sqrt, where
 from dltool.engine.tensor import Tensor, _wrap_dim

@@ -8,8 +8,7 @@ from typing import Any
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops._aliases import numpy_aliases
-from dltool.engine.ops._boundary import require_float, with_out, write_out
+from dltool.engine.ops._boundary import numpy_aliases, require_float, with_out, write_out
 from dltool.engine.ops.elementwise import cast, exp, log, logical_xor, where
 from dltool.engine.ops.index import gather
 from dltool.engine.ops.shape import cat, flip, narrow

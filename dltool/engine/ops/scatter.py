@@ -9,8 +9,7 @@ import numpy as np
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops._aliases import numpy_aliases
-from dltool.engine.ops._boundary import type_name, with_out
+from dltool.engine.ops._boundary import numpy_aliases, type_name, with_out
 from dltool.engine.ops.elementwise import cast, where
 from dltool.engine.ops.index import (
     IndexAdd,

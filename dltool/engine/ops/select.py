@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from dltool.engine import backend, dtypes
-from dltool.engine.ops._aliases import numpy_aliases
-from dltool.engine.ops._boundary import require_float, type_name, with_out
+from dltool.engine.ops._boundary import numpy_aliases, require_float, type_name, with_out
 from dltool.engine.ops.index import gather, sort
 from dltool.engine.ops.scan import along_dim, positions, scan
 from dltool.engine.tensor import Tensor, _wrap_dim

@@ -8,7 +8,7 @@ from typing import Any
 
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
-from dltool.engine.ops._aliases import numpy_aliases
+from dltool.engine.ops._boundary import numpy_aliases
 from dltool.engine.ops._utils import unbroadcast
 from dltool.engine.ops.elementwise import cast, clone
 from dltool.engine.tensor import OVERLAP_MESSAGE, Tensor, _wrap_dim
