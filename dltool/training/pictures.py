@@ -33,7 +33,7 @@ def confusion_matrix_image(matrix: np.ndarray, classes: Sequence[str], cell: int
 
     Example:
         >>> confusion_matrix_image(np.array([[5, 1], [0, 4]]), ["cat", "dog"]).size
-        (109, 96)
+        (114, 96)
     """
     counts = np.asarray(matrix, dtype=np.int64)
     support = counts.sum(axis=1, keepdims=True)
