@@ -21,14 +21,7 @@ from rich.console import Console
 
 import dltool.engine as dl
 from benchmarks.common import Settings, timed
-from dltool.training.builders import (
-    build,
-    build_data,
-    build_model,
-    build_optimizer,
-    build_scheduler,
-    fill_num_classes,
-)
+from dltool.training.builders import build, build_data, build_scheduler, build_task, fill_num_classes
 from dltool.training.console import console_replaced_by
 from dltool.training.options import TrainerOptions
 from dltool.training.trainer import train
@@ -70,10 +63,10 @@ def bare_loop(cfg) -> None:
     dl.manual_seed(options.seed)
     data = build_data(cfg, options)
     fill_num_classes(cfg, data.classes)
-    model = build_model(cfg, options.device)
-    loss_fn = build("loss", cfg.loss)
-    optimizer = build_optimizer(cfg, model)
-    scheduler, _ = build_scheduler(cfg, optimizer, len(data.train_loader))
+    task = build_task(cfg, data.classes, options.device)
+    model, loss_fn = task.model, task.loss
+    optimizer = build("optimizer", cfg.optimizer, model.parameters())
+    scheduler, _ = build_scheduler(cfg, "scheduler", optimizer, len(data.train_loader))
     for x, y in islice(data.train_loader, options.num_batches("train", len(data.train_loader))):
         optimizer.zero_grad()
         loss_fn(model(x), y).backward()

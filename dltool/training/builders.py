@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,19 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 import dltool.engine as dl
 from dltool.engine.utils.data import DataLoader, Dataset, Subset, random_split
 from dltool.training.checkpoint import capture_rng, restore_rng
-from dltool.training.errors import ConfigError, DltoolError
+from dltool.training.errors import ConfigError, DltoolError, innermost_message
 from dltool.training.options import TrainerOptions
+from dltool.training.tasks.base import FromConfig, Optimization, Task, to_device
 
 # Keys of a scheduler config that the trainer reads itself instead of passing to the class.
 SCHEDULER_KEYS = ("interval",)
-
-
-def _message(ex: BaseException) -> str:
-    """The innermost cause of ``ex`` as one line (Hydra wraps errors of instantiated classes)."""
-    while ex.__cause__ is not None:
-        ex = ex.__cause__
-    text = " ".join(line.strip() for line in str(ex).splitlines() if line.strip())
-    return text or type(ex).__name__
 
 
 @contextlib.contextmanager
@@ -46,7 +38,7 @@ def building(what: str, node: Any = None) -> Iterator[None]:
     except Exception as ex:
         target = node.get("_target_") if isinstance(node, DictConfig) else None
         where = f"{what} ({target})" if target else what
-        raise ConfigError(f"{where}: {_message(ex)}") from ex
+        raise ConfigError(f"{where}: {innermost_message(ex)}") from ex
 
 
 def _check_numbers(what: str, node: DictConfig) -> None:
@@ -79,7 +71,6 @@ def build(what: str, node: DictConfig, *args: Any, **kwargs: Any) -> Any:
 class Data:
     """The splits and their loaders. ``val`` is carved from the training set (None without one)."""
 
-    task: str
     classes: list[str]
     train: Dataset
     val: Dataset | None
@@ -93,6 +84,8 @@ def build_datasets(cfg: DictConfig, options: TrainerOptions) -> tuple[Dataset, D
     """The train, validation and test datasets (validation split seeded by ``trainer.seed``)."""
     full = build("dataset.train", cfg.dataset.train)
     test = build("dataset.test", cfg.dataset.test)
+    if cfg.dataset.get("val") is not None and not options.overfit_batches:
+        return full, build("dataset.val", cfg.dataset.val), test  # the dataset's own split
     if options.overfit_batches:
         subset = Subset(full, list(range(min(len(full), options.overfit_batches * options.batch_size))))
         return subset, subset, test
@@ -109,7 +102,8 @@ def build_datasets(cfg: DictConfig, options: TrainerOptions) -> tuple[Dataset, D
 
 
 def build_data(cfg: DictConfig, options: TrainerOptions) -> Data:
-    """Datasets and loaders; the train loader shuffles from dltool's default generator."""
+    """Datasets and loaders; the train loader shuffles from dltool's default generator unless
+    ``dataset.shuffle`` is false (a text corpus whose batches continue each other)."""
     train, val, test = build_datasets(cfg, options)
     classes = _classes(train, cfg)
 
@@ -120,12 +114,13 @@ def build_data(cfg: DictConfig, options: TrainerOptions) -> Data:
             )
 
     return Data(
-        task=cfg.dataset.get("task", "classification"),
         classes=classes,
         train=train,
         val=val,
         test=test,
-        train_loader=loader(train, options.batch_size, shuffle=not options.overfit_batches),
+        train_loader=loader(
+            train, options.batch_size, shuffle=not options.overfit_batches and cfg.dataset.get("shuffle", True)
+        ),
         val_loader=loader(val, options.eval_batch_size, shuffle=False) if val is not None else None,
         test_loader=loader(test, options.eval_batch_size, shuffle=False),
     )
@@ -142,11 +137,9 @@ def _classes(dataset: Dataset, cfg: DictConfig) -> list[str]:
 
 
 def fill_num_classes(cfg: DictConfig, classes: list[str]) -> None:
-    """Set ``dataset.num_classes`` from the data when the config leaves it null (image folders)."""
-    if (
-        cfg.dataset.get("task", "classification") == "classification"
-        and cfg.dataset.get("num_classes") is None
-    ):
+    """Set ``dataset.num_classes`` from the data when the config leaves it null (image folders,
+    a text corpus's vocabulary)."""
+    if "num_classes" in cfg.dataset and cfg.dataset.num_classes is None and classes:
         with _writable(cfg):
             cfg.dataset.num_classes = len(classes)
 
@@ -161,69 +154,93 @@ def _writable(cfg: DictConfig) -> Iterator[None]:
         OmegaConf.set_readonly(cfg, readonly)
 
 
-# ---------------------------------------------------------------- model and optimization
+# ---------------------------------------------------------------- the task and its optimizers
 
 
-def build_model(cfg: DictConfig, device: str) -> dl.nn.Module:
-    """The model on ``device``; any importable ``nn.Module`` subclass named by ``model._target_``."""
-    model = build("model", cfg.model)
-    if not isinstance(model, dl.nn.Module):
-        raise ConfigError(f"model ({cfg.model._target_}): expected an nn.Module, got {type(model).__name__}")
+def build_task(cfg: DictConfig, classes: list[str], device: str) -> Task:
+    """The run's task, on ``device``: ``task._target_`` called with its other keys.
+
+    A key whose value is a component config (``model: ${model}``) is built first, on its own, so
+    that its errors name it (``model (dltool.models.mlp.MLP): ...``) as in any other group.
+    """
+    node = cfg.task
+    parts = {
+        str(key): build(_component_name(node, str(key)), node[key])
+        for key in node
+        if not str(key).startswith("_") and isinstance(node[key], DictConfig) and "_target_" in node[key]
+    }
+    spec = OmegaConf.create(
+        {str(k): v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in parts}
+    )
+    spec._partial_ = True
+    task = build("task", spec, **parts)
+    target = node._target_
+    if not isinstance(task, Task):
+        raise ConfigError(f"task ({target}): expected a dltool.training.tasks.Task, got {type(task).__name__}")
+    if type(task).training_step is Task.training_step:
+        raise ConfigError(f"task ({target}): it has no training_step(batch, batch_idx) method")
+    task.classes = list(classes)
     with building("trainer.device"):
-        return model.to(device)
+        return task.to(device)
 
 
-def check_loss_fits(model: dl.nn.Module, loss_fn: Any, data: Data, loss_name: str, device: str) -> None:
-    """Run two training samples through the model and the loss before any training.
+def _component_name(node: DictConfig, key: str) -> str:
+    """``model`` for ``task.model: ${model}``; ``task.<key>`` for a config written in place."""
+    if OmegaConf.is_interpolation(node, key):
+        reference = str(node._get_node(key)._value())
+        if reference.startswith("${") and reference.endswith("}") and ":" not in reference:
+            return reference[2:-1]
+    return f"task.{key}"
 
-    A loss that does not fit the model's output or the dataset's targets (``loss=mse`` on a
-    classifier) then fails at once with both shapes, instead of deep inside the first step.
-    The random generators are left as they were, so a run draws the same numbers either way.
+
+def check_task_fits(task: Task, data: Data, device: str) -> None:
+    """Run two training samples through ``task.check`` before any training.
+
+    A model or loss that does not fit the data (``loss=mse`` on a classifier, a generator whose
+    images are not the dataset's size) then fails at once with the shapes, instead of deep inside
+    the first step. The random generators are left as they were, so a run draws the same numbers
+    either way.
 
     Raises:
-        ConfigError: naming the loss, the output and target shapes, and the loss's own complaint.
+        ConfigError: naming the task and what did not fit.
     """
     rng = capture_rng()
-    was_training = model.training
-    model.eval()
+    was_training = task.training
+    task.eval()
     try:
         with building("data loader"):
-            x, y = next(iter(DataLoader(data.train, batch_size=2)))
-        with dl.no_grad(), building(f"model (on input {tuple(x.shape)})"):
-            output = model(x.to(device))
-        shapes = f"model output {tuple(output.shape)} {output.dtype}, targets {tuple(y.shape)} {y.dtype}"
-        if data.task == "classification" and data.classes and tuple(output.shape[1:]) != (len(data.classes),):
-            raise ConfigError(
-                f"model: its output does not match the dataset's {len(data.classes)} classes ({shapes})"
-            )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # e.g. MSELoss broadcasting mismatched shapes
-                loss_fn(output, y.to(device))
-        except Exception as ex:
-            raise ConfigError(
-                f"loss ({loss_name}) does not fit this model and dataset ({shapes}): {_message(ex)}"
-            ) from ex
+            batch = next(iter(DataLoader(data.train, batch_size=2)))
+        with dl.no_grad(), building(f"task ({type(task).__name__}) on a batch of the training data"):
+            task.check(to_device(batch, device))
     finally:
-        model.train(was_training)
+        task.train(was_training)
         restore_rng(rng)
 
 
-def build_optimizer(cfg: DictConfig, model: dl.nn.Module) -> dl.optim.Optimizer:
-    return build("optimizer", cfg.optimizer, model.parameters())
+def build_optimization(cfg: DictConfig, request: FromConfig, total_steps: int) -> Optimization:
+    """The optimizer that ``request`` names in the config, and its scheduler (if any)."""
+    node = cfg.get(request.key)
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(f"{request.key}: the task needs this optimizer config, and the run has none")
+    optimizer = build(request.key, node, request.params)
+    scheduler, interval = build_scheduler(cfg, request.scheduler, optimizer, total_steps)
+    return Optimization(optimizer, scheduler, interval, request.key, request.scheduler)
 
 
-def build_scheduler(cfg: DictConfig, optimizer: dl.optim.Optimizer, total_steps: int) -> tuple[Any, str]:
-    """The LR scheduler (None for ``scheduler=none``) and when to step it: ``epoch`` or ``step``."""
-    node = cfg.get("scheduler")
+def build_scheduler(
+    cfg: DictConfig, key: str | None, optimizer: dl.optim.Optimizer, total_steps: int
+) -> tuple[Any, str]:
+    """The LR scheduler at config ``key`` (None for none or ``scheduler=none``) and when to step
+    it: ``epoch`` or ``step``."""
+    node = cfg.get(key) if key else None
     if node is None or node.get("_target_") is None:
         return None, "epoch"
     interval = node.get("interval", "epoch")
     if interval not in ("epoch", "step"):
-        raise ConfigError(f"scheduler.interval: must be 'epoch' or 'step', got {interval!r}")
+        raise ConfigError(f"{key}.interval: must be 'epoch' or 'step', got {interval!r}")
     spec = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in SCHEDULER_KEYS}
     extra = {}
     if "total_steps" in spec and spec["total_steps"] is None:
         del spec["total_steps"]
         extra["total_steps"] = total_steps
-    return build("scheduler", OmegaConf.create(spec), optimizer, **extra), interval
+    return build(key, OmegaConf.create(spec), optimizer, **extra), interval

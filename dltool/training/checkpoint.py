@@ -2,8 +2,9 @@
 
 A checkpoint is a plain nested dict saved with ``dltool.engine.save`` (arrays plus JSON, never
 pickle, written to a temp file and renamed, so a crash mid-save keeps the previous file):
-model, optimizer and scheduler state, loop counters, the train loader's position, every RNG
-state, the resolved config, and the dltool version.
+the task's state (every model it owns, under one ``model`` state dict), each optimizer's and
+scheduler's state, loop counters, the train loader's position, every RNG state, the config, and
+the dltool version. Format 1 (one model, one optimizer, no task) is read as format 2.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import dltool.engine as dl
 from dltool.engine.serialization import temporary_name
 from dltool.engine.utils._process import pid_alive
 from dltool.training.errors import CheckpointError, ConfigError
+from dltool.training.tasks.base import Task
 from dltool.training.trust import check_config
 
 FORMAT = "dltool-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # What every reader relies on, checked before any of it is used.
 _LAYOUT = {"config": dict, "meta": dict, "model": dict}
 # serialization.temporary_name's pattern: the writer's pid tells a crash's leftovers from a save in progress.
@@ -95,6 +97,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
             f"{path} was written by dltool {checkpoint.get('dltool_version')} in a newer format; "
             f"upgrade dltool (this is {dltool.__version__})"
         )
+    if version < 2:
+        checkpoint = _from_format_1(checkpoint)
     for key, kind in _LAYOUT.items():
         if not isinstance(checkpoint.get(key), kind):
             raise CheckpointError(f"{path}: its '{key}' entry is missing or not a {kind.__name__}")
@@ -105,14 +109,33 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     return checkpoint
 
 
+def _from_format_1(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 checkpoint as format 2: its model becomes the supervised task's ``model``."""
+    upgraded = dict(checkpoint)
+    if isinstance(checkpoint.get("model"), dict):
+        upgraded["model"] = {f"model.{key}": value for key, value in checkpoint["model"].items()}
+    if "optimizer" in checkpoint:
+        upgraded["optimizers"] = [upgraded.pop("optimizer")]
+        upgraded["schedulers"] = [upgraded.pop("scheduler", None)]
+    meta = checkpoint.get("meta")
+    kind = meta.get("task") if isinstance(meta, dict) else None
+    if isinstance(checkpoint.get("config"), dict) and kind in ("classification", "regression"):
+        task = {"_target_": f"dltool.training.tasks.{kind.capitalize()}", "model": "${model}", "loss": "${loss}"}
+        upgraded["config"] = {**checkpoint["config"], "task": task}
+        if isinstance(meta.get("choices"), dict):
+            upgraded["meta"] = {**meta, "choices": {**meta["choices"], "task": kind}}
+    return upgraded
+
+
 def run_meta(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """The checkpoint's ``meta`` with what ``eval`` and ``predict`` read: task, classes, input shape.
+    """The checkpoint's ``meta`` with what ``eval``, ``predict``, ``sample`` and ``generate`` read:
+    the task's name, the classes (a language model's vocabulary), the input shape.
 
     Raises:
         CheckpointError: naming the missing entry.
     """
     meta = checkpoint["meta"]
-    for key in ("task", "classes", "input_shape"):
+    for key in ("task", "classes"):
         if key not in meta:
             raise CheckpointError(f"{path}: its meta has no '{key}'; it was not written by dltool train")
     return meta
@@ -169,9 +192,8 @@ def load_model_state(model: dl.nn.Module, state: dict[str, Any], path: str | Pat
     if shapes:
         problems.append(f"shape mismatch (checkpoint vs model) {_short(shapes)}")
     if problems:
-        raise CheckpointError(
-            f"{path} does not match the model {type(model).__name__}: " + "; ".join(problems)
-        )
+        name = model.describe() if isinstance(model, Task) else type(model).__name__
+        raise CheckpointError(f"{path} does not match the model {name}: " + "; ".join(problems))
     model.load_state_dict(state)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -92,21 +92,21 @@ class EpochProgress:
     def __init__(self, description: str, total: int) -> None:
         self._progress: Progress | None = None
         self._drawn_at = 0.0
-        self._latest: tuple[int, float, float] | None = None  # not handed to rich yet
+        self._latest: tuple[int, Mapping[str, float], float] | None = None  # not handed to rich yet
         if _console.is_terminal:
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"),
+                TextColumn("{task.fields[losses]}"),
                 TextColumn("{task.fields[speed]:,.0f} samples/s"),
                 TimeRemainingColumn(),
                 console=_console,
                 transient=True,
                 auto_refresh=False,
             )
-            # the loss is text, so the first frame, before any batch, shows "loss -" rather than nan
-            self._task = self._progress.add_task(description, total=total, loss="-", speed=0.0)
+            # the losses are text, so the first frame, before any batch, shows "loss -" rather than nan
+            self._task = self._progress.add_task(description, total=total, losses="loss -", speed=0.0)
 
     def __enter__(self) -> EpochProgress:
         if self._progress is not None:
@@ -114,10 +114,11 @@ class EpochProgress:
             self._drawn_at = time.monotonic()
         return self
 
-    def update(self, completed: int, loss: float, samples_per_s: float) -> None:
+    def update(self, completed: int, losses: Mapping[str, float], samples_per_s: float) -> None:
+        """Show ``completed`` batches, the last step's ``losses`` (``{"loss": 0.31}``) and the speed."""
         if self._progress is None:
             return
-        self._latest = (completed, loss, samples_per_s)
+        self._latest = (completed, losses, samples_per_s)
         now = time.monotonic()
         if now - self._drawn_at >= self.REDRAW_SECONDS:
             self._hand_latest_to_rich()
@@ -125,8 +126,9 @@ class EpochProgress:
             self._drawn_at = now
 
     def _hand_latest_to_rich(self) -> None:
-        completed, loss, samples_per_s = self._latest
-        self._progress.update(self._task, completed=completed, loss=f"{loss:.4f}", speed=samples_per_s)
+        completed, losses, samples_per_s = self._latest
+        shown = "  ".join(f"{name} {value:.4f}" for name, value in losses.items())
+        self._progress.update(self._task, completed=completed, losses=shown, speed=samples_per_s)
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:

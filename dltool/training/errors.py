@@ -5,6 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def innermost_message(ex: BaseException) -> str:
+    """The innermost cause of ``ex`` as one line (Hydra wraps errors of instantiated classes)."""
+    while ex.__cause__ is not None:
+        ex = ex.__cause__
+    text = " ".join(line.strip() for line in str(ex).splitlines() if line.strip())
+    return text or type(ex).__name__
+
+
 class DltoolError(Exception):
     """A user-facing error (bad config, missing file, bad checkpoint, diverged run)."""
 

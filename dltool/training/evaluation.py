@@ -1,9 +1,7 @@
-"""Evaluation: one pass over a loader under ``no_grad``, and the ``dltool eval`` command."""
+"""The ``dltool eval`` command: a checkpoint's task, validation pass over a split, as tables and JSON."""
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import json
 import logging
 from pathlib import Path
@@ -14,79 +12,25 @@ from omegaconf import DictConfig
 from rich import box
 from rich.table import Table
 
-import dltool.engine as dl
 from dltool.engine.utils.data import DataLoader
-from dltool.training.builders import build, build_datasets, build_model, building
+from dltool.training.builders import build, build_datasets, build_task, building
 from dltool.training.checkpoint import load_checkpoint, load_model_state, run_meta, trusted_config
 from dltool.training.console import console
 from dltool.training.errors import ConfigError
-from dltool.training.metrics import RunningMetrics, confusion_matrix, per_class_accuracy
+from dltool.training.metrics import per_class_accuracy
 from dltool.training.options import TrainerOptions
 from dltool.training.pictures import confusion_matrix_image
+from dltool.training.tasks import Classification
 
 log = logging.getLogger("dltool")
 
 
-@dataclasses.dataclass
-class Evaluation:
-    """What one pass over a split gives: the metrics, and for a classifier what went wrong."""
-
-    metrics: dict[str, float]
-    matrix: np.ndarray | None = None  # confusion counts, true classes on rows
-    # up to ``keep_misclassified`` inputs the model got wrong, with their true and predicted classes
-    misclassified: tuple[np.ndarray, list[int], list[int]] | None = None
-
-
-@dl.no_grad()
-def evaluate(
-    model: dl.nn.Module,
-    loader: DataLoader,
-    loss_fn: Any,
-    task: str,
-    prefix: str,
-    device: str = "cpu",
-    num_batches: int | None = None,
-    num_classes: int | None = None,
-    keep_misclassified: int = 0,
-) -> Evaluation:
-    """Mean loss and accuracy (or MAE) of ``model`` over ``loader``, in eval mode.
-
-    Args:
-        prefix: the metric tags' prefix (``val`` gives ``val/loss``, ``val/acc``).
-        num_batches: stop after this many batches (None: all).
-        num_classes: also count a confusion matrix (true classes on rows), and keep up to
-            ``keep_misclassified`` of the inputs the model got wrong, in loader order.
-    """
-    was_training = model.training
-    model.eval()
-    running = RunningMetrics(task)
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64) if num_classes else None
-    wrong: list[tuple[np.ndarray, int, int]] = []
-    try:
-        for x, y in itertools.islice(loader, num_batches):
-            x, y = x.to(device), y.to(device)
-            output = model(x)
-            running.update(loss_fn(output, y).item(), output, y)
-            if matrix is not None:
-                predicted, target = output.argmax(dim=1).numpy(force=True), y.numpy(force=True)
-                matrix += confusion_matrix(predicted, target, num_classes)
-                missed = np.flatnonzero(predicted != target)[: keep_misclassified - len(wrong)]
-                inputs = x.numpy(force=True) if missed.size else None
-                wrong += [(inputs[i], int(target[i]), int(predicted[i])) for i in missed]
-    finally:
-        model.train(was_training)
-    misclassified = None
-    if wrong:
-        images, targets, predictions = zip(*wrong, strict=True)
-        misclassified = (np.stack(images), list(targets), list(predictions))
-    return Evaluation(running.compute(prefix), matrix, misclassified)
-
-
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    """``dltool eval``: rebuild model and data from the checkpoint's config, report and save JSON.
+    """``dltool eval``: rebuild the task and data from the checkpoint's config, report and save JSON.
 
     Returns:
-        What was written to the JSON file: loss, accuracy, per-class accuracy, confusion matrix.
+        What was written to the JSON file: the task's metrics (loss, accuracy, perplexity, ...)
+        and for a classifier the per-class accuracy and the confusion matrix.
     """
     if cfg.split not in ("test", "val"):
         raise ConfigError(f"split: must be 'test' or 'val', got {cfg.split!r}")
@@ -96,24 +40,18 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     run_cfg = trusted_config(checkpoint, path, trust_code=cfg.trust_checkpoint_code)
     options = TrainerOptions.from_config(run_cfg.trainer)
     device = cfg.device or options.device
-    model = build_model(run_cfg, device)
-    load_model_state(model, checkpoint["model"], path)
+    task = build_task(run_cfg, list(meta["classes"]), device)
+    load_model_state(task, checkpoint["model"], path)
+    if not task.has_validation:
+        raise ConfigError(f"{path}: its {meta['task']} task has no validation_step to evaluate with")
     dataset = _split(run_cfg, options, cfg.split)
     with building("data loader"):
         loader = DataLoader(
             dataset, batch_size=cfg.batch_size or options.eval_batch_size, num_workers=cfg.num_workers
         )
-    classes = list(meta["classes"]) if meta["task"] == "classification" else []
-    evaluation = evaluate(
-        model,
-        loader,
-        build("loss", run_cfg.loss),
-        meta["task"],
-        cfg.split,
-        device=device,
-        num_classes=len(classes) or None,
-    )
-    metrics, matrix = evaluation.metrics, evaluation.matrix
+    metrics = task.evaluate(loader, cfg.split, device=device)
+    matrix = task.matrix if isinstance(task, Classification) else None
+    classes = list(meta["classes"])
     scores = {tag.split("/", 1)[1]: value for tag, value in metrics.items()}
     result: dict[str, Any] = {"checkpoint": str(path), "split": cfg.split, "samples": len(dataset), **scores}
     if matrix is not None:
@@ -142,7 +80,7 @@ def _split(run_cfg: DictConfig, options: TrainerOptions, split: str) -> Any:
 
 def _print_report(result: dict[str, Any], matrix: np.ndarray | None) -> None:
     summary = Table(title=f"{result['checkpoint']} on {result['split']} ({result['samples']} samples)")
-    scores = [k for k in ("loss", "acc", "mae") if k in result]
+    scores = [k for k, v in result.items() if isinstance(v, float)]
     for key in scores:
         summary.add_column(key, justify="right")
     summary.add_row(*(f"{result[k]:.4f}" for k in scores))

@@ -32,7 +32,7 @@ class TrainerOptions:
     grad_clip: float | None
     divergence_factor: float | None
     val_split: int | float
-    monitor: str
+    monitor: str | None
     mode: str
     patience: int | None
     min_delta: float
@@ -98,7 +98,7 @@ class TrainerOptions:
             raise ConfigError(f"trainer.val_split: a count must be >= 0, got {self.val_split}")
         if self.mode not in ("min", "max"):
             raise ConfigError(f"trainer.mode: must be 'min' or 'max', got {self.mode!r}")
-        if "/" not in self.monitor:
+        if self.monitor is not None and "/" not in self.monitor:
             raise ConfigError(f"trainer.monitor: expected a metric tag such as val/acc, got {self.monitor!r}")
         for kind in ("train", "val", "test"):
             limit = getattr(self, f"limit_{kind}_batches")

@@ -1,7 +1,8 @@
 """Pictures of a classifier's results, drawn with pillow: a confusion matrix and misclassified samples.
 
 TensorBoard's Images tab shows them every validation epoch, and ``dltool eval`` writes the
-confusion matrix beside its JSON report.
+confusion matrix beside its JSON report. ``image_grid`` tiles any batch of images, such as a
+generator's samples.
 """
 
 from __future__ import annotations
@@ -85,6 +86,55 @@ def misclassified_image(
             (x + 1, y + height), f"{classes[true][:6]}>{classes[predicted][:6]}", fill="black", font=font
         )
     return canvas
+
+
+def image_grid(
+    images: np.ndarray, nrow: int = 8, padding: int = 2, value_range: tuple[float, float] = (-1.0, 1.0)
+) -> Image.Image:
+    """A batch of images tiled ``nrow`` a row on black, as torchvision's ``make_grid`` and ``save_image``.
+
+    Values are clipped to ``value_range`` and mapped linearly onto 0..255 (rounded half up, as
+    ``save_image`` does); ``padding`` black pixels separate the images and frame the grid. Unlike
+    ``make_grid``, a batch of one image is framed too, and one channel stays grayscale.
+
+    Args:
+        images: ``(N, C, H, W)`` floats, ``C`` 1 or 3 (a generator's samples, for instance).
+        nrow: images a row; the last row may be shorter.
+        padding: pixels between neighbours and around the grid.
+        value_range: the values shown as black and as white.
+
+    Returns:
+        An ``"L"`` image for one channel, ``"RGB"`` for three.
+
+    Raises:
+        ValueError: ``images`` is not a non-empty ``(N, 1 or 3, H, W)`` batch, or ``nrow``,
+            ``padding`` or ``value_range`` is impossible.
+
+    Example:
+        >>> image_grid(np.zeros((10, 1, 28, 28))).size
+        (242, 62)
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1] not in (1, 3) or len(images) == 0:
+        raise ValueError(
+            f"images must be a non-empty (N, C, H, W) batch with C 1 or 3, got shape {images.shape}"
+        )
+    if nrow < 1 or padding < 0:
+        raise ValueError(f"nrow must be >= 1 and padding >= 0, got nrow={nrow}, padding={padding}")
+    low, high = value_range
+    if not high > low:
+        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+    pixels = ((np.clip(images, low, high) - low) / (high - low) * 255 + 0.5).astype(np.uint8)
+    count, channels, height, width = images.shape
+    columns = min(nrow, count)
+    rows = -(-count // columns)
+    # each cell is an image with its padding above and to the left; the frame's last edges come after
+    cells = np.zeros((rows * columns, height + padding, width + padding, channels), dtype=np.uint8)
+    cells[:count, padding:, padding:] = pixels.transpose(0, 2, 3, 1)
+    grid = cells.reshape(rows, columns, height + padding, width + padding, channels).swapaxes(1, 2)
+    grid = grid.reshape(rows * (height + padding), columns * (width + padding), channels)
+    grid = np.pad(grid, ((0, padding), (0, padding), (0, 0)))
+    return Image.fromarray(grid[..., 0] if channels == 1 else grid)
 
 
 def _tile(image: np.ndarray) -> Image.Image:

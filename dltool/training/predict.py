@@ -10,10 +10,11 @@ from PIL import Image, UnidentifiedImageError
 from rich.table import Table
 
 import dltool.engine as dl
-from dltool.training.builders import build, build_model
+from dltool.training.builders import build, build_task
 from dltool.training.checkpoint import load_checkpoint, load_model_state, run_meta, trusted_config
 from dltool.training.console import console
 from dltool.training.errors import ConfigError, DltoolError
+from dltool.training.tasks import Classification
 
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
@@ -28,19 +29,19 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     path = Path(cfg.checkpoint)
     checkpoint = load_checkpoint(path)
     meta = run_meta(checkpoint, path)
-    if meta["task"] != "classification":
-        raise ConfigError(f"{path} is a {meta['task']} model; predict needs a classifier")
     classes = list(meta["classes"])
     if not isinstance(cfg.topk, int) or not 1 <= cfg.topk:
         raise ConfigError(f"topk: expected an integer >= 1, got {cfg.topk!r}")
     k = min(cfg.topk, len(classes))
     run_cfg = trusted_config(checkpoint, path, trust_code=cfg.trust_checkpoint_code)
+    device = cfg.device or run_cfg.trainer.device
+    task = build_task(run_cfg, classes, device)
+    if not isinstance(task, Classification) or not meta.get("input_shape"):
+        raise ConfigError(f"{path} is a {meta['task']} model; predict needs an image classifier")
     if "transform" not in run_cfg.dataset:
         raise ConfigError(f"{path}: its dataset config has no transform to turn images into tensors")
-    device = cfg.device or run_cfg.trainer.device
-    model = build_model(run_cfg, device)
-    load_model_state(model, checkpoint["model"], path)
-    model.eval()
+    load_model_state(task, checkpoint["model"], path)
+    model = task.model.eval()
     transform = build("dataset.transform", run_cfg.dataset.transform)
     shape = list(meta["input_shape"])
     batch = dl.stack([_load(Path(p), shape, transform) for p in inputs]).to(device)

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import dltool.engine as dl
 from dltool.training.checkpoint import find_last_checkpoint, load_checkpoint, stored_config
 from dltool.training.errors import CheckpointError, ConfigError
+from dltool.training.tasks.base import Optimization
 from dltool.training.trust import check_config
 
 log = logging.getLogger("dltool")
@@ -166,56 +167,63 @@ def changed_settings(stored: Mapping[str, Any], cfg: DictConfig, groups: Collect
 def restore_optimization(
     resumption: Resumption,
     cfg: DictConfig,
-    optimizer: dl.optim.Optimizer,
-    scheduler: Any,
+    optimization: Optimization,
+    index: int,
     total_steps: int,
     rebuild_scheduler: Callable[[], Any],
 ) -> Any:
-    """Load the optimizer's and scheduler's state, then make them follow the config's settings.
+    """Load the ``index``-th optimizer's and scheduler's state, then make them follow the config.
+
+    An optimization built from the config (``optimization.config_key``) takes the settings the
+    config changed since the checkpoint; one the task built in code gets its state back as saved.
 
     Returns:
-        The scheduler to continue with: ``scheduler`` with its state, or a rebuilt one replayed to
-        the checkpoint's step when the schedule's settings changed.
+        The scheduler to continue with: ``optimization.scheduler`` with its state, or a rebuilt
+        one replayed to the checkpoint's step when the schedule's settings changed.
 
     Raises:
         CheckpointError: the state does not fit this run.
     """
     path, checkpoint = resumption.path, resumption.checkpoint
-    changed = changed_settings(checkpoint["config"], cfg, ("optimizer", "scheduler"))
-    if "optimizer._target_" in changed:
-        raise ConfigError("resume: optimizer._target_ cannot change; start a new run with the new optimizer")
-    scheduler_node = cfg.get("scheduler") or {}
+    optimizer, scheduler = optimization.optimizer, optimization.scheduler
+    key, scheduler_key = optimization.config_key, optimization.scheduler_key
+    changed = changed_settings(checkpoint["config"], cfg, [k for k in (key, scheduler_key) if k])
+    if f"{key}._target_" in changed:
+        raise ConfigError(f"resume: {key}._target_ cannot change; start a new run with the new optimizer")
+    scheduler_node = (cfg.get(scheduler_key) if scheduler_key else None) or {}
     if "total_steps" in scheduler_node and scheduler_node.total_steps is None:  # the trainer's count
         saved_total = checkpoint["meta"].get("total_steps", total_steps)
         if saved_total != total_steps:
             changed["total_steps"] = (saved_total, total_steps)
     fresh = dict(optimizer.defaults)
     try:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if (checkpoint["scheduler"] is None) != (scheduler is None):
+        optimizer.load_state_dict(checkpoint["optimizers"][index])
+        saved_scheduler = checkpoint["schedulers"][index]
+        if (saved_scheduler is None) != (scheduler is None):
             raise ValueError("the run's config and the checkpoint disagree on having an LR scheduler")
         if scheduler is not None:
-            scheduler.load_state_dict(checkpoint["scheduler"])
+            scheduler.load_state_dict(saved_scheduler)
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as ex:
         raise CheckpointError(f"{path}: optimizer/scheduler state does not fit this run: {ex}") from ex
-    for name in (key.partition(".")[2] for key in changed if key.startswith("optimizer.")):
+    for name in (k.partition(".")[2] for k in changed if k.startswith(f"{key}.")):
         if name in fresh:
-            _set_hyperparameter(optimizer, name, fresh[name], changed[f"optimizer.{name}"][0])
+            _set_hyperparameter(optimizer, f"{key}.{name}", fresh[name], changed[f"{key}.{name}"][0])
     schedule_changed = [
-        key for key in changed if key.startswith(("scheduler.", "total_steps", "optimizer.lr"))
+        k for k in changed if k.startswith((f"{scheduler_key}.", "total_steps", f"{key}.lr"))
     ]
     plateau = isinstance(scheduler, dl.optim.lr_scheduler.ReduceLROnPlateau)
-    if scheduler is None or not schedule_changed or (plateau and schedule_changed == ["optimizer.lr"]):
+    if scheduler is None or not schedule_changed or (plateau and schedule_changed == [f"{key}.lr"]):
         return scheduler
     return _replay_schedule(scheduler, rebuild_scheduler, optimizer, schedule_changed, changed, total_steps)
 
 
-def _set_hyperparameter(optimizer: dl.optim.Optimizer, name: str, value: Any, old: Any) -> None:
+def _set_hyperparameter(optimizer: dl.optim.Optimizer, key: str, value: Any, old: Any) -> None:
+    name = key.rpartition(".")[2]
     for group in optimizer.param_groups:
         group[name] = value
         if name == "lr" and "initial_lr" in group:
             group["initial_lr"] = value  # the schedule, if any, starts from the new value
-    log.info(f"resume: optimizer.{name} is {value} as given (the checkpoint had {old})")
+    log.info(f"resume: {key} is {value} as given (the checkpoint had {old})")
 
 
 def _replay_schedule(

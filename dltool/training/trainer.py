@@ -1,7 +1,8 @@
 """The training loop: ``train(cfg, run_dir) -> metrics``.
 
-One epoch is: train steps (logging ``train/loss`` and ``lr`` every N steps), then validation,
-the LR schedule, the epoch's metrics to every logger, one summary line, and the checkpoints.
+The loop is the same for every task (``dltool.training.tasks``): one epoch is the task's train
+steps (its losses and ``lr`` logged every N steps), then its validation pass, the LR schedules,
+the epoch's metrics and pictures to every logger, one summary line, and the checkpoints.
 Everything a continuation needs goes into the checkpoint, so a resumed run reproduces an
 uninterrupted one bit for bit.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import itertools
 import json
 import logging
 import math
@@ -27,10 +30,11 @@ import dltool.engine as dl
 from dltool.training.builders import (
     build,
     build_data,
-    build_model,
-    build_optimizer,
+    build_optimization,
     build_scheduler,
-    check_loss_fits,
+    build_task,
+    building,
+    check_task_fits,
     fill_num_classes,
 )
 from dltool.training.checkpoint import (
@@ -44,16 +48,22 @@ from dltool.training.checkpoint import (
 )
 from dltool.training.console import EpochProgress, run_logging
 from dltool.training.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
-from dltool.training.evaluation import Evaluation, evaluate
-from dltool.training.metrics import RunningMetrics
 from dltool.training.options import TrainerOptions
-from dltool.training.pictures import confusion_matrix_image, misclassified_image
 from dltool.training.resume import Resumption, restore_optimization
 from dltool.training.signals import StopSignal
+from dltool.training.tasks import (
+    MeanMetrics,
+    Optimization,
+    Task,
+    batch_size,
+    optimizations,
+    scalar,
+    tagged,
+    task_name,
+    to_device,
+)
 
 log = logging.getLogger("dltool")
-
-MISCLASSIFIED_SHOWN = 16  # validation mistakes drawn each epoch
 
 
 @dataclasses.dataclass
@@ -117,18 +127,25 @@ class _Trainer:
         _seed_everything(o.seed)
         self.data = build_data(cfg, o)
         fill_num_classes(cfg, self.data.classes)
+        self.task = build_task(cfg, self.data.classes, o.device)
+        self.task.grad_clip = o.grad_clip
+        self.name = task_name(self.task)
+        self.validates = self.task.has_validation and self.data.val_loader is not None
+        self._check_dataset_kind()
         self._check_monitor()
-        self.model = build_model(cfg, o.device)
-        self.loss_fn = build("loss", cfg.loss)
-        check_loss_fits(self.model, self.loss_fn, self.data, cfg.loss._target_, o.device)
-        self.optimizer = build_optimizer(cfg, self.model)
+        check_task_fits(self.task, self.data, o.device)
         self.steps_per_epoch = o.num_batches("train", len(self.data.train_loader))
         self.epochs = 1 if o.fast_dev_run else o.epochs
         total = self.epochs * self.steps_per_epoch
         self.total_steps = min(total, o.max_steps) if o.max_steps else total
-        self.scheduler, self.interval = build_scheduler(cfg, self.optimizer, self.total_steps)
+        with building(f"task ({cfg.task._target_}).configure_optimizers"):
+            requested = self.task.configure_optimizers()
+            self.optimizations = optimizations(
+                requested, lambda request: build_optimization(cfg, request, self.total_steps)
+            )
+        self.task.attach_optimizations(self.optimizations)
         self.state = LoopState()
-        self.running = RunningMetrics(self.data.task)
+        self.running = MeanMetrics()
         self.writer = CheckpointWriter(run_dir / "checkpoints", o.checkpoint_every_n_epochs, o.keep_last_k)
         self.choices = choices
         if resumption is not None:
@@ -144,32 +161,53 @@ class _Trainer:
 
     # ------------------------------------------------------------ setup
 
-    def _check_monitor(self) -> None:
-        o = self.options
-        score = "acc" if self.data.task == "classification" else "mae"
-        prefix, _, name = o.monitor.partition("/")
-        if prefix not in ("train", "val") or name not in ("loss", score):
+    def _check_dataset_kind(self) -> None:
+        """Refuse a built-in task on a dataset made for another (a classifier on regression data)."""
+        kind = self.cfg.dataset.get("task")
+        if kind and kind != self.name and type(self.task).__module__.startswith("dltool."):
             raise ConfigError(
-                f"trainer.monitor: {o.monitor!r} is not a metric of this {self.data.task} run "
-                f"(choose from val/loss, val/{score}, train/loss, train/{score}; trainer.mode sets the direction)"
+                f"dataset {self.cfg.dataset.get('name', '')}: it is a {kind} dataset, and this run's task is "
+                f"{self.name}; add task={kind}"
             )
-        if prefix == "val" and self.data.val is None:
+
+    def _check_monitor(self) -> None:
+        o, names = self.options, self.task.metric_names
+        if o.monitor is None:
+            return
+        prefix, _, name = o.monitor.partition("/")
+        if prefix == "val" and not self.validates:
+            why = (
+                "trainer.val_split is 0"
+                if self.task.has_validation
+                else f"the {self.name} task has no validation_step"
+            )
+            raise ConfigError(f"trainer.monitor: {o.monitor!r} needs a validation split but {why}")
+        if prefix not in ("train", "val") or (names is not None and name not in names):
+            splits = ("val", "train") if self.validates else ("train",)
+            known = ", ".join(f"{split}/{metric}" for split in splits for metric in names or ("loss",))
             raise ConfigError(
-                f"trainer.monitor: {o.monitor!r} needs a validation split but trainer.val_split is 0"
+                f"trainer.monitor: {o.monitor!r} is not a metric of this {self.name} run "
+                f"(choose from {known}; trainer.mode sets the direction)"
             )
 
     def _restore(self, resumption: Resumption) -> None:
         path, checkpoint = resumption.path, resumption.checkpoint
         self.choices = checkpoint["meta"].get("choices") or {}
-        load_model_state(self.model, checkpoint["model"], path)
-        self.scheduler = restore_optimization(
-            resumption,
-            self.cfg,
-            self.optimizer,
-            self.scheduler,
-            self.total_steps,
-            lambda: build_scheduler(self.cfg, self.optimizer, self.total_steps)[0],
-        )
+        load_model_state(self.task, checkpoint["model"], path)
+        saved = len(checkpoint.get("optimizers") or [])
+        if saved != len(self.optimizations):
+            raise CheckpointError(
+                f"{path}: it holds {saved} optimizers' state and this run's task has {len(self.optimizations)}"
+            )
+        for index, optimization in enumerate(self.optimizations):
+            optimization.scheduler = restore_optimization(
+                resumption,
+                self.cfg,
+                optimization,
+                index,
+                self.total_steps,
+                functools.partial(self._rebuild_scheduler, optimization),
+            )
         try:
             self.state = LoopState(**checkpoint["loop"])
             if self.state.running:
@@ -184,15 +222,18 @@ class _Trainer:
             f"step {self.state.step}"
         )
 
+    def _rebuild_scheduler(self, optimization: Optimization) -> Any:
+        return build_scheduler(self.cfg, optimization.scheduler_key, optimization.optimizer, self.total_steps)[0]
+
     # ------------------------------------------------------------ loop
 
     def fit(self) -> dict[str, Any]:
         s = self.state
         log.info(
-            f"run {self.run_dir}: {type(self.model).__name__} with {_count(self.model):,} parameters; "
+            f"run {self.run_dir}: {_describe(self.task)}; "
             f"{self._samples('train', self.data.train_loader, self.data.train)} train, "
-            f"{self._samples('val', self.data.val_loader, self.data.val)} val, "
-            f"{self._samples('test', self.data.test_loader, self.data.test)} test samples"
+            f"{self._samples('val', self.data.val_loader, self.data.val if self.validates else None)} val, "
+            f"{self._samples('test', self.data.test_loader, self.data.test if self.validates else None)} test samples"
         )
         try:
             with StopSignal() as stop:
@@ -223,18 +264,19 @@ class _Trainer:
     def _train_epoch(self, stop: StopSignal) -> bool:
         """Train until the epoch's batches run out (True) or max_steps is reached mid-epoch (False)."""
         s, o = self.state, self.options
-        self.model.train()
+        self.task.train()
         self.epoch_start = start = time.perf_counter()
         samples, self.train_speed = 0, 0.0
         with EpochProgress(f"epoch {s.epoch + 1}/{self.epochs}", self.steps_per_epoch) as progress:
-            for x, y in self.data.train_loader:
-                loss = self._step(x, y)
-                s.batch, s.step, samples = s.batch + 1, s.step + 1, samples + len(y)
+            for batch in self.data.train_loader:
+                values = self._step(batch)
+                s.batch, s.step, samples = s.batch + 1, s.step + 1, samples + batch_size(batch)
+                losses = _losses(values)
                 if s.step % o.log_every_n_steps == 0:
-                    self._log({"train/loss": loss, "lr": self._lr()})
-                    log.debug(f"epoch {s.epoch + 1} step {s.step}: train/loss {loss:.4f}")
+                    self._log({**tagged(losses, "train"), "lr": self._lr()})
+                    log.debug(f"epoch {s.epoch + 1} step {s.step}: " + _shown(tagged(losses, "train")))
                 self.train_speed = samples / max(time.perf_counter() - start, 1e-9)
-                progress.update(s.batch, loss, self.train_speed)
+                progress.update(s.batch, losses, self.train_speed)
                 if stop.signum is not None:
                     self._interrupt(stop.signum)
                 if s.batch >= self.steps_per_epoch:
@@ -244,69 +286,74 @@ class _Trainer:
         self.train_time = time.perf_counter() - start
         return True
 
-    def _step(self, x: dl.Tensor, y: dl.Tensor) -> float:
-        x, y = x.to(self.options.device), y.to(self.options.device)
-        output = self.model(x)
-        loss = self.loss_fn(output, y)
-        value = loss.item()
-        self._check_divergence(value)
-        self.optimizer.zero_grad()
-        loss.backward()
-        if self.options.grad_clip is not None:
-            dl.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
-        self.optimizer.step()
-        if self.scheduler is not None and self.interval == "step":
-            self.scheduler.step()
-        self.running.update(value, output, y)
-        return value
+    def _step(self, batch: Any) -> dict[str, float]:
+        """One ``training_step``; with automatic optimization, its ``loss`` minimized one step."""
+        batch = to_device(batch, self.options.device)
+        output = self.task.training_step(batch, self.state.batch)
+        loss = output.get("loss") if isinstance(output, Mapping) else None
+        if self.task.automatic_optimization and not (isinstance(loss, dl.Tensor) and loss.requires_grad):
+            raise ConfigError(
+                f"task ({self.cfg.task._target_}): training_step must return a dict with the 'loss' to "
+                f"minimize, a tensor that requires grad (got {type(output).__name__})"
+            )
+        values = {str(key): scalar(value) for key, value in output.items()}
+        self._check_divergence(values)
+        if self.task.automatic_optimization:
+            self.task.optimizer_step(loss, *self.task.optimizers())
+        for optimization in self.optimizations:
+            if optimization.scheduler is not None and optimization.interval == "step":
+                optimization.scheduler.step()
+        self.running.update(values, batch_size(batch))
+        return values
 
-    def _check_divergence(self, value: float) -> None:
-        """Stop on a NaN or infinite loss, or one ``divergence_factor`` times the first step's."""
+    def _check_divergence(self, values: dict[str, float]) -> None:
+        """Stop on a NaN or infinite value, or a loss ``divergence_factor`` times the first step's."""
         s, factor = self.state, self.options.divergence_factor
-        if s.first_loss is None:
+        value = values.get("loss")
+        if s.first_loss is None and value is not None:
             s.first_loss = value
-        exploded = factor is not None and s.first_loss > 0 and value > factor * s.first_loss
-        if math.isfinite(value) and not exploded:
+        exploded = factor is not None and value is not None and s.first_loss > 0 and value > factor * s.first_loss
+        bad = next((key for key, v in values.items() if not math.isfinite(v)), None)
+        if bad is None and not exploded:
             return
-        why = f"{value:.4g}, over {factor:g} times the first step's {s.first_loss:.4g}" if exploded else value
+        why = f"loss is {value:.4g}, over {factor:g} times the first step's {s.first_loss:.4g}" if exploded else f"{bad} is {values[bad]}"
         raise TrainingDiverged(
-            f"loss is {why} at epoch {s.epoch + 1}, step {s.step + 1}; stopped ({self._last_good()}). "
+            f"{why} at epoch {s.epoch + 1}, step {s.step + 1}; stopped ({self._last_good()}). "
             "Try a lower optimizer.lr or trainer.grad_clip"
             + (" (trainer.divergence_factor sets this guard)" if exploded else "")
         )
 
     def _end_epoch(self) -> bool:
-        """Validate, step the schedule, log, save; True when early stopping says stop."""
+        """Validate, step the schedules, log, save; True when early stopping says stop."""
         s, o = self.state, self.options
         lr = self._lr()
-        metrics = self.running.compute("train")
-        validation = None
-        if self.data.val_loader is not None:
-            pictures = any(logger.images for logger in self.loggers)
-            validation = self._evaluate(self.data.val_loader, "val", pictures=pictures)
-            metrics.update(validation.metrics)
+        train = self.task.epoch_metrics(self.running.compute())
+        metrics = tagged(train, "train")
+        if self.validates:
+            metrics.update(self._evaluate(self.data.val_loader, "val"))
         epoch_time = time.perf_counter() - self.epoch_start
         metrics.update({"lr": lr, "time/epoch_s": epoch_time, "time/samples_per_s": self.train_speed})
-        score = metrics[o.monitor]
-        improved = o.better(score, s.best)
+        score = self._monitored(metrics)
+        improved = score is not None and o.better(score, s.best)
         s.epoch, s.batch, s.last_metrics = s.epoch + 1, 0, metrics
         s.best, s.best_epoch = (score, s.epoch) if improved else (s.best, s.best_epoch)
         s.stale_epochs = 0 if improved else s.stale_epochs + 1
-        self.running = RunningMetrics(self.data.task)
-        if self.scheduler is not None and self.interval == "epoch":
-            plateau = isinstance(self.scheduler, dl.optim.lr_scheduler.ReduceLROnPlateau)
-            self.scheduler.step(score) if plateau else self.scheduler.step()
-        if validation is not None:
-            self._log_pictures(validation)
-        # NOTE: train/loss is the per-step tag; the epoch's mean goes to train/epoch_loss.
+        self.running = MeanMetrics()
+        for optimization in self.optimizations:
+            scheduler = optimization.scheduler
+            if scheduler is not None and optimization.interval == "epoch":
+                plateau = isinstance(scheduler, dl.optim.lr_scheduler.ReduceLROnPlateau)
+                scheduler.step(score) if plateau else scheduler.step()
+        self._log_pictures()
+        # NOTE: the per-step tags are the losses (train/loss); their epoch means go to train/epoch_loss.
+        per_step = {f"train/{key}" for key in _losses(train)}
         self._log(
-            {("train/epoch_loss" if k == "train/loss" else k): v for k, v in metrics.items() if k != "lr"},
+            {(f"train/epoch_{k[6:]}" if k in per_step else k): v for k, v in metrics.items() if k != "lr"},
             flush=True,
         )
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/")))
         log.info(
-            f"epoch {s.epoch}/{self.epochs}  {shown}  lr {lr:.3g}  {epoch_time:.1f}s  "
-            f"{self.train_speed:,.0f} samples/s" + ("  (best)" if improved else "")
+            f"epoch {s.epoch}/{self.epochs}  {_shown(metrics, ('train/', 'val/'))}  lr {lr:.3g}  "
+            f"{epoch_time:.1f}s  {self.train_speed:,.0f} samples/s" + ("  (best)" if improved else "")
         )
         self._save(improved=improved)
         if o.patience is not None and s.stale_epochs >= o.patience:
@@ -314,34 +361,37 @@ class _Trainer:
             return True
         return False
 
-    def _evaluate(self, loader: Any, split: str, pictures: bool = False) -> Evaluation:
-        """One pass over ``split``; with ``pictures``, a classifier's confusion counts and mistakes too."""
-        classes = len(self.data.classes) if pictures and self.data.task == "classification" else None
-        return evaluate(
-            self.model,
-            loader,
-            self.loss_fn,
-            self.data.task,
-            split,
-            device=self.options.device,
-            num_batches=self.options.num_batches(split, len(loader)),
-            num_classes=classes or None,
-            keep_misclassified=MISCLASSIFIED_SHOWN,
-        )
+    def _monitored(self, metrics: dict[str, float]) -> float | None:
+        monitor = self.options.monitor
+        if monitor is None:
+            return None
+        if monitor not in metrics:
+            known = ", ".join(k for k in metrics if k.startswith(("train/", "val/")))
+            raise ConfigError(f"trainer.monitor: {monitor!r} is not a metric of this {self.name} run ({known})")
+        return metrics[monitor]
 
-    def _log_pictures(self, validation: Evaluation) -> None:
-        """The validation's confusion matrix and mistakes, for TensorBoard's Images tab."""
-        pictures = {}
-        if validation.matrix is not None:
-            pictures["val/confusion_matrix"] = confusion_matrix_image(validation.matrix, self.data.classes)
-        if validation.misclassified is not None:
-            pictures["val/misclassified"] = misclassified_image(*validation.misclassified, self.data.classes)
-        if pictures:
-            for logger in self.loggers:
-                logger.log_images(pictures, self.state.step)
+    def _evaluate(self, loader: Any, split: str) -> dict[str, float]:
+        """The task's validation pass over ``split`` (the batches its limit allows)."""
+        batches = itertools.islice(loader, self.options.num_batches(split, len(loader)))
+        return self.task.evaluate(batches, split, device=self.options.device)
+
+    def _log_pictures(self) -> None:
+        """The task's pictures to the loggers that show them, and those it saves to files."""
+        showing = [logger for logger in self.loggers if logger.images]
+        saved = self.task.saved_pictures
+        if not showing and not saved:
+            return
+        pictures = self.task.pictures()
+        for logger in showing:
+            logger.log_images(pictures, self.state.step)
+        for tag in saved:
+            if tag in pictures:
+                path = self.run_dir / tag / f"epoch-{self.state.epoch}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pictures[tag].save(path)
 
     def _lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        return float(self.optimizations[0].optimizer.param_groups[0]["lr"])
 
     def _log(self, metrics: dict[str, float], flush: bool = False) -> None:
         for logger in self.loggers:
@@ -362,15 +412,15 @@ class _Trainer:
             config=self.config_tree,
             resolved_config=self.resolved_config,
             meta={
-                "task": self.data.task,
+                "task": self.name,
                 "classes": self.data.classes,
-                "input_shape": list(self.cfg.dataset.input_shape),
+                "input_shape": list(self.cfg.dataset.get("input_shape") or []),
                 "choices": self.choices,
                 "total_steps": self.total_steps,
             },
-            model=self.model.state_dict(),
-            optimizer=self.optimizer.state_dict(),
-            scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+            model=self.task.state_dict(),
+            optimizers=[o.optimizer.state_dict() for o in self.optimizations],
+            schedulers=[o.scheduler.state_dict() if o.scheduler is not None else None for o in self.optimizations],
             loop=dataclasses.asdict(s),
             loader=None if epoch_end else self.data.train_loader.state_dict(),
             rng=capture_rng(),
@@ -392,18 +442,17 @@ class _Trainer:
     def _finish(self) -> dict[str, Any]:
         s, o = self.state, self.options
         final = dict(s.last_metrics)
-        if s.best is None:  # no epoch ended (max_steps): report the monitored metric as it is now
-            current = self.running.compute("train")
-            if self.data.val_loader is not None:
-                current.update(self._evaluate(self.data.val_loader, "val").metrics)
-            final.update(current)
+        if not final:  # no epoch ended (max_steps): report the metrics as they are now
+            final.update(tagged(self.task.epoch_metrics(self.running.compute()), "train"))
+            if self.validates:
+                final.update(self._evaluate(self.data.val_loader, "val"))
         tested = self.writer.best if self.writer.best.exists() else None
         # the weights in memory are best.ckpt's when the best epoch is the one that just ended
         if tested is not None and not (s.best_epoch == s.epoch and s.batch == 0):
-            load_model_state(self.model, load_checkpoint(tested)["model"], tested)
-        test = self._evaluate(self.data.test_loader, "test").metrics
+            load_model_state(self.task, load_checkpoint(tested)["model"], tested)
+        test = self._evaluate(self.data.test_loader, "test") if self.validates else {}
         self._log(test, flush=True)
-        best = s.best if s.best is not None else final[o.monitor]
+        best = s.best if s.best is not None else final.get(o.monitor) if o.monitor else None
         result = {
             "status": "completed",
             "monitor": o.monitor,
@@ -417,16 +466,15 @@ class _Trainer:
         }
         hparams = _hparams(self.resolved_config)
         for logger in self.loggers:
-            logger.log_hparams(hparams, [o.monitor, *test])
+            logger.log_hparams(hparams, [tag for tag in (o.monitor, *test) if tag])
         _write_json(self.run_dir / "metrics.json", result)
         log.info(
             "done: "
-            + "  ".join(f"{k} {v:.4f}" for k, v in test.items())
-            + f"  (best {o.monitor} {best:.4f}"
-            + (f" at epoch {s.best_epoch})" if s.best_epoch else ")")
+            + _shown(test or final)
+            + (f"  (best {o.monitor} {best:.4f}" if best is not None else "")
+            + ((f" at epoch {s.best_epoch})" if s.best_epoch else ")") if best is not None else "")
         )
         return result
-
 
 def record_failure(run_dir: Path, ex: BaseException) -> None:
     """Note a failed or interrupted run in metrics.json, unless the run already finished before."""
@@ -455,8 +503,18 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def _count(model: dl.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def _describe(task: Task) -> str:
+    """The task's models and their size: ``MLP with 235,146 parameters``."""
+    return f"{task.describe()} with {sum(p.numel() for p in task.parameters()):,} parameters"
+
+
+def _losses(values: dict[str, float]) -> dict[str, float]:
+    """The losses among a step's values (what the progress bar and the per-step curves show)."""
+    return {key: value for key, value in values.items() if "loss" in key} or values
+
+
+def _shown(metrics: Mapping[str, float], prefixes: tuple[str, ...] = ("",)) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(prefixes))
 
 
 def _hparams(config: dict[str, Any]) -> dict[str, Any]:

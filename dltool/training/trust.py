@@ -16,6 +16,7 @@ the command line: by naming the target in an override, or with ``trust_checkpoin
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Collection, Iterator
 from typing import Any
 
@@ -30,6 +31,7 @@ from dltool.training.errors import CheckpointError
 _COMPONENT_BASES = (Module, Optimizer, LRScheduler, Dataset)
 # Modules whose classes are components though they share no base class.
 _COMPONENT_MODULES = ("dltool.datasets.transforms", "dltool.training.loggers")
+_REFERENCE = re.compile(r"\$\{[\w.]+\}")
 _HINT = "pass trust_checkpoint_code=true if you trust this file's author and the code it names"
 
 
@@ -37,7 +39,8 @@ def check_config(config: DictConfig, source: str, trusted_keys: Collection[str] 
     """Raise unless every ``_target_`` in ``config`` names a dltool component; return it resolved.
 
     Interpolations are resolved first, so a target reached through one is checked as what it
-    resolves to.
+    resolves to; a node that is a reference to another whole node (``task.model: ${model}``) is
+    checked once, where it is defined.
 
     Args:
         config: a config read from a checkpoint (with the command's overrides, on resume).
@@ -55,8 +58,11 @@ def check_config(config: DictConfig, source: str, trusted_keys: Collection[str] 
         resolved = OmegaConf.to_container(config, resolve=True)
     except Exception as ex:
         raise CheckpointError(f"{source}: its stored config cannot be resolved: {ex}") from ex
+    references = tuple(f"{key}." for key in _node_references(OmegaConf.to_container(config), resolved))
     for key, target in _targets(resolved, ""):
         if key in trusted_keys or target is None:  # None: nothing to build (scheduler=none)
+            continue
+        if key.startswith(references):
             continue
         if not isinstance(target, str):
             raise CheckpointError(f"{source}: config key {key} is {target!r}, not a class name")
@@ -84,6 +90,20 @@ def is_component(target: str) -> bool:
     if not isinstance(obj, type) or not obj.__module__.startswith("dltool."):
         return False
     return issubclass(obj, _COMPONENT_BASES) or obj.__module__ in _COMPONENT_MODULES
+
+
+def _node_references(raw: Any, resolved: Any, path: str = "") -> Iterator[str]:
+    """Dotted keys whose raw value is ``${other.key}`` and resolves to a dict (a whole node)."""
+    if isinstance(raw, dict) and isinstance(resolved, dict):
+        for key, value in raw.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(value, str) and _REFERENCE.fullmatch(value) and isinstance(resolved.get(key), dict):
+                yield child
+            else:
+                yield from _node_references(value, resolved.get(key), child)
+    elif isinstance(raw, list) and isinstance(resolved, list):
+        for i, (value, resolved_value) in enumerate(zip(raw, resolved, strict=False)):
+            yield from _node_references(value, resolved_value, f"{path}.{i}")
 
 
 def _targets(node: Any, path: str) -> Iterator[tuple[str, Any]]:

@@ -48,7 +48,7 @@ def _one_line_error(result, command: str = "train") -> str:
         (["resume=missing.ckpt"], "checkpoint not found: missing.ckpt"),
         (
             ["loss=mse"],
-            "loss (dltool.engine.nn.MSELoss) does not fit this model and dataset (model output (2, 10) "
+            "loss (MSELoss) does not fit this model and dataset (model output (2, 10) "
             "float32, targets (2,) int64)",
         ),
         (["model.num_classes=5"], "model: its output does not match the dataset's 10 classes"),

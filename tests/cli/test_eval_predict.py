@@ -67,7 +67,7 @@ def test_predict_prints_top_k_classes(
 
 def test_predict_uses_the_dataset_transforms(trained_run: Path, tmp_path: Path, data_root: Path) -> None:
     import dltool.engine as dl
-    from dltool.training.builders import build, build_model
+    from dltool.training.builders import build, build_task
     from dltool.training.checkpoint import load_checkpoint, load_model_state
     from dltool.training.predict import predict
 
@@ -90,9 +90,9 @@ def test_predict_uses_the_dataset_transforms(trained_run: Path, tmp_path: Path, 
 
     checkpoint = load_checkpoint(checkpoint_path)
     run_cfg = OmegaConf.create(checkpoint["config"])
-    model = build_model(run_cfg, "cpu")
-    load_model_state(model, checkpoint["model"], checkpoint_path)
-    model.eval()
+    task = build_task(run_cfg, checkpoint["meta"]["classes"], "cpu")
+    load_model_state(task, checkpoint["model"], checkpoint_path)
+    model = task.model.eval()
     data = FashionMNIST(data_root, train=False, transform=build("transform", run_cfg.dataset.transform))
     with dl.no_grad():
         expected = model(dl.stack([data[i][0] for i in range(8)])).argmax(dim=1).tolist()

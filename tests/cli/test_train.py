@@ -29,11 +29,11 @@ def _same_state(a: Path, b: Path) -> None:
     assert x["model"].keys() == y["model"].keys()
     for key in x["model"]:
         np.testing.assert_array_equal(x["model"][key].numpy(), y["model"][key].numpy(), err_msg=key)
-    for index, state in x["optimizer"]["state"].items():
+    for index, state in x["optimizers"][0]["state"].items():
         for name, value in state.items():
-            other = y["optimizer"]["state"][index][name]
+            other = y["optimizers"][0]["state"][index][name]
             np.testing.assert_array_equal(np.asarray(value), np.asarray(other), err_msg=f"{index}.{name}")
-    assert x["scheduler"] == y["scheduler"]
+    assert x["schedulers"] == y["schedulers"]
     assert {k: v for k, v in x["loop"].items() if k != "last_metrics"} == {
         k: v for k, v in y["loop"].items() if k != "last_metrics"
     }

@@ -48,11 +48,11 @@ def test_the_bar_is_redrawn_at_most_every_redraw_seconds_without_a_thread(
         assert threading.active_count() == threads
         redraws.clear()  # the bar's first draw
         for batch in range(1, 200):
-            progress.update(batch, 0.5, 1000.0)
+            progress.update(batch, {"loss": 0.5}, 1000.0)
         assert len(redraws) == 0 and handed == []  # values between redraws stay with the bar
         clock.now += EpochProgress.REDRAW_SECONDS
-        progress.update(200, 0.5, 1000.0)
-        progress.update(201, 0.25, 1000.0)
+        progress.update(200, {"loss": 0.5}, 1000.0)
+        progress.update(201, {"loss": 0.25}, 1000.0)
         assert len(redraws) == 1 and [k["completed"] for k in handed] == [200]
     assert [k["completed"] for k in handed] == [200, 201]
     drawn = terminal.getvalue()
@@ -63,7 +63,7 @@ def test_no_bar_off_a_terminal() -> None:
     sink = io.StringIO()
     with console_replaced_by(Console(file=sink, force_terminal=False)):
         with EpochProgress("epoch 1/1", 3) as progress:
-            progress.update(3, 0.5, 1000.0)
+            progress.update(3, {"loss": 0.5}, 1000.0)
         assert console().file is sink
     assert sink.getvalue() == "" and console().file is not sink
 

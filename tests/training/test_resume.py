@@ -69,7 +69,7 @@ def test_an_lr_override_wins_over_the_restored_optimizer(fashion: Callable, tmp_
     train(fashion("scheduler=none", "trainer.max_steps=4"), tmp_path)
     result = _resume_and_train(fashion, tmp_path, "trainer.max_steps=null", "optimizer.lr=0.05")
     assert result["metrics"]["lr"] == 0.05
-    assert load_checkpoint(tmp_path / "checkpoints/last.ckpt")["optimizer"]["param_groups"][0]["lr"] == 0.05
+    assert load_checkpoint(tmp_path / "checkpoints/last.ckpt")["optimizers"][0]["param_groups"][0]["lr"] == 0.05
 
 
 def test_a_scheduled_lr_override_restarts_the_schedule_from_the_new_value(

@@ -27,8 +27,8 @@ def test_linear_regression_recovers_the_weights(tmp_path: Path) -> None:
     assert result["monitor"] == "val/loss" and result["metrics"]["test/loss"] < 0.02  # noise variance 0.01
     model = load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")["model"]
     truth = SyntheticRegression(num_features=8)
-    np.testing.assert_allclose(model["linear.weight"].numpy(), truth.weight.numpy().T, atol=0.02)
-    np.testing.assert_allclose(model["linear.bias"].numpy(), truth.bias.numpy(), atol=0.02)
+    np.testing.assert_allclose(model["model.linear.weight"].numpy(), truth.weight.numpy().T, atol=0.02)
+    np.testing.assert_allclose(model["model.linear.bias"].numpy(), truth.bias.numpy(), atol=0.02)
 
 
 def test_eval_of_a_regression_checkpoint(tmp_path: Path) -> None:
@@ -56,6 +56,7 @@ def test_eval_of_a_regression_checkpoint(tmp_path: Path) -> None:
 
 def test_an_mlp_as_a_regressor(tmp_path: Path) -> None:
     cfg = compose_config(
+        "task=regression",
         "dataset=synthetic_regression",
         "loss=mse",
         "trainer.monitor=val/mae",
@@ -81,7 +82,7 @@ def test_every_optimizer_and_scheduler_trains(tmp_path: Path, optimizer: str, sc
     )
     result = train(cfg, tmp_path)
     assert result["status"] == "completed" and np.isfinite(result["best"])
-    state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["scheduler"]
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["schedulers"][0]
     assert (state is None) == (scheduler == "none")
 
 

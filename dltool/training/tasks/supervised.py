@@ -1,0 +1,135 @@
+"""Supervised tasks: a model maps inputs to outputs that a loss compares with targets."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+import dltool.engine as dl
+from dltool.training.errors import ConfigError, innermost_message
+from dltool.training.metrics import confusion_matrix
+from dltool.training.pictures import confusion_matrix_image, misclassified_image
+from dltool.training.tasks.base import StepOutput, Task
+
+
+class Supervised(Task):
+    """``loss(model(x), y)`` on ``(x, y)`` batches, plus a score of the outputs (``score``).
+
+    Args:
+        model: the network (the run's ``model`` config).
+        loss: the criterion (the run's ``loss`` config).
+    """
+
+    def __init__(self, model: dl.nn.Module, loss: Any) -> None:
+        super().__init__()
+        if not isinstance(model, dl.nn.Module):
+            raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.loss = loss
+
+    def forward(self, x: dl.Tensor) -> dl.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> StepOutput:
+        x, y = batch
+        output = self.model(x)
+        return {"loss": self.loss(output, y), **self.score(output, y)}
+
+    def validation_step(self, batch: Any, batch_idx: int) -> StepOutput:
+        return self.training_step(batch, batch_idx)
+
+    def score(self, output: dl.Tensor, target: dl.Tensor) -> dict[str, float]:
+        """The metrics beside the loss, computed on host arrays: nothing to differentiate."""
+        return {}
+
+    def check(self, batch: Any) -> None:
+        """Run ``batch`` through model and loss, so that a loss that does not fit the model's
+        output or the targets (``loss=mse`` on a classifier) fails with both shapes at once.
+
+        Raises:
+            ConfigError: naming the loss, the output and target shapes, and the loss's complaint.
+        """
+        x, y = batch
+        output = self.model(x)
+        shapes = f"model output {tuple(output.shape)} {output.dtype}, targets {tuple(y.shape)} {y.dtype}"
+        self.check_output(output, shapes)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # e.g. MSELoss broadcasting mismatched shapes
+                self.loss(output, y)
+        except Exception as ex:
+            raise ConfigError(
+                f"loss ({type(self.loss).__name__}) does not fit this model and dataset ({shapes}): "
+                f"{innermost_message(ex)}"
+            ) from ex
+
+    def check_output(self, output: dl.Tensor, shapes: str) -> None:
+        """Refuse an output the task cannot score (a classifier with the wrong number of classes)."""
+
+
+class Classification(Supervised):
+    """Classification: cross-entropy-style loss and accuracy; each validation pass also counts a
+    confusion matrix and keeps the first ``shown`` mistaken images for the pictures."""
+
+    name = "classification"
+    metric_names = ("loss", "acc")
+
+    def __init__(self, model: dl.nn.Module, loss: Any, shown: int = 16) -> None:
+        super().__init__(model, loss)
+        self.shown = shown
+        self.matrix: np.ndarray | None = None  # the last pass's confusion counts, true classes on rows
+        self.mistakes: list[tuple[np.ndarray, int, int]] = []  # (input, true class, predicted class)
+
+    def score(self, output: dl.Tensor, target: dl.Tensor) -> dict[str, float]:
+        predicted = output.numpy(force=True).argmax(axis=1)
+        return {"acc": float(np.count_nonzero(predicted == target.numpy(force=True))) / max(len(predicted), 1)}
+
+    def on_validation_start(self) -> None:
+        self.matrix, self.mistakes = None, []
+
+    def validation_step(self, batch: Any, batch_idx: int) -> StepOutput:
+        x, y = batch
+        output = self.model(x)
+        predicted, target = output.numpy(force=True).argmax(axis=1), y.numpy(force=True)
+        classes = len(self.classes) or output.shape[1]
+        counts = confusion_matrix(predicted, target, classes)
+        self.matrix = counts if self.matrix is None else self.matrix + counts
+        missed = np.flatnonzero(predicted != target)[: self.shown - len(self.mistakes)]
+        if missed.size and x.dim() == 4:  # images (N, C, H, W): the only inputs the picture can draw
+            inputs = x.numpy(force=True)
+            self.mistakes += [(inputs[i], int(target[i]), int(predicted[i])) for i in missed]
+        correct = float(np.count_nonzero(predicted == target)) / max(len(predicted), 1)
+        return {"loss": self.loss(output, y), "acc": correct}
+
+    def pictures(self) -> dict[str, Image.Image]:
+        names = self.classes or [str(i) for i in range(0 if self.matrix is None else len(self.matrix))]
+        pictures = {}
+        if self.matrix is not None:
+            pictures["val/confusion_matrix"] = confusion_matrix_image(self.matrix, names)
+        if self.mistakes:
+            images, targets, predictions = zip(*self.mistakes, strict=True)
+            pictures["val/misclassified"] = misclassified_image(
+                np.stack(images), list(targets), list(predictions), names
+            )
+        return pictures
+
+    def check_output(self, output: dl.Tensor, shapes: str) -> None:
+        if self.classes and tuple(output.shape[1:]) != (len(self.classes),):
+            raise ConfigError(
+                f"model: its output does not match the dataset's {len(self.classes)} classes ({shapes})"
+            )
+
+
+class Regression(Supervised):
+    """Regression: an MSE-style loss and the mean absolute error."""
+
+    name = "regression"
+    metric_names = ("loss", "mae")
+
+    def score(self, output: dl.Tensor, target: dl.Tensor) -> dict[str, float]:
+        outputs, targets = output.numpy(force=True), target.numpy(force=True)
+        return {"mae": float(np.abs(outputs - targets.reshape(outputs.shape)).mean())}
+
