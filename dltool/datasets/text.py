@@ -20,6 +20,78 @@ _LEVELS = ("char", "word")
 _SPLITS = ("train", "val", "test")
 
 
+class Vocabulary:
+    """Tokens by id, and the mapping between text and token ids at one ``level`` (char or word).
+
+    ``dltool generate`` rebuilds it from a checkpoint's stored vocabulary, without the text file.
+
+    Example:
+        >>> Vocabulary(["a", "b", "c"], "char").encode("cab")
+        [2, 0, 1]
+    """
+
+    def __init__(self, tokens: list[str], level: str) -> None:
+        if level not in _LEVELS:
+            raise ValueError(f"level must be one of {_LEVELS}, got {level!r}")
+        self.tokens, self.level = list(tokens), level
+        if level == "char":
+            points = np.array([ord(token) for token in self.tokens], dtype=np.uint32)
+            self._order = np.argsort(points, kind="stable")
+            self._points = points[self._order]
+        else:
+            self._index = {word: i for i, word in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> list[int]:
+        """The token ids of ``text``; at word level each newline is an ``<eos>``.
+
+        Raises:
+            ValueError: a character (char level) or a word (word level, without ``<unk>`` in
+                the vocabulary) that the vocabulary lacks.
+        """
+        ids = self.char_ids(text) if self.level == "char" else self.word_ids(_words(text))
+        return ids.tolist()
+
+    def decode(self, ids: Iterable[int] | Tensor) -> str:
+        """The text of token ids; at word level words are joined by spaces and ``<eos>`` ends a line.
+
+        Raises:
+            ValueError: an id outside the vocabulary.
+        """
+        ids = ids.tolist() if isinstance(ids, Tensor) else [int(i) for i in ids]
+        bad = next((i for i in ids if not 0 <= i < len(self.tokens)), None)
+        if bad is not None:
+            raise ValueError(f"token id {bad} is out of range for a vocabulary of {len(self.tokens)}")
+        tokens = [self.tokens[i] for i in ids]
+        if self.level == "char":
+            return "".join(tokens)
+        pieces: list[str] = []
+        for token in tokens:
+            if token == _EOS:
+                pieces.append("\n")
+            else:
+                pieces.append(token if not pieces or pieces[-1] == "\n" else " " + token)
+        return "".join(pieces)
+
+    def char_ids(self, text: str) -> np.ndarray:
+        codes = _code_points(text)
+        found = np.minimum(np.searchsorted(self._points, codes), max(len(self._points) - 1, 0))
+        unknown = np.flatnonzero(self._points[found] != codes) if len(self._points) else np.arange(len(codes))
+        if unknown.size:
+            raise ValueError(f"character {chr(codes[unknown[0]])!r} is not in the vocabulary")
+        return self._order[found].astype(np.int64)
+
+    def word_ids(self, words: list[str]) -> np.ndarray:
+        unk = self._index.get(_UNK)
+        if unk is None:
+            unknown = next((word for word in words if word not in self._index), None)
+            if unknown is not None:
+                raise ValueError(f"word {unknown!r} is not in the vocabulary, which has no <unk>")
+        return np.array([self._index.get(word, unk) for word in words], dtype=np.int64)
+
+
 class TextCorpus(Dataset):
     """One UTF-8 text file, tokenized and cut into ``(input, target)`` windows for language modelling.
 
@@ -83,14 +155,13 @@ class TextCorpus(Dataset):
         self.split, self.level, self.seq_len, self.streams = split, level, seq_len, streams
         text = _read_text(self.path)
         if level == "char":
-            self._points = np.unique(_code_points(text))
-            self.vocab = [chr(point) for point in self._points]
-            ids = self._char_ids(text)
+            self.vocabulary = Vocabulary([chr(point) for point in np.unique(_code_points(text))], level)
+            ids = self.vocabulary.char_ids(text)
         else:
             words = _words(text if text.endswith("\n") else text + "\n")
-            self.vocab = _word_vocab(words, max_vocab)
-            self._index = {word: i for i, word in enumerate(self.vocab)}
-            ids = self._word_ids(words)
+            self.vocabulary = Vocabulary(_word_vocab(words, max_vocab), level)
+            ids = self.vocabulary.word_ids(words)
+        self.vocab = self.vocabulary.tokens
         boundary = int(len(ids) * (1 - val_fraction))
         self.data = from_numpy(ids[:boundary] if split == "train" else ids[boundary:])
         self._starts = self._window_starts(len(self.data))
@@ -101,54 +172,12 @@ class TextCorpus(Dataset):
         return self.vocab
 
     def encode(self, text: str) -> list[int]:
-        """The token ids of ``text``; at word level each newline is an ``<eos>``.
-
-        Raises:
-            ValueError: a character (char level) or a word (word level, without ``<unk>`` in
-                the vocabulary) that the vocabulary lacks.
-        """
-        ids = self._char_ids(text) if self.level == "char" else self._word_ids(_words(text))
-        return ids.tolist()
+        """The token ids of ``text`` (``Vocabulary.encode``)."""
+        return self.vocabulary.encode(text)
 
     def decode(self, ids: Iterable[int] | Tensor) -> str:
-        """The text of token ids; at word level words are joined by spaces and ``<eos>`` ends a line.
-
-        Raises:
-            ValueError: an id outside the vocabulary.
-        """
-        ids = ids.tolist() if isinstance(ids, Tensor) else [int(i) for i in ids]
-        bad = next((i for i in ids if not 0 <= i < len(self.vocab)), None)
-        if bad is not None:
-            raise ValueError(f"token id {bad} is out of range for a vocabulary of {len(self.vocab)}")
-        tokens = [self.vocab[i] for i in ids]
-        if self.level == "char":
-            return "".join(tokens)
-        pieces: list[str] = []
-        for token in tokens:
-            if token == _EOS:
-                pieces.append("\n")
-            else:
-                pieces.append(token if not pieces or pieces[-1] == "\n" else " " + token)
-        return "".join(pieces)
-
-    def _char_ids(self, text: str) -> np.ndarray:
-        codes = _code_points(text)
-        ids = np.minimum(np.searchsorted(self._points, codes), len(self._points) - 1)
-        unknown = np.flatnonzero(self._points[ids] != codes)
-        if unknown.size:
-            char = chr(codes[unknown[0]])
-            raise ValueError(f"character {char!r} is not in the vocabulary of {self.path}")
-        return ids.astype(np.int64)
-
-    def _word_ids(self, words: list[str]) -> np.ndarray:
-        unk = self._index.get(_UNK)
-        if unk is None:
-            unknown = next((word for word in words if word not in self._index), None)
-            if unknown is not None:
-                raise ValueError(
-                    f"word {unknown!r} is not in the vocabulary of {self.path}, which has no <unk>"
-                )
-        return np.array([self._index.get(word, unk) for word in words], dtype=np.int64)
+        """The text of token ids (``Vocabulary.decode``)."""
+        return self.vocabulary.decode(ids)
 
     def _window_starts(self, n: int) -> np.ndarray:
         """The offset of each sample's first token in the split, in sample order."""

@@ -162,12 +162,12 @@ class _Trainer:
     # ------------------------------------------------------------ setup
 
     def _check_dataset_kind(self) -> None:
-        """Refuse a built-in task on a dataset made for another (a classifier on regression data)."""
-        kind = self.cfg.dataset.get("task")
-        if kind and kind != self.name and type(self.task).__module__.startswith("dltool."):
+        """Refuse a task on a dataset made for another (a classifier on regression data)."""
+        kind, kinds = self.cfg.dataset.get("task"), self.task.dataset_kinds
+        if kind and kinds is not None and kind not in kinds:
             raise ConfigError(
-                f"dataset {self.cfg.dataset.get('name', '')}: it is a {kind} dataset, and this run's task is "
-                f"{self.name}; add task={kind}"
+                f"dataset {self.cfg.dataset.get('name', '')}: it is a {kind} dataset, and the {self.name} "
+                f"task trains on {' or '.join(kinds)} data; add task={kind} or choose another dataset"
             )
 
     def _check_monitor(self) -> None:
@@ -470,7 +470,7 @@ class _Trainer:
         _write_json(self.run_dir / "metrics.json", result)
         log.info(
             "done: "
-            + _shown(test or final)
+            + (_shown(test) if test else _shown(final, ("train/", "val/")))
             + (f"  (best {o.monitor} {best:.4f}" if best is not None else "")
             + ((f" at epoch {s.best_epoch})" if s.best_epoch else ")") if best is not None else "")
         )

@@ -17,11 +17,15 @@ from dltool.training.tasks.base import (
     task_name,
     to_device,
 )
+from dltool.training.tasks.gan import GAN
+from dltool.training.tasks.language_model import LanguageModel
 from dltool.training.tasks.supervised import Classification, Regression, Supervised
 
 __all__ = [
     "Classification",
+    "GAN",
     "FromConfig",
+    "LanguageModel",
     "MeanMetrics",
     "Optimization",
     "Regression",

@@ -53,7 +53,9 @@ class FromConfig:
     scheduler: str | None = None
 
 
-def from_config(key: str, params: Iterable[dl.nn.Parameter] | Any, scheduler: str | None = None) -> FromConfig:
+def from_config(
+    key: str, params: Iterable[dl.nn.Parameter] | Any, scheduler: str | None = None
+) -> FromConfig:
     """Ask for the optimizer the run's config names at ``key`` (``optimizer``, ``optimizer_g``).
 
     Example:
@@ -72,6 +74,8 @@ class Task(dl.nn.Module):
     #: The metric names the steps report (without ``train/`` or ``val/``), so that a bad
     #: ``trainer.monitor`` is refused before training; None: checked at the first epoch's end.
     metric_names: ClassVar[tuple[str, ...] | None] = None
+    #: The kinds of dataset (their config's ``task`` key) it trains on; None: any.
+    dataset_kinds: ClassVar[tuple[str, ...] | None] = None
     #: The name checkpoints and messages use (``classification``); the class's name by default.
     name: ClassVar[str | None] = None
     #: Tags of ``pictures()`` that the trainer also saves as ``<run>/<tag>/epoch-N.png``.
@@ -252,5 +256,3 @@ def optimizations(requested: Any, build: Any) -> list[Optimization]:
 def task_name(task: Task) -> str:
     """``task.name``, or its class's name for a task that does not set one."""
     return task.name or type(task).__name__
-
-

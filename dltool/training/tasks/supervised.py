@@ -75,6 +75,7 @@ class Classification(Supervised):
     confusion matrix and keeps the first ``shown`` mistaken images for the pictures."""
 
     name = "classification"
+    dataset_kinds = ("classification",)
     metric_names = ("loss", "acc")
 
     def __init__(self, model: dl.nn.Module, loss: Any, shown: int = 16) -> None:
@@ -85,7 +86,9 @@ class Classification(Supervised):
 
     def score(self, output: dl.Tensor, target: dl.Tensor) -> dict[str, float]:
         predicted = output.numpy(force=True).argmax(axis=1)
-        return {"acc": float(np.count_nonzero(predicted == target.numpy(force=True))) / max(len(predicted), 1)}
+        return {
+            "acc": float(np.count_nonzero(predicted == target.numpy(force=True))) / max(len(predicted), 1)
+        }
 
     def on_validation_start(self) -> None:
         self.matrix, self.mistakes = None, []
@@ -127,9 +130,9 @@ class Regression(Supervised):
     """Regression: an MSE-style loss and the mean absolute error."""
 
     name = "regression"
+    dataset_kinds = ("regression",)
     metric_names = ("loss", "mae")
 
     def score(self, output: dl.Tensor, target: dl.Tensor) -> dict[str, float]:
         outputs, targets = output.numpy(force=True), target.numpy(force=True)
         return {"mae": float(np.abs(outputs - targets.reshape(outputs.shape)).mean())}
-
