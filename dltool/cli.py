@@ -1,8 +1,8 @@
-"""The ``dltool`` command: ``dltool {train,eval,predict} [OVERRIDES ...]``.
+"""The ``dltool`` command: ``dltool {train,eval,predict,sample,generate} [OVERRIDES ...]``.
 
 Only parsing, Hydra wiring and turning errors into one line and an exit code live here; the
 work is in ``dltool.training`` (``trainer.train``, ``evaluation.evaluate_checkpoint``,
-``predict.predict``), which tests call directly.
+``predict.predict``, ``generation.sample``, ``generation.generate``), which tests call directly.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dltool.training.checkpoint import refuse_used_run_dir, remove_unstarted_run
 from dltool.training.console import run_logging
 from dltool.training.errors import Interrupted
 from dltool.training.evaluation import evaluate_checkpoint
+from dltool.training.generation import generate, sample
 from dltool.training.predict import predict
 from dltool.training.resume import locate_checkpoint, resume_config
 from dltool.training.trainer import train
@@ -100,12 +101,33 @@ def predict_command(cfg: DictConfig) -> None:
         predict(cfg)
 
 
+@hydra.main(config_path="conf", config_name="sample", version_base="1.3")
+@_reported
+def sample_command(cfg: DictConfig) -> None:
+    """Write a grid of a GAN's samples."""
+    with run_logging():
+        sample(cfg)
+
+
+@hydra.main(config_path="conf", config_name="generate", version_base="1.3")
+@_reported
+def generate_command(cfg: DictConfig) -> None:
+    """Print text sampled from a language model."""
+    with run_logging():
+        generate(cfg)
+
+
 COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
     "train": (train_command, "train a model            dltool train [-m] [GROUP=OPTION ...] [KEY=VALUE ...]"),
     "eval": (eval_command, "evaluate a checkpoint    dltool eval checkpoint=PATH [split=test|val]"),
     "predict": (
         predict_command,
         "classify image files     dltool predict checkpoint=PATH inputs=[a.png,b.png]",
+    ),
+    "sample": (sample_command, "draw a GAN's images      dltool sample checkpoint=PATH [n=64] [seed=0]"),
+    "generate": (
+        generate_command,
+        "continue a text          dltool generate checkpoint=PATH prompt=TEXT [length=200]",
     ),
 }
 

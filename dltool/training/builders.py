@@ -173,7 +173,9 @@ def build_task(cfg: DictConfig, classes: list[str], device: str) -> Task:
         {str(k): v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in parts}
     )
     spec._partial_ = True
-    task = build("task", spec, **parts)
+    factory = build("task", spec)
+    with building("task", node):
+        task = factory(**parts)
     target = node._target_
     if not isinstance(task, Task):
         raise ConfigError(f"task ({target}): expected a dltool.training.tasks.Task, got {type(task).__name__}")

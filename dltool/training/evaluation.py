@@ -13,13 +13,13 @@ from rich import box
 from rich.table import Table
 
 from dltool.engine.utils.data import DataLoader
-from dltool.training.builders import build, build_datasets, build_task, building
-from dltool.training.checkpoint import load_checkpoint, load_model_state, run_meta, trusted_config
+from dltool.training.builders import build, build_datasets, building
 from dltool.training.console import console
 from dltool.training.errors import ConfigError
 from dltool.training.metrics import per_class_accuracy
 from dltool.training.options import TrainerOptions
 from dltool.training.pictures import confusion_matrix_image
+from dltool.training.saved import load_task
 from dltool.training.tasks import Classification
 
 log = logging.getLogger("dltool")
@@ -34,14 +34,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """
     if cfg.split not in ("test", "val"):
         raise ConfigError(f"split: must be 'test' or 'val', got {cfg.split!r}")
-    path = Path(cfg.checkpoint)
-    checkpoint = load_checkpoint(path)
-    meta = run_meta(checkpoint, path)
-    run_cfg = trusted_config(checkpoint, path, trust_code=cfg.trust_checkpoint_code)
+    saved = load_task(cfg.checkpoint, cfg.trust_checkpoint_code, cfg.device)
+    path, meta, run_cfg, task = saved.path, saved.meta, saved.config, saved.task
     options = TrainerOptions.from_config(run_cfg.trainer)
     device = cfg.device or options.device
-    task = build_task(run_cfg, list(meta["classes"]), device)
-    load_model_state(task, checkpoint["model"], path)
     if not task.has_validation:
         raise ConfigError(f"{path}: its {meta['task']} task has no validation_step to evaluate with")
     dataset = _split(run_cfg, options, cfg.split)

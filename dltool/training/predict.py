@@ -10,10 +10,10 @@ from PIL import Image, UnidentifiedImageError
 from rich.table import Table
 
 import dltool.engine as dl
-from dltool.training.builders import build, build_task
-from dltool.training.checkpoint import load_checkpoint, load_model_state, run_meta, trusted_config
+from dltool.training.builders import build
 from dltool.training.console import console
 from dltool.training.errors import ConfigError, DltoolError
+from dltool.training.saved import load_task, require
 from dltool.training.tasks import Classification
 
 
@@ -26,22 +26,19 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     inputs = list(cfg.inputs) if isinstance(cfg.inputs, ListConfig) else [cfg.inputs]
     if not inputs:
         raise ConfigError("inputs: give at least one image, e.g. inputs=[a.png,b.png]")
-    path = Path(cfg.checkpoint)
-    checkpoint = load_checkpoint(path)
-    meta = run_meta(checkpoint, path)
-    classes = list(meta["classes"])
     if not isinstance(cfg.topk, int) or not 1 <= cfg.topk:
         raise ConfigError(f"topk: expected an integer >= 1, got {cfg.topk!r}")
+    saved = load_task(cfg.checkpoint, cfg.trust_checkpoint_code, cfg.device)
+    path, meta, run_cfg = saved.path, saved.meta, saved.config
+    model = require(saved, Classification, "predict").model.eval()
+    if not meta.get("input_shape") or "transform" not in run_cfg.dataset:
+        raise ConfigError(
+            f"{path}: its dataset has no input shape and transform to turn images into tensors; "
+            "dltool predict needs an image classifier"
+        )
+    classes = list(meta["classes"])
     k = min(cfg.topk, len(classes))
-    run_cfg = trusted_config(checkpoint, path, trust_code=cfg.trust_checkpoint_code)
     device = cfg.device or run_cfg.trainer.device
-    task = build_task(run_cfg, classes, device)
-    if not isinstance(task, Classification) or not meta.get("input_shape"):
-        raise ConfigError(f"{path} is a {meta['task']} model; predict needs an image classifier")
-    if "transform" not in run_cfg.dataset:
-        raise ConfigError(f"{path}: its dataset config has no transform to turn images into tensors")
-    load_model_state(task, checkpoint["model"], path)
-    model = task.model.eval()
     transform = build("dataset.transform", run_cfg.dataset.transform)
     shape = list(meta["input_shape"])
     batch = dl.stack([_load(Path(p), shape, transform) for p in inputs]).to(device)

@@ -23,16 +23,18 @@ event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.ev
 plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
 
 
-def _same_state(a: Path, b: Path) -> None:
+def same_state(a: Path, b: Path) -> None:
     """The model and optimizer states and the loop counters of two checkpoints are identical."""
     x, y = load_checkpoint(a), load_checkpoint(b)
     assert x["model"].keys() == y["model"].keys()
     for key in x["model"]:
         np.testing.assert_array_equal(x["model"][key].numpy(), y["model"][key].numpy(), err_msg=key)
-    for index, state in x["optimizers"][0]["state"].items():
-        for name, value in state.items():
-            other = y["optimizers"][0]["state"][index][name]
-            np.testing.assert_array_equal(np.asarray(value), np.asarray(other), err_msg=f"{index}.{name}")
+    assert len(x["optimizers"]) == len(y["optimizers"])
+    for mine, theirs in zip(x["optimizers"], y["optimizers"], strict=True):
+        for index, state in mine["state"].items():
+            for name, value in state.items():
+                other = theirs["state"][index][name]
+                np.testing.assert_array_equal(np.asarray(value), np.asarray(other), err_msg=f"{index}.{name}")
     assert x["schedulers"] == y["schedulers"]
     assert {k: v for k, v in x["loop"].items() if k != "last_metrics"} == {
         k: v for k, v in y["loop"].items() if k != "last_metrics"
@@ -133,7 +135,7 @@ def test_resume_after_max_steps_is_bit_for_bit(dltool: Callable, tmp_path: Path)
     assert load_checkpoint(tmp_path / "runs/split/checkpoints/last.ckpt")["loop"]["batch"] == 3
     ok(dltool("train", "resume=runs/split/checkpoints/last.ckpt", "trainer.max_steps=null"))
     for name in ("last", "best", "epoch-3"):
-        _same_state(
+        same_state(
             tmp_path / f"runs/straight/checkpoints/{name}.ckpt",
             tmp_path / f"runs/split/checkpoints/{name}.ckpt",
         )
@@ -182,7 +184,7 @@ def test_sigterm_mid_epoch_saves_a_resumable_checkpoint(
     assert json.loads((tmp_path / "runs/stopped/metrics.json").read_text())["status"] == "interrupted"
     ok(dltool("train", "resume=runs/stopped/checkpoints/last.ckpt"))
     ok(dltool("train", *common, "hydra.run.dir=runs/straight"))
-    _same_state(
+    same_state(
         tmp_path / "runs/straight/checkpoints/last.ckpt", tmp_path / "runs/stopped/checkpoints/last.ckpt"
     )
 

@@ -130,11 +130,11 @@ def test_encode_decode_round_trip(tmp_path, level, text):
 
 def test_encode_names_what_the_vocabulary_lacks(tmp_path):
     chars = TextCorpus(write(tmp_path, "abcabc"), seq_len=2, val_fraction=0.0)
-    with pytest.raises(ValueError, match="character 'z' is not in the vocabulary of .*text.txt"):
+    with pytest.raises(ValueError, match="character 'z' is not in the vocabulary"):
         chars.encode("abz")
     words = TextCorpus(write(tmp_path, "a b\n", "words.txt"), level="word", seq_len=2, val_fraction=0.0)
     with pytest.raises(
-        ValueError, match="word 'c' is not in the vocabulary of .*words.txt, which has no <unk>"
+        ValueError, match="word 'c' is not in the vocabulary, which has no <unk>"
     ):
         words.encode("a c")
     with pytest.raises(ValueError, match="token id 3 is out of range for a vocabulary of 3"):

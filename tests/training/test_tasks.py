@@ -56,7 +56,9 @@ def test_regression_reports_the_mean_absolute_error() -> None:
 def test_check_names_a_loss_that_does_not_fit() -> None:
     task = Classification(dl.nn.Identity(), dl.nn.MSELoss())
     task.classes = ["a", "b"]
-    with pytest.raises(ConfigError, match=r"loss \(MSELoss\) does not fit this model and dataset \(model output \(2, 2\)"):
+    with pytest.raises(
+        ConfigError, match=r"loss \(MSELoss\) does not fit this model and dataset \(model output \(2, 2\)"
+    ):
         task.check((dl.zeros(2, 2), dl.tensor([0, 1])))
     with pytest.raises(ConfigError, match="model: its output does not match the dataset's 3 classes"):
         task.classes = ["a", "b", "c"]

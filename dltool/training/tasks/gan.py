@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from PIL import Image
@@ -91,7 +92,7 @@ class GAN(Task):
 
     def pictures(self) -> dict[str, Image.Image]:
         images = self.sample(self.fixed_noise)
-        return {"samples": image_grid(images.numpy(force=True), nrow=8)}
+        return {"samples": image_grid(images.numpy(force=True), nrow=math.ceil(math.sqrt(len(images))))}
 
     def check(self, batch: Any) -> None:
         """Refuse a generator whose images are not the dataset's shape, or a discriminator that
