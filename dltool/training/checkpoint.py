@@ -119,6 +119,11 @@ def _from_format_1(checkpoint: dict[str, Any]) -> dict[str, Any]:
         upgraded["schedulers"] = [upgraded.pop("scheduler", None)]
     meta = checkpoint.get("meta")
     kind = meta.get("task") if isinstance(meta, dict) else None
+    loop = checkpoint.get("loop")
+    running = loop.get("running") if isinstance(loop, dict) else None
+    if isinstance(running, dict) and "loss_sum" in running:  # mid-epoch sums of loss and acc (or mae)
+        sums = {"loss": running["loss_sum"], "acc" if kind == "classification" else "mae": running["score_sum"]}
+        upgraded["loop"] = {**loop, "running": {"sums": sums, "count": running["count"]}}
     if isinstance(checkpoint.get("config"), dict) and kind in ("classification", "regression"):
         task = {"_target_": f"dltool.training.tasks.{kind.capitalize()}", "model": "${model}", "loss": "${loss}"}
         upgraded["config"] = {**checkpoint["config"], "task": task}

@@ -165,3 +165,34 @@ def test_a_new_writer_removes_the_temporaries_of_dead_saves_only(tmp_path: Path)
         path.write_bytes(b"x" * 100)
     CheckpointWriter(folder)
     assert not stale.exists() and live.exists() and unrelated.exists()
+
+
+def _as_format_1(checkpoint: dict) -> dict:
+    """A format-2 checkpoint of a classifier written back the way format 1 held it."""
+    old = dict(checkpoint, format_version=1)
+    old["model"] = {key.removeprefix("model."): value for key, value in checkpoint["model"].items()}
+    old["optimizer"], old["scheduler"] = old.pop("optimizers")[0], old.pop("schedulers")[0]
+    old["config"] = {k: v for k, v in checkpoint["config"].items() if k != "task"}
+    old["meta"] = dict(checkpoint["meta"], choices={k: v for k, v in checkpoint["meta"]["choices"].items() if k != "task"})
+    sums = checkpoint["loop"]["running"]["sums"]
+    running = {"loss_sum": sums["loss"], "score_sum": sums["acc"], "count": checkpoint["loop"]["running"]["count"]}
+    old["loop"] = dict(checkpoint["loop"], running=running)
+    return old
+
+
+def test_a_format_1_checkpoint_resumes_as_format_2(fashion, tmp_path: Path) -> None:
+    from dltool.training.resume import resume_config
+    from dltool.training.trainer import train
+
+    train(fashion("trainer.max_steps=3"), tmp_path / "new", choices={"task": "classification"})
+    new = load_checkpoint(tmp_path / "new/checkpoints/last.ckpt")
+    path = tmp_path / "old/checkpoints/last.ckpt"
+    path.parent.mkdir(parents=True)
+    dl.save(_as_format_1(new), path)
+    upgraded = load_checkpoint(path)
+    assert upgraded["model"].keys() == new["model"].keys() and upgraded["loop"] == new["loop"]
+    assert upgraded["config"]["task"]["_target_"] == "dltool.training.tasks.Classification"
+    assert upgraded["meta"]["choices"]["task"] == "classification"
+    overrides = [f"resume={path}", "trainer.max_steps=null"]
+    cfg, resumption = resume_config(fashion(*overrides), path.parent.parent, overrides, ["trainer"])
+    assert train(cfg, path.parent.parent, resumption)["steps"] == 8

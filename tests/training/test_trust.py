@@ -90,8 +90,18 @@ def _placements(writer: dict[str, Any]) -> dict[str, Callable[[dict[str, Any]], 
         config["dataset"]["name"] = writer["_target_"]
         config["model"] = {**writer, "_target_": "${dataset.name}"}
 
+    def task_part(config: dict[str, Any]) -> None:
+        config["task"]["model"] = writer  # in place of the ${model} reference
+
+    def referenced(config: dict[str, Any]) -> None:
+        config["elsewhere"] = writer  # a node the task refers to is checked where it is
+        config["task"]["model"] = "${elsewhere}"
+
     return {
         "model": lambda config: config.update(model=writer),
+        "task": lambda config: config.update(task=writer),
+        "task part": task_part,
+        "referenced node": referenced,
         "transform list": transform_list,
         "nested argument": nested_argument,
         "positional argument": positional_argument,
@@ -132,8 +142,10 @@ def test_a_crafted_model_target_is_refused_by_every_command(
 
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize(
-    "place", ["transform list", "nested argument", "positional argument", "interpolation"]
-)
+    "place",
+    ["transform list", "nested argument", "positional argument", "interpolation", "task", "task part",
+     "referenced node"],
+)  # fmt: skip
 def test_targets_anywhere_in_the_config_are_checked(
     command: str, place: str, stored: dict[str, Any], tmp_path: Path
 ) -> None:
