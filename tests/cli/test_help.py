@@ -15,7 +15,11 @@ def test_top_level_help_lists_commands_and_groups(dltool: Callable) -> None:
         "eval",
         "predict",
         "model:",
-        "cnn, lenet, linreg, logreg, mlp",
+        "cnn, dcgan, gru_lm, lenet, linreg, logreg, lstm_lm, mlp, transformer_lm",
+        "task:",
+        "classification, gan, language_model, regression",
+        "sample",
+        "generate",
         "optimizer:",
         "adam, adamw, rmsprop, sgd",
         "scheduler:",
@@ -30,7 +34,8 @@ def test_train_help_lists_groups_and_trainer_options(dltool: Callable) -> None:
     result = dltool("train", "--help")
     assert result.returncode == 0
     for text in (
-        "dataset: fashion_mnist, image_folder, mnist, synthetic_regression",
+        "dataset: fashion_mnist, image_folder, mnist, synthetic_regression, text",
+        "task: classification, gan, language_model, regression",
         "loss: cross_entropy, mse",
         "logger: csv, default, none, tensorboard",
         "max_steps:",
@@ -42,8 +47,11 @@ def test_train_help_lists_groups_and_trainer_options(dltool: Callable) -> None:
         assert text in result.stdout
 
 
-@pytest.mark.parametrize(("command", "text"), [("eval", "split: test"), ("predict", "topk: 3")])
-def test_eval_and_predict_help(dltool: Callable, command: str, text: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "text"),
+    [("eval", "split: test"), ("predict", "topk: 3"), ("sample", "nrow: null"), ("generate", "temperature: 0.8")],
+)
+def test_checkpoint_commands_help(dltool: Callable, command: str, text: str) -> None:
     result = dltool(command, "--help")
     assert result.returncode == 0 and text in result.stdout and "checkpoint: ???" in result.stdout
 
