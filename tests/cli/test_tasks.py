@@ -66,8 +66,10 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def lm(corpus: Path, *more: str) -> list[str]:
+    dataset = [m for m in more if m.startswith("dataset=")]
     return [
         "task=language_model",
+        *dataset,
         f"dataset.path={corpus}",
         "dataset.seq_len=16",
         "trainer.batch_size=4",
@@ -76,7 +78,7 @@ def lm(corpus: Path, *more: str) -> list[str]:
         "model.hidden_size=32",
         "trainer.epochs=2",
         "optimizer.lr=0.01",
-        *more,
+        *(m for m in more if m not in dataset),
     ]
 
 
@@ -103,16 +105,24 @@ def test_a_language_model_trains_evaluates_and_generates(
     assert "needs a gan checkpoint" in _error(dltool("sample", "checkpoint=runs/lm/checkpoints/best.ckpt"))
 
 
-@pytest.mark.parametrize("model", ["gru_lm", "transformer_lm"])
-def test_the_other_language_models_train(dltool: Callable, tmp_path: Path, corpus: Path, model: str) -> None:
+@pytest.mark.parametrize(
+    ("model", "dataset"), [("gru_lm", "text"), ("transformer_lm", "text"), ("lstm_lm", "text_bptt")]
+)
+def test_each_language_model_and_layout_trains(
+    dltool: Callable, tmp_path: Path, corpus: Path, model: str, dataset: str
+) -> None:
     extra = (
         ["model.d_model=16", "model.nhead=2", "model.dim_feedforward=32"] if model == "transformer_lm" else []
     )
-    args = lm(corpus, "trainer.epochs=1", f"model={model}", *extra, "hydra.run.dir=runs/x")
+    args = lm(
+        corpus, "trainer.epochs=1", f"model={model}", f"dataset={dataset}", *extra, "hydra.run.dir=runs/x"
+    )
     if model == "transformer_lm":
         args = [a for a in args if not a.startswith(("model.embedding_dim", "model.hidden_size"))]
     ok(dltool("train", *args))
     assert json.loads((tmp_path / "runs/x/metrics.json").read_text())["best"] < 17
+    config = (tmp_path / "runs/x/.hydra/config.yaml").read_text()
+    assert ("carry_state: true" in config) == (dataset == "text_bptt")
 
 
 USER_TASK = '''

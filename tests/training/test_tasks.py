@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 import dltool.engine as dl
+from dltool.models.language import RNNLanguageModel
 from dltool.training.errors import ConfigError
 from dltool.training.tasks import (
     Classification,
+    LanguageModel,
     MeanMetrics,
     Optimization,
     Regression,
@@ -104,3 +106,31 @@ def test_batches_move_to_the_device_and_count_their_samples() -> None:
     batch = {"x": dl.zeros(5, 3), "rest": [dl.zeros(5), 7]}
     assert to_device(batch, "cpu")["rest"][1] == 7
     assert batch_size(batch) == 5 and batch_size((dl.tensor(1.0),)) == 1
+
+
+def test_a_carried_state_continues_the_stream_detached() -> None:
+    dl.manual_seed(0)
+    task = LanguageModel(RNNLanguageModel(7, embedding_dim=4, hidden_size=5, num_layers=1), carry_state=True)
+    tokens = dl.randint(0, 7, (2, 9))
+    first, second = (tokens[:, :4], tokens[:, 1:5]), (tokens[:, 4:8], tokens[:, 5:9])
+    task.training_step(first, 0)
+    carried = task.training_step(second, 1)["loss"]
+    logits, _ = task.model(tokens[:, :8])  # one pass over both windows
+    whole = dl.nn.functional.cross_entropy(logits[:, 4:].reshape(-1, 7), tokens[:, 5:9].reshape(-1))
+    np.testing.assert_allclose(float(carried), float(whole), rtol=1e-5)
+    assert all(not s.requires_grad for s in task._state)
+    fresh = task.training_step(second, 0)["loss"]  # a pass's first batch starts from zero
+    assert float(fresh) != pytest.approx(float(carried))
+    metrics = task.epoch_metrics({"loss": 1.0})
+    assert metrics["ppl"] == pytest.approx(np.e) and task.epoch_metrics({"loss": 800.0})["ppl"] == float(
+        "inf"
+    )
+
+
+def test_generate_samples_after_the_prompt_and_follows_the_seed() -> None:
+    dl.manual_seed(0)
+    task = LanguageModel(RNNLanguageModel(7, embedding_dim=4, hidden_size=5, num_layers=1))
+    draw = [task.generate([1, 2], 12, 0.8, dl.Generator().manual_seed(3)) for _ in range(2)]
+    assert draw[0] == draw[1] and len(draw[0]) == 12 and all(0 <= t < 7 for t in draw[0])
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        task.generate([1], 3, 0.0)
