@@ -100,6 +100,10 @@ def test_a_language_model_trains_evaluates_and_generates(
     assert set(text) <= set("to be, or not to be, that is the question.\n")
     again = ok(dltool("generate", "checkpoint=runs/lm/checkpoints/best.ckpt", "prompt=to be", "length=30"))
     assert again.stdout == result.stdout  # the seed decides
+    ok(dltool("train", *lm(corpus), "trainer.max_steps=45", "hydra.run.dir=runs/stopped"))  # 37 a epoch
+    ok(dltool("train", "resume=runs/stopped/checkpoints/last.ckpt", "trainer.max_steps=null"))
+    same_state(tmp_path / "runs/lm/checkpoints/last.ckpt", tmp_path / "runs/stopped/checkpoints/last.ckpt")
+
     bad = _error(dltool("generate", "checkpoint=runs/lm/checkpoints/best.ckpt", "prompt=TO"))
     assert "prompt: character 'T' is not in the vocabulary" in bad
     assert "needs a gan checkpoint" in _error(dltool("sample", "checkpoint=runs/lm/checkpoints/best.ckpt"))
