@@ -191,3 +191,12 @@ def test_bad_task_configs_are_one_line_each(dltool: Callable, tmp_path: Path) ->
     )
     small = _error(dltool("train", *GAN, "dataset.input_shape=[1,32,32]", "model.generator.image_size=16"))
     assert "generator: it makes images of shape (1, 16, 16)" in small
+
+
+def test_a_sweep_of_language_models(dltool: Callable, tmp_path: Path, corpus: Path) -> None:
+    args = lm(corpus, "trainer.epochs=1", "optimizer.lr=0.01,0.02", "hydra.sweep.dir=sweep")
+    result = ok(dltool("train", "-m", *args))
+    rows = (tmp_path / "sweep/summary.csv").read_text().splitlines()
+    assert rows[0].startswith("job,status,overrides,monitor,best") and len(rows) == 3
+    assert all(",completed," in row and ",val/ppl," in row for row in rows[1:])
+    assert "best val/ppl first" in result.stdout
