@@ -70,7 +70,7 @@ def train_command(cfg: DictConfig) -> float:
     try:
         if cfg.resume:
             cfg, resumption = resume_config(cfg, run_dir, list(hydra_cfg.overrides.task), choices.keys())
-        return train(cfg, run_dir, resumption, choices)["best"]
+        return train(cfg, run_dir, resumption, choices, list(hydra_cfg.overrides.task))["best"]
     except Exception as ex:  # one failed job must not stop the sweep; the summary lists it
         if hydra_cfg.mode != RunMode.MULTIRUN:
             if resumption is None and not cfg.resume:

@@ -34,7 +34,14 @@ FORMAT_VERSION = 2
 _LAYOUT = {"config": dict, "meta": dict, "model": dict}
 # serialization.temporary_name's pattern: the writer's pid tells a crash's leftovers from a save in progress.
 _TEMPORARY = re.compile(r"\..+\.(?P<pid>\d+)\.[0-9a-f]{12}\.tmp")
-_META_LAYOUT = {"task": str, "classes": list, "input_shape": list, "choices": dict, "total_steps": int}
+_META_LAYOUT = {
+    "task": str,
+    "classes": list,
+    "input_shape": list,
+    "choices": dict,
+    "overrides": list,
+    "total_steps": int,
+}
 
 
 def capture_rng() -> dict[str, Any]:

@@ -44,6 +44,7 @@ with _torch_hidden():
     from tensorboardX.proto.event_pb2 import Event, SessionLog
     from tensorboardX.proto.summary_pb2 import Summary
     from tensorboardX.summary import hparams as hparams_summary
+    from tensorboardX.summary import text as text_summary
 
 
 class TensorBoardLogger:
@@ -80,10 +81,22 @@ class TensorBoardLogger:
         values = [Summary.Value(tag=tag, image=_png_summary(image)) for tag, image in images.items()]
         self._write(Event(step=step, summary=Summary(value=values)))
 
+    def log_text(self, tag: str, text: str, step: int) -> None:
+        """Markdown for TensorBoard's Text tab."""
+        self._write(Event(step=step, summary=text_summary(tag, text)))
+
     def log_hparams(self, hparams: Mapping[str, Any], metric_tags: list[str]) -> None:
-        """The HParams-plugin summaries; the metrics' values are the scalars logged under those tags."""
-        for summary in hparams_summary(dict(hparams), dict.fromkeys(metric_tags, 0.0)):
-            self._write(Event(summary=summary))
+        """The run's HParams session: its hyperparameters, and its end. The metrics' values are the
+        scalars logged under ``metric_tags``; the columns come from the sweep's shared experiment
+        (``log_experiment``), or TensorBoard derives them from all runs."""
+        _, session_start, session_end = hparams_summary(dict(hparams), dict.fromkeys(metric_tags, 0.0))
+        self._write(Event(summary=session_start))
+        self._write(Event(summary=session_end))
+
+    def log_experiment(self, hparams: Mapping[str, Any], metric_tags: list[str]) -> None:
+        """The HParams experiment: the columns, in order (a sweep writes one at its root)."""
+        experiment, _, _ = hparams_summary(dict(hparams), dict.fromkeys(metric_tags, 0.0))
+        self._write(Event(summary=experiment))
 
     def flush(self) -> None:
         self._events.flush()
@@ -138,6 +151,9 @@ class CSVLogger:
 
     def log_images(self, images: Mapping[str, Image.Image], step: int) -> None:
         """Nothing to add: a CSV holds numbers."""
+
+    def log_text(self, tag: str, text: str, step: int) -> None:
+        """Nothing to add: the config is in ``.hydra/``."""
 
     def log_hparams(self, hparams: Mapping[str, Any], metric_tags: list[str]) -> None:
         """Nothing to add: the config is in ``.hydra/`` and the final metrics in metrics.json."""

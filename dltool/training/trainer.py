@@ -1,8 +1,10 @@
 """The training loop: ``train(cfg, run_dir) -> metrics``.
 
 The loop is the same for every task (``dltool.training.tasks``): one epoch is the task's train
-steps (its losses and ``lr`` logged every N steps), then its validation pass, the LR schedules,
-the epoch's metrics and pictures to every logger, one summary line, and the checkpoints.
+steps (its losses, averaged since the last log, as ``train/<loss>_step`` and ``lr`` at step 0 and
+every N steps), then its validation pass, the LR schedules, the epoch's metrics and pictures to
+every logger, one summary line, and the checkpoints. Loggers see steps as optimizer-step indices
+from 0: an epoch's metrics go at its last step's index.
 Everything a continuation needs goes into the checkpoint, so a resumed run reproduces an
 uninterrupted one bit for bit.
 """
@@ -19,7 +21,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ from dltool.training.checkpoint import (
 )
 from dltool.training.console import EpochProgress, run_logging
 from dltool.training.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
+from dltool.training.hparams import compared_metrics, run_hparams
 from dltool.training.options import TrainerOptions
 from dltool.training.resume import Resumption, restore_optimization
 from dltool.training.signals import StopSignal
@@ -78,6 +81,7 @@ class LoopState:
     stale_epochs: int = 0  # epochs since the monitored metric last improved
     first_loss: float | None = None  # the first step's loss, which the divergence guard compares with
     running: dict[str, Any] = dataclasses.field(default_factory=dict)  # this epoch's train sums
+    window: dict[str, Any] = dataclasses.field(default_factory=dict)  # the loss sums since the last log
     last_metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # the last epoch's
 
 
@@ -86,6 +90,7 @@ def train(
     run_dir: str | Path,
     resumption: Resumption | None = None,
     choices: Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train as ``cfg`` says, writing checkpoints, logs and metrics.json into ``run_dir``.
 
@@ -98,6 +103,8 @@ def train(
         resumption: the checkpoint to continue from (``resume.resume_config`` reads it).
         choices: the config groups' options (``model: mlp``), kept in the checkpoints so that a
             resume can tell naming the same option from switching it.
+        overrides: the command's overrides (``optimizer.lr=0.01``): the hyperparameters the run
+            declares to TensorBoard (a resumed run keeps its first command's).
 
     Returns:
         The metrics.json content: status, the monitored metric's best value and the final metrics.
@@ -111,7 +118,7 @@ def train(
         refuse_used_run_dir(run_dir)
     with run_logging(run_dir / "train.log"):
         try:
-            return _Trainer(cfg, run_dir, resumption, dict(choices or {})).fit()
+            return _Trainer(cfg, run_dir, resumption, dict(choices or {}), list(overrides)).fit()
         except (Exception, KeyboardInterrupt) as ex:
             log.debug("run stopped", exc_info=True)
             record_failure(run_dir, ex)
@@ -120,7 +127,12 @@ def train(
 
 class _Trainer:
     def __init__(
-        self, cfg: DictConfig, run_dir: Path, resumption: Resumption | None, choices: dict[str, Any]
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        resumption: Resumption | None,
+        choices: dict[str, Any],
+        overrides: list[str],
     ) -> None:
         self.cfg, self.run_dir = cfg, run_dir
         self.options = o = TrainerOptions.from_config(cfg.trainer)
@@ -146,18 +158,23 @@ class _Trainer:
         self.task.attach_optimizations(self.optimizations)
         self.state = LoopState()
         self.running = MeanMetrics()
+        self.window = MeanMetrics()  # the losses since the last per-step log
         self.writer = CheckpointWriter(run_dir / "checkpoints", o.checkpoint_every_n_epochs, o.keep_last_k)
-        self.choices = choices
+        self.choices, self.overrides = choices, overrides
         if resumption is not None:
             self._restore(resumption)
         # the config is fixed from here on; every checkpoint stores these two trees
         self.config_tree = OmegaConf.to_container(cfg, resolve=False)
         self.resolved_config = OmegaConf.to_container(cfg, resolve=True)
-        purge = self.state.step + 1 if resumption is not None else None
+        purge = self.state.step if resumption is not None else None  # the next step's index
         self.loggers = [
             build(f"logger.{name}", node, run_dir=run_dir, purge_step=purge)
             for name, node in (cfg.get("logger") or {}).items()
         ]
+        if resumption is None:
+            config = OmegaConf.to_yaml(cfg, resolve=True)
+            for logger in self.loggers:
+                logger.log_text("config", f"```yaml\n{config}```", 0)
 
     # ------------------------------------------------------------ setup
 
@@ -193,6 +210,7 @@ class _Trainer:
     def _restore(self, resumption: Resumption) -> None:
         path, checkpoint = resumption.path, resumption.checkpoint
         self.choices = checkpoint["meta"].get("choices") or {}
+        self.overrides = list(checkpoint["meta"].get("overrides") or [])
         load_model_state(self.task, checkpoint["model"], path)
         saved = len(checkpoint.get("optimizers") or [])
         if saved != len(self.optimizations):
@@ -212,6 +230,8 @@ class _Trainer:
             self.state = LoopState(**checkpoint["loop"])
             if self.state.running:
                 self.running.load_state_dict(self.state.running)
+            if self.state.window:
+                self.window.load_state_dict(self.state.window)
             if checkpoint["loader"] is not None:
                 self.data.train_loader.load_state_dict(checkpoint["loader"])
             restore_rng(checkpoint["rng"])
@@ -269,12 +289,16 @@ class _Trainer:
         samples, self.train_speed = 0, 0.0
         with EpochProgress(f"epoch {s.epoch + 1}/{self.epochs}", self.steps_per_epoch) as progress:
             for batch in self.data.train_loader:
+                lr = self._lr()  # the rate this step uses
                 values = self._step(batch)
-                s.batch, s.step, samples = s.batch + 1, s.step + 1, samples + batch_size(batch)
                 losses = _losses(values)
+                self.window.update(losses, 1)
                 if s.step % o.log_every_n_steps == 0:
-                    self._log({**tagged(losses, "train"), "lr": self._lr()})
-                    log.debug(f"epoch {s.epoch + 1} step {s.step}: " + _shown(tagged(losses, "train")))
+                    smoothed = {f"train/{key}_step": value for key, value in self.window.compute().items()}
+                    self._log({**smoothed, "lr": lr}, step=s.step)
+                    self.window = MeanMetrics()
+                    log.debug(f"epoch {s.epoch + 1} step {s.step}: " + _shown(smoothed))
+                s.batch, s.step, samples = s.batch + 1, s.step + 1, samples + batch_size(batch)
                 self.train_speed = samples / max(time.perf_counter() - start, 1e-9)
                 progress.update(s.batch, losses, self.train_speed)
                 if stop.signum is not None:
@@ -345,12 +369,7 @@ class _Trainer:
                 plateau = isinstance(scheduler, dl.optim.lr_scheduler.ReduceLROnPlateau)
                 scheduler.step(score) if plateau else scheduler.step()
         self._log_pictures()
-        # NOTE: the per-step tags are the losses (train/loss); their epoch means go to train/epoch_loss.
-        per_step = {f"train/{key}" for key in _losses(train)}
-        self._log(
-            {(f"train/epoch_{k[6:]}" if k in per_step else k): v for k, v in metrics.items() if k != "lr"},
-            flush=True,
-        )
+        self._log({k: v for k, v in metrics.items() if k != "lr"}, flush=True)
         log.info(
             f"epoch {s.epoch}/{self.epochs}  {_shown(metrics, ('train/', 'val/'))}  lr {lr:.3g}  "
             f"{epoch_time:.1f}s  {self.train_speed:,.0f} samples/s" + ("  (best)" if improved else "")
@@ -383,19 +402,23 @@ class _Trainer:
             return
         pictures = self.task.pictures()
         for logger in showing:
-            logger.log_images(pictures, self.state.step)
+            logger.log_images(pictures, self._last_step())
         for tag in saved:
             if tag in pictures:
                 path = self.run_dir / tag / f"epoch-{self.state.epoch}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 pictures[tag].save(path)
 
+    def _last_step(self) -> int:
+        """The index of the last step done: where an epoch's (or the run's) results are logged."""
+        return max(self.state.step - 1, 0)
+
     def _lr(self) -> float:
         return float(self.optimizations[0].optimizer.param_groups[0]["lr"])
 
-    def _log(self, metrics: dict[str, float], flush: bool = False) -> None:
+    def _log(self, metrics: dict[str, float], flush: bool = False, step: int | None = None) -> None:
         for logger in self.loggers:
-            logger.log_metrics(metrics, self.state.step)
+            logger.log_metrics(metrics, self._last_step() if step is None else step)
             if flush:
                 logger.flush()
 
@@ -407,7 +430,7 @@ class _Trainer:
             return
         s = self.state
         epoch_end = s.batch == 0
-        s.running = self.running.state_dict()
+        s.running, s.window = self.running.state_dict(), self.window.state_dict()
         checkpoint = new_checkpoint(
             config=self.config_tree,
             resolved_config=self.resolved_config,
@@ -416,6 +439,7 @@ class _Trainer:
                 "classes": self.data.classes,
                 "input_shape": list(self.cfg.dataset.get("input_shape") or []),
                 "choices": self.choices,
+                "overrides": self.overrides,
                 "total_steps": self.total_steps,
             },
             model=self.task.state_dict(),
@@ -451,8 +475,8 @@ class _Trainer:
         if tested is not None and not (s.best_epoch == s.epoch and s.batch == 0):
             load_model_state(self.task, load_checkpoint(tested)["model"], tested)
         test = self._evaluate(self.data.test_loader, "test") if self.validates else {}
-        self._log(test, flush=True)
         best = s.best if s.best is not None else final.get(o.monitor) if o.monitor else None
+        self._log({**test, **({f"best/{o.monitor}": best} if best is not None else {})}, flush=True)
         result = {
             "status": "completed",
             "monitor": o.monitor,
@@ -464,9 +488,9 @@ class _Trainer:
             "test_checkpoint": str(tested.relative_to(self.run_dir)) if tested else "last weights",
             "metrics": {**final, **test},
         }
-        hparams = _hparams(self.resolved_config)
+        hparams = run_hparams(self.overrides, self.choices)
         for logger in self.loggers:
-            logger.log_hparams(hparams, [tag for tag in (o.monitor, *test) if tag])
+            logger.log_hparams(hparams, compared_metrics(o.monitor, list(test)))
         _write_json(self.run_dir / "metrics.json", result)
         log.info(
             "done: "
@@ -515,15 +539,3 @@ def _losses(values: dict[str, float]) -> dict[str, float]:
 
 def _shown(metrics: Mapping[str, float], prefixes: tuple[str, ...] = ("",)) -> str:
     return "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(prefixes))
-
-
-def _hparams(config: dict[str, Any]) -> dict[str, Any]:
-    """The resolved config's scalars under dotted keys, for TensorBoard's HParams view."""
-    flat: dict[str, Any] = {"dataset": config["dataset"].get("name", "")}
-    for group in ("model", "optimizer", "scheduler", "loss", "trainer"):
-        for key, value in (config.get(group) or {}).items():
-            if key == "_target_":
-                flat[group] = str(value).rsplit(".", 1)[-1]
-            elif not key.startswith("_"):
-                flat[f"{group}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat

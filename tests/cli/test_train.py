@@ -68,13 +68,13 @@ def test_train_writes_the_run_directory(trained_run: Path) -> None:
 
 
 def test_event_file_holds_the_expected_tags(trained_run: Path) -> None:
-    accumulator = event_accumulator.EventAccumulator(str(trained_run))
+    accumulator = event_accumulator.EventAccumulator(str(trained_run), size_guidance={"tensors": 0})
     accumulator.Reload()
     tags = set(accumulator.Tags()["scalars"])
     assert {
+        "train/loss_step",
         "train/loss",
         "train/acc",
-        "train/epoch_loss",
         "val/loss",
         "val/acc",
         "lr",
@@ -82,17 +82,25 @@ def test_event_file_holds_the_expected_tags(trained_run: Path) -> None:
         "time/samples_per_s",
         "test/loss",
         "test/acc",
+        "best/val/acc",
     } <= tags
-    assert [e.step for e in accumulator.Scalars("train/loss")] == [2, 4, 6, 8, 10, 12]
-    assert [e.step for e in accumulator.Scalars("val/acc")] == [6, 12]
+    # step indices from 0: the first step's loss and learning rate, then every 2 steps; epochs of 6
+    assert [e.step for e in accumulator.Scalars("train/loss_step")] == [0, 2, 4, 6, 8, 10]
+    assert [e.step for e in accumulator.Scalars("lr")] == [0, 2, 4, 6, 8, 10]
+    assert [e.step for e in accumulator.Scalars("val/acc")] == [5, 11]
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert accumulator.Scalars("train/loss")[-1].value == pytest.approx(metrics["metrics"]["train/loss"])
+    assert accumulator.Scalars("best/val/acc")[-1].value == pytest.approx(metrics["best"])
     hparams_content = accumulator.PluginTagToContent("hparams")
-    assert "_hparams_/experiment" in hparams_content
+    assert "_hparams_/experiment" not in hparams_content  # a run's own: TensorBoard derives the columns
     session = plugin_data_pb2.HParamsPluginData.FromString(hparams_content["_hparams_/session_start_info"])
     hparams = session.session_start_info.hparams
-    assert hparams["optimizer"].string_value == "Adam" and hparams["optimizer.lr"].number_value == 1e-3
-    assert hparams["dataset"].string_value == "fashion_mnist"
-    assert hparams["trainer.batch_size"].number_value == 32
-    assert hparams["optimizer.betas"].string_value == "[0.9, 0.999]"
+    assert {"trainer.epochs", "trainer.batch_size", "trainer.limit_train_batches"} <= set(hparams)  # overrides
+    assert "optimizer.betas" not in hparams  # the rest of the config is in the Text tab
+    assert hparams["trainer.batch_size"].number_value == 32 and hparams["model"].string_value == "mlp"
+    assert hparams["dataset"].string_value == "fashion_mnist" and hparams["task"].string_value == "classification"
+    (config,) = accumulator.Tensors("config/text_summary")
+    assert "limit_train_batches: 6" in config.tensor_proto.string_val[0].decode()
     assert [p for p in trained_run.iterdir() if p.is_dir() and p.name not in (".hydra", "checkpoints")] == []
 
 
@@ -101,7 +109,7 @@ def test_event_file_holds_the_validation_pictures(trained_run: Path) -> None:
     accumulator.Reload()
     assert {"val/confusion_matrix", "val/misclassified"} <= set(accumulator.Tags()["images"])
     matrices = accumulator.Images("val/confusion_matrix")
-    assert [e.step for e in matrices] == [6, 12]  # each validation epoch, at the step of its scalars
+    assert [e.step for e in matrices] == [5, 11]  # each validation epoch, at the step of its scalars
     with Image.open(io.BytesIO(matrices[-1].encoded_image_string)) as picture:
         assert picture.format == "PNG" and picture.size == (matrices[-1].width, matrices[-1].height)
 
@@ -144,8 +152,12 @@ def test_resume_after_max_steps_is_bit_for_bit(dltool: Callable, tmp_path: Path)
     assert split["metrics"]["test/acc"] == straight["metrics"]["test/acc"]
     accumulator = event_accumulator.EventAccumulator(str(tmp_path / "runs/split"))
     accumulator.Reload()
-    steps = [e.step for e in accumulator.Scalars("train/loss")]
-    assert steps == sorted(set(steps)) == [2, 4, 6, 8, 10, 12, 14, 16, 18]  # continued, no duplicates
+    steps = [e.step for e in accumulator.Scalars("train/loss_step")]
+    assert steps == sorted(set(steps)) == [0, 2, 4, 6, 8, 10, 12, 14, 16]  # continued, no duplicates
+    expected = event_accumulator.EventAccumulator(str(tmp_path / "runs/straight")).Reload()
+    values = [e.value for e in accumulator.Scalars("train/loss_step")]
+    assert values == [e.value for e in expected.Scalars("train/loss_step")]  # the smoothing window resumed too
+    assert [e.step for e in accumulator.Scalars("val/acc")] == [5, 11, 17]
 
 
 def test_sigterm_mid_epoch_saves_a_resumable_checkpoint(

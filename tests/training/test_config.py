@@ -47,6 +47,8 @@ def test_every_option_composes_and_resolves(group: str, option: str) -> None:
     overrides = [f"{group}={option}"]
     if option == "image_folder":
         overrides.append("dataset.root=/images")
+    if option in ("text", "text_bptt", "lstm_lm", "gru_lm", "transformer_lm"):
+        overrides.append("task=language_model")  # their model and data only fit each other
     cfg = compose("config", overrides=overrides)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
 

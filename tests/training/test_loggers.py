@@ -16,6 +16,7 @@ from dltool.training.loggers import CSVLogger, TensorBoardLogger
 from dltool.training.trainer import train
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
 
 _torch_installed = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None, reason="torch is not installed: nothing to keep out"
@@ -58,6 +59,7 @@ def test_tensorboard_scalars_and_hparams_in_the_run_dir(tmp_path: Path) -> None:
         logger.log_metrics({"train/loss": 1.0 / step, "lr": 0.1}, step)
     logger.log_metrics({"test/acc": 0.9}, 3)
     logger.log_hparams({"optimizer.lr": 0.1, "model": "MLP", "trainer.epochs": 2}, ["test/acc"])
+    logger.log_text("config", "```yaml\nmodel: mlp\n```", 0)
     logger.flush()  # readable before close, as after each epoch
     assert [s for s, _ in _scalars(tmp_path, "train/loss")] == [1, 2, 3]
     logger.close()
@@ -65,7 +67,21 @@ def test_tensorboard_scalars_and_hparams_in_the_run_dir(tmp_path: Path) -> None:
     accumulator = event_accumulator.EventAccumulator(str(tmp_path))
     accumulator.Reload()
     plugins = accumulator.PluginTagToContent("hparams")
-    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+    assert "_hparams_/experiment" not in plugins  # the columns are the sweep's, or derived from all runs
+    assert {"_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(plugins)
+    assert "config/text_summary" in accumulator.PluginTagToContent("text")
+
+
+def test_an_experiment_names_the_columns_in_order(tmp_path: Path) -> None:
+    logger = TensorBoardLogger(tmp_path)
+    logger.log_experiment({"optimizer.lr": 0.1, "model": "mlp"}, ["best/val/acc", "val/acc"])
+    logger.close()
+    accumulator = event_accumulator.EventAccumulator(str(tmp_path))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent("hparams")["_hparams_/experiment"]
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    assert [h.name for h in experiment.hparam_infos] == ["optimizer.lr", "model"]
+    assert [m.name.tag for m in experiment.metric_infos] == ["best/val/acc", "val/acc"]
 
 
 def test_tensorboard_purge_step_drops_steps_after_the_checkpoint(tmp_path: Path) -> None:
