@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import dltool
 from dltool.engine import host_memory
@@ -35,9 +35,13 @@ from dltool.training.evaluation import evaluate_checkpoint
 from dltool.training.generation import generate, sample
 from dltool.training.predict import predict
 from dltool.training.resume import locate_checkpoint, resume_config
+from dltool.training.sweep import job_name
 from dltool.training.trainer import train
 
 _GROUP_OPTIONS_SKIP = ("hydra", "__pycache__")
+
+# the sweep jobs' directory names (conf/config.yaml: hydra.sweep.subdir)
+OmegaConf.register_new_resolver("dltool.job_name", job_name, replace=True)
 
 
 class _Failed(BaseException):
@@ -157,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         values = _override_values(rest)
         if command == "train" and not ("-m" in rest or "--multirun" in rest):
             rest += _run_dir_overrides(values)
+        elif command == "train":
+            rest += _job_name_overrides(rest)
     except Exception as ex:
         print(f"dltool {command}: error: {_one_line(ex)}", file=sys.stderr)
         return 1
@@ -226,6 +232,18 @@ def _run_dir_overrides(values: dict[str, Any]) -> list[str]:
     if run_dir is None:
         extra.append(f"hydra.run.dir={_quote(str(run_dir_of(checkpoint)))}")
     return extra
+
+
+def _job_name_overrides(args: list[str]) -> list[str]:
+    """Name a sweep's job directories after the overrides that vary between jobs only: the
+    constant ones are left out of Hydra's ``override_dirname`` (``0_lr=0.1``, not ``0_epochs=1,lr=0.1``)."""
+    key = "hydra.job.config.override_dirname.exclude_keys"
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    if any(o.startswith(key) for o in overrides):
+        return []
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    constant = [o.key_or_group for o in parsed if not o.is_sweep_override()]
+    return [f"{key}=[{','.join(_quote(k) for k in constant)}]"] if constant else []
 
 
 def _override_values(args: list[str]) -> dict[str, Any]:

@@ -106,7 +106,11 @@ class ImageFolder(DatasetFolder):
     """Images in one subfolder per class (PNG, JPEG, BMP, ...); other files are skipped.
 
     Example:
-        >>> ds = ImageFolder("pets", transform=ToTensor())   # pets/cat/1.png, pets/dog/2.jpg
+        >>> from dltool.datasets.transforms import ToTensor
+        >>> for path in ["pets/cat/1.png", "pets/dog/2.jpg"]:
+        ...     os.makedirs(os.path.dirname(path), exist_ok=True)
+        ...     Image.new("RGB", (32, 32)).save(path)
+        >>> ds = ImageFolder("pets", transform=ToTensor())
         >>> ds.classes, ds.class_to_idx
         (['cat', 'dog'], {'cat': 0, 'dog': 1})
     """

@@ -36,9 +36,12 @@ class MNIST(Dataset):
         download: fetch missing files from the mirrors, checking their md5.
 
     Example:
+        >>> from dltool.datasets import default_root
+        >>> from dltool.datasets.transforms import ToTensor
         >>> ds = FashionMNIST(default_root(), train=False, transform=ToTensor())
-        >>> image, label = ds[0]; image.shape, ds.classes[label]
-        ((1, 28, 28), 'Ankle boot')
+        >>> image, label = ds[0]
+        >>> image.shape, len(ds), ds.classes[:2]
+        ((1, 28, 28), 10000, ['T-shirt/top', 'Trouser'])
     """
 
     mirrors = [

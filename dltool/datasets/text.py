@@ -134,10 +134,11 @@ class TextCorpus(Dataset):
             argument is out of range; the message names the file or the argument.
 
     Example:
-        >>> corpus = TextCorpus("data/shakespeare/input.txt", seq_len=8)
+        >>> _ = Path("hamlet.txt").write_text("HAMLET, Prince of Denmark. " * 4)
+        >>> corpus = TextCorpus("hamlet.txt", seq_len=8)
         >>> x, y = corpus[0]
         >>> corpus.decode(x), corpus.decode(y), len(corpus.vocab)
-        ('HAMLET, ', 'AMLET, P', 80)
+        ('HAMLET, ', 'AMLET, P', 21)
     """
 
     def __init__(

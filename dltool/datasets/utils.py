@@ -80,7 +80,7 @@ def save_image(
         TypeError: the images are not floating point.
 
     Example:
-        >>> save_image(fake_images, "samples.png", nrow=8, normalize=True)
+        >>> save_image(randn(16, 1, 28, 28), "samples.png", nrow=8, normalize=True)
     """
     grid = backend.move(make_grid(tensor, **kwargs)._data, backend.CPU)
     if grid.dtype.kind != "f":

@@ -71,7 +71,7 @@ def save(obj: Any, f: FileLike) -> None:
             previous file is left intact.
 
     Example:
-        >>> save({"model": model.state_dict(), "epoch": 3}, "last.ckpt")
+        >>> save({"model": nn.Linear(4, 2).state_dict(), "epoch": 3}, "last.ckpt")
     """
     arrays: list[np.ndarray] = []
     root = _Encoder(arrays).encode(obj, "obj")
@@ -96,7 +96,10 @@ def load(f: FileLike, map_location: Any = None, *, weights_only: bool | None = N
             crafted to exhaust memory (compressed entries, array headers that overstate their data).
 
     Example:
+        >>> save({"model": nn.Linear(4, 2).state_dict(), "epoch": 3}, "last.ckpt")
         >>> checkpoint = load("last.ckpt", map_location="cpu")
+        >>> checkpoint["epoch"], list(checkpoint["model"])
+        (3, ['weight', 'bias'])
     """
     device = _target_device(map_location)
     name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", repr(f))

@@ -1,8 +1,11 @@
-"""The end-of-sweep summary: every job's final metrics, sorted by the monitored metric.
+"""A sweep's shared pieces: job names, TensorBoard's experiment, and the end-of-sweep summary.
 
 ``SweepSummary`` is a Hydra callback (``hydra.callbacks`` in ``conf/config.yaml``), so it runs
-with any sweeper or launcher plugin: it reads each job directory's ``metrics.json`` and
-``.hydra/overrides.yaml`` and writes ``summary.csv`` into the sweep directory.
+with any sweeper or launcher plugin. At the start it writes the HParams experiment into the sweep
+directory (the swept keys as the first columns); at the end it reads each job directory's
+``metrics.json`` and ``.hydra/overrides.yaml``, prints a table with the best job marked and
+writes it as ``summary.csv`` and ``summary.md``. ``job_name`` names job directories after their
+overrides (``3_lr=0.01,model=lenet``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,27 @@ from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
 from dltool.training.console import console
+from dltool.training.hparams import compared_metrics, sweep_hparams
+from dltool.training.loggers import TensorBoardLogger
+
+# The longest job name after its number: directory names stay short enough to read and to type.
+_NAME_LENGTH = 60
+
+
+def job_name(override_dirname: str) -> str:
+    """A job directory's name after its number: the overrides with each key's last part and the
+    values made safe for a file name (Hydra's ``override_dirname`` is ``optimizer.lr=0.01,...``).
+
+    Example:
+        >>> job_name("model=lenet,optimizer.lr=0.01,dataset.path=/data/a b.txt")
+        'model=lenet,lr=0.01,path=_data_a_b.txt'
+    """
+    items = []
+    for item in override_dirname.split(","):
+        key, sep, value = item.partition("=")
+        items.append(key.rsplit(".", 1)[-1].lstrip("+~") + sep + value)
+    name = re.sub(r"[^\w.,=+-]", "_", ",".join(items))
+    return name[:_NAME_LENGTH] or "job"
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -37,7 +62,8 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
                 "overrides": " ".join(overrides),
                 "monitor": result.get("monitor", ""),
                 "best": result.get("best"),
-                **result.get("metrics", {}),
+                **_values(list(overrides)),
+                **{("final_lr" if k == "lr" else k): v for k, v in result.get("metrics", {}).items()},
                 "error": result.get("error", ""),
                 "dir": str(job_dir),
                 "_mode": result.get("mode", "max"),
@@ -54,7 +80,14 @@ def _rank(row: dict[str, Any]) -> tuple:
 
 
 def _job_number(row: dict[str, Any]) -> tuple:
-    return tuple(int(p) if p.isdigit() else 0 for p in Path(row["job"]).parts)
+    """``(3,)`` for job ``3_lr=0.01`` (and ``3``): the number Hydra gave it."""
+    return tuple(int(m[0]) if (m := re.match(r"\d+", p)) else 0 for p in Path(row["job"]).parts)
+
+
+def _values(overrides: list[str]) -> dict[str, Any]:
+    """Each ``key=value`` override as a column (the value a job ran with, as the sweep gave it)."""
+    pairs = (o.partition("=") for o in overrides)
+    return {key.lstrip("+"): value for key, sep, value in pairs if sep and not key.startswith(("~", "hydra"))}
 
 
 def write_summary(rows: list[dict[str, Any]], path: Path) -> None:
@@ -69,18 +102,44 @@ def write_summary(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
-def print_summary(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
-    """A table of the jobs; the overrides column shows only what differs between jobs."""
-    monitor = next((r["monitor"] for r in rows if r["monitor"]), "best")
+def summary_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The summary's header and rows: the best job marked, only the overrides that differ."""
+    monitor = next((r["monitor"] for r in rows if r["monitor"]), None)
     common = set.intersection(*(set(r["overrides"].split()) for r in rows))
     tests = sorted({k for r in rows for k in r if k.startswith("test/")})
-    table = Table(title=f"sweep {sweep_dir} ({len(rows)} jobs, best {monitor} first)")
-    for column in ("job", "status", "overrides", f"best {monitor}", *tests):
+    header = ["", "job", "status", "overrides", f"best {monitor}" if monitor else "best", *tests]
+    best = rows[0] if rows[0]["status"] == "completed" and rows[0]["best"] is not None else None
+    body = [
+        [
+            "best" if row is best else "",
+            row["job"],
+            row["status"],
+            " ".join(o for o in row["overrides"].split() if o not in common),
+            *(_fmt(row.get(k)) for k in ("best", *tests)),
+        ]
+        for row in rows
+    ]
+    return header, body
+
+
+def print_summary(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
+    """The summary as a table on the console."""
+    header, body = summary_table(rows)
+    table = Table(title=f"sweep {sweep_dir} ({len(rows)} jobs, {header[4]} first)")
+    for column in header:
         table.add_column(column, justify="right" if "/" in column else "left")
-    for row in rows:
-        swept = " ".join(o for o in row["overrides"].split() if o not in common)
-        table.add_row(row["job"], row["status"], swept, *(_fmt(row.get(k)) for k in ("best", *tests)))
+    for line in body:
+        table.add_row(*line)
     console().print(table)
+
+
+def write_markdown(rows: list[dict[str, Any]], path: Path, sweep_dir: Path) -> None:
+    """``summary.md``: the same table as Markdown, the best job marked."""
+    header, body = summary_table(rows)
+    lines = [f"# sweep {sweep_dir.name}", "", f"{len(rows)} jobs, {header[4]} first.", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in body]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _fmt(value: Any) -> str:
@@ -88,7 +147,20 @@ def _fmt(value: Any) -> str:
 
 
 class SweepSummary(Callback):
-    """At the end of a multirun: print the summary table, write summary.csv, report failures."""
+    """At the start of a multirun, TensorBoard's shared experiment; at the end, the summary table,
+    summary.csv and summary.md, and a non-zero exit when a job failed."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if "tensorboard" not in (config.get("logger") or {}):
+            return
+        monitor = config.trainer.get("monitor")
+        tests = ["test/loss", f"test/{monitor.partition('/')[2]}"] if monitor else []
+        hparams = sweep_hparams(list(config.hydra.overrides.task), dict(config.hydra.runtime.choices))
+        logger = TensorBoardLogger(config.hydra.sweep.dir)
+        try:
+            logger.log_experiment(hparams, compared_metrics(monitor, list(dict.fromkeys(tests))))
+        finally:
+            logger.close()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -96,6 +168,7 @@ class SweepSummary(Callback):
         if not rows:
             return
         write_summary(rows, sweep_dir / "summary.csv")
+        write_markdown(rows, sweep_dir / "summary.md", sweep_dir)
         print_summary(rows, sweep_dir)
         failed = [r["job"] for r in rows if r["status"] != "completed"]
         if failed:

@@ -36,7 +36,7 @@ def test_2x2_sweep_writes_four_jobs_and_a_sorted_summary(dltool: Callable, tmp_p
     )
     sweep = tmp_path / "runs" / "sweep"
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["0", "1", "2", "3"]
+    assert jobs == ["0_optimizer=adam,seed=1", "1_optimizer=adam,seed=2", "2_optimizer=adamw,seed=1", "3_optimizer=adamw,seed=2"]
     for job in jobs:
         assert (sweep / job / "checkpoints" / "best.ckpt").exists() and (
             sweep / job / "metrics.json"
@@ -56,12 +56,29 @@ def test_a_failing_job_does_not_stop_the_sweep(dltool: Callable, tmp_path: Path)
         "job 0 (" in result.stderr
         and "optimizer.lr=-1) failed: optimizer (dltool.engine.optim.Adam): Invalid learning rate: -1"
         in result.stderr
-        and "runs/sweep/0/train.log" in result.stderr
+        and "runs/sweep/0_lr=-1/train.log" in result.stderr
     )
-    assert "1 of 2 sweep jobs did not complete (jobs 0)" in result.stderr
+    assert "1 of 2 sweep jobs did not complete (jobs 0_lr=-1)" in result.stderr
     rows = _summary(tmp_path / "runs" / "sweep")
-    assert [(r["job"], r["status"]) for r in rows] == [("1", "completed"), ("0", "failed")]
+    assert [(r["job"], r["status"]) for r in rows] == [("1_lr=0.001", "completed"), ("0_lr=-1", "failed")]
+    assert [r["optimizer.lr"] for r in rows] == ["0.001", "-1"]  # the swept value, beside the final_lr
+    markdown = (tmp_path / "runs/sweep/summary.md").read_text().splitlines()
+    assert markdown[4].startswith("|  | job | status | overrides | best val/acc |")
+    assert markdown[6].startswith("| best | 1_lr=0.001 | completed | optimizer.lr=0.001 |")
+    assert markdown[7].startswith("|  | 0_lr=-1 | failed |")
     assert "Invalid learning rate" in rows[1]["error"]
+    experiment = _experiment(tmp_path / "runs/sweep")  # shared by the jobs: the columns in order
+    assert [h.name for h in experiment.hparam_infos][:2] == ["optimizer.lr", "trainer.epochs"]
+    assert [m.name.tag for m in experiment.metric_infos] == ["best/val/acc", "val/acc", "test/loss", "test/acc"]
+
+
+def _experiment(sweep: Path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
+    accumulator = event_accumulator.EventAccumulator(str(sweep))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent("hparams")["_hparams_/experiment"]
+    return plugin_data_pb2.HParamsPluginData.FromString(content).experiment
 
 
 _SWEEPER = textwrap.dedent('''
@@ -125,6 +142,6 @@ def test_a_sweeper_plugin_receives_each_jobs_metric(tmp_path: Path, data_root: P
         overrides.split()[-1]: value
         for overrides, value in json.loads((sweep / "returned.json").read_text()).items()
     }
-    for job, lr in (("0", "optimizer.lr=0.01"), ("1", "optimizer.lr=0.001")):
+    for job, lr in (("0_lr=0.01", "optimizer.lr=0.01"), ("1_lr=0.001", "optimizer.lr=0.001")):
         assert returned[lr] == json.loads((sweep / job / "metrics.json").read_text())["best"]
     assert len(_summary(sweep)) == 2

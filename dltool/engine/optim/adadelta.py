@@ -24,6 +24,7 @@ class Adadelta(Optimizer):
     ``foreach`` and ``capturable`` are accepted for compatibility: updates are always whole-array.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = Adadelta(model.parameters(), lr=1.0, rho=0.9)
     """
 

@@ -25,6 +25,7 @@ class Adagrad(Optimizer):
     ``foreach`` and ``fused`` are accepted for compatibility.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = Adagrad(model.parameters(), lr=1e-2, lr_decay=1e-4)
     """
 

@@ -27,6 +27,7 @@ class Adam(Optimizer):
     ``capturable`` are accepted for compatibility: updates are always whole-array.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), amsgrad=True)
     """
 

@@ -25,6 +25,7 @@ class Adamax(Optimizer):
     ``foreach`` and ``capturable`` are accepted for compatibility: updates are always whole-array.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = Adamax(model.parameters(), lr=2e-3, betas=(0.9, 0.999))
     """
 

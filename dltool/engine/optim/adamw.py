@@ -15,6 +15,7 @@ class AdamW(Adam):
     ``weight_decay=1e-2``.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     """
 

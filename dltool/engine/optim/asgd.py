@@ -30,7 +30,10 @@ class ASGD(Optimizer):
     as in PyTorch. ``foreach`` and ``capturable`` are accepted for compatibility.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = ASGD(model.parameters(), lr=1e-2, t0=1000)
+        >>> model(randn(3, 4)).sum().backward()
+        >>> opt.step()
         >>> averaged = [opt.state[p]["ax"] for p in model.parameters()]
     """
 

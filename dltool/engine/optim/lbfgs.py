@@ -39,13 +39,15 @@ class LBFGS(Optimizer):
         line_search_fn: ``None`` (fixed steps of ``lr``) or ``"strong_wolfe"``.
 
     Example:
+        >>> model, loss_fn = nn.Linear(3, 1), nn.MSELoss()
+        >>> x, y = randn(8, 3), randn(8, 1)
         >>> opt = LBFGS(model.parameters(), history_size=10, line_search_fn="strong_wolfe")
         >>> def closure():
         ...     opt.zero_grad()
         ...     loss = loss_fn(model(x), y)
         ...     loss.backward()
         ...     return loss
-        >>> opt.step(closure)
+        >>> loss = opt.step(closure)
     """
 
     def __init__(

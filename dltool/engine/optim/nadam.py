@@ -30,6 +30,7 @@ class NAdam(Optimizer):
     does. ``foreach`` and ``capturable`` are accepted for compatibility.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = NAdam(model.parameters(), lr=2e-3, momentum_decay=4e-3)
     """
 

@@ -42,7 +42,7 @@ class Optimizer:
 
     Example:
         >>> w = tensor([1.0, 2.0], requires_grad=True)
-        >>> opt = SGD([w], lr=0.1)
+        >>> opt = torch.optim.SGD([w], lr=0.1)
         >>> (w * w).sum().backward()
         >>> opt.step()
         >>> w

@@ -27,6 +27,7 @@ class RAdam(Optimizer):
     does. ``foreach`` and ``capturable`` are accepted for compatibility.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = RAdam(model.parameters(), lr=1e-3, weight_decay=1e-2, decoupled_weight_decay=True)
     """
 

@@ -26,6 +26,7 @@ class RMSprop(Optimizer):
     ``grad_avg`` (``centered``). ``foreach`` and ``capturable`` are accepted for compatibility.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = RMSprop(model.parameters(), lr=1e-2, alpha=0.99, centered=True)
     """
 

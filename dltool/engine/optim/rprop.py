@@ -24,6 +24,7 @@ class Rprop(Optimizer):
     ``capturable`` are accepted for compatibility.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = Rprop(model.parameters(), lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50))
     """
 

@@ -21,6 +21,7 @@ class SGD(Optimizer):
     ``foreach`` and ``fused`` are accepted for compatibility: updates are always whole-array.
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     """
 

@@ -75,7 +75,7 @@ class Sequential(_IndexedModules):
     """Modules applied one after the other; built from modules or an ``OrderedDict`` of them.
 
     Example:
-        >>> model = Sequential(Linear(4, 8), ReLU(), Linear(8, 2))
+        >>> model = Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> model[0], len(model)
         (Linear(in_features=4, out_features=8, bias=True), 3)
     """

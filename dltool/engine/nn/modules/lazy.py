@@ -27,7 +27,7 @@ class LazyModuleMixin:
     records the inferred size and calls ``_materialize`` with the shapes.
 
     Example:
-        >>> layer = LazyLinear(3)
+        >>> layer = nn.LazyLinear(3)
         >>> y = layer(zeros(2, 5))
         >>> type(layer).__name__, tuple(layer.weight.shape)
         ('Linear', (3, 5))

@@ -41,7 +41,7 @@ class Module:
         >>> class Net(Module):
         ...     def __init__(self):
         ...         super().__init__()
-        ...         self.fc = Linear(4, 2)
+        ...         self.fc = nn.Linear(4, 2)
         ...     def forward(self, x):
         ...         return self.fc(x).relu()
         >>> list(Net().state_dict())

@@ -29,7 +29,7 @@ class DataParallel(Module):
         dim: the dimension PyTorch splits batches along (kept for reading; dltool does not split).
 
     Example:
-        >>> model = DataParallel(Linear(2, 3))
+        >>> model = DataParallel(nn.Linear(2, 3))
         >>> sorted(model.state_dict())
         ['module.bias', 'module.weight']
     """

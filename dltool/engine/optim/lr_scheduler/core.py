@@ -166,6 +166,7 @@ class LambdaLR(_LambdaScheduler):
     lambdas: recreate the scheduler with the same functions before loading.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = LambdaLR(opt, lr_lambda=lambda epoch: 0.95**epoch)
     """
 
@@ -191,6 +192,7 @@ class MultiplicativeLR(_LambdaScheduler):
     Its ``state_dict`` is saved as ``LambdaLR``'s is: functions and lambdas are not saved.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = MultiplicativeLR(opt, lr_lambda=lambda epoch: 0.95)
     """
 

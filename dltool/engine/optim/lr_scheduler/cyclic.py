@@ -27,6 +27,7 @@ class CyclicLR(LRScheduler):
     ``state_dict`` keeps the attributes of a callable object ``scale_fn`` but not a function.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=500, mode="triangular2")
     """
 
@@ -116,6 +117,7 @@ class OneCycleLR(LRScheduler):
     ``max_momentum`` and ``base_momentum``. ``anneal_strategy`` is ``"cos"`` or ``"linear"``.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = OneCycleLR(opt, max_lr=0.1, total_steps=1000)
     """
 

@@ -20,6 +20,7 @@ class StepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = StepLR(opt, step_size=30, gamma=0.1)
     """
 
@@ -43,6 +44,7 @@ class MultiStepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` at each milestone epoch.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = MultiStepLR(opt, milestones=[30, 80], gamma=0.1)
     """
 
@@ -73,6 +75,7 @@ class ExponentialLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every epoch.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = ExponentialLR(opt, gamma=0.9)
     """
 
@@ -93,6 +96,7 @@ class CosineAnnealingLR(LRScheduler):
     """Anneal the learning rate from ``initial_lr`` to ``eta_min`` along a half cosine of ``T_max`` epochs.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = CosineAnnealingLR(opt, T_max=100, eta_min=1e-5)
     """
 
@@ -128,6 +132,7 @@ class LinearLR(LRScheduler):
     """Scale the learning rate by a factor going linearly from ``start_factor`` to ``end_factor``.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> warmup = LinearLR(opt, start_factor=0.1, total_iters=5)
     """
 
@@ -169,6 +174,7 @@ class ConstantLR(LRScheduler):
     """Scale the learning rate by ``factor`` for the first ``total_iters`` epochs.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> warmup = ConstantLR(opt, factor=0.5, total_iters=4)
     """
 
@@ -197,6 +203,7 @@ class PolynomialLR(LRScheduler):
     """Decay the learning rate as ``(1 - epoch / total_iters) ** power``, reaching 0 at ``total_iters``.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = PolynomialLR(opt, total_iters=100, power=2.0)
     """
 
@@ -228,11 +235,13 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     schedulers, it does not warn about it, as in PyTorch.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = CosineAnnealingWarmRestarts(opt, T_0=10, T_mult=2, eta_min=1e-5)
+        >>> batches = 4
         >>> for epoch in range(30):
-        ...     for i, batch in enumerate(loader):
-        ...         train_step(batch)
-        ...         scheduler.step(epoch + i / len(loader))
+        ...     for i in range(batches):
+        ...         opt.step()  # after the batch's backward
+        ...         scheduler.step(epoch + i / batches)
     """
 
     def __init__(

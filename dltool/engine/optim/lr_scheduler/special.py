@@ -52,6 +52,8 @@ class SequentialLR(_Composite):
     """Run ``schedulers`` one after another, switching at each of the ``milestones`` epochs.
 
     Example:
+        >>> from dltool.engine.optim.lr_scheduler import CosineAnnealingLR, LinearLR
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> warmup = LinearLR(opt, start_factor=0.1, total_iters=5)
         >>> decay = CosineAnnealingLR(opt, T_max=95)
         >>> scheduler = SequentialLR(opt, schedulers=[warmup, decay], milestones=[5])
@@ -106,6 +108,8 @@ class ChainedScheduler(_Composite):
     """Step all of ``schedulers`` at every step, each changing the learning rates the last one set.
 
     Example:
+        >>> from dltool.engine.optim.lr_scheduler import ConstantLR, ExponentialLR
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> warmup = ConstantLR(opt, factor=0.1, total_iters=20)
         >>> decay = ExponentialLR(opt, gamma=0.9)
         >>> scheduler = ChainedScheduler([warmup, decay], optimizer=opt)
@@ -140,8 +144,9 @@ class ReduceLROnPlateau(LRScheduler):
         eps: reductions smaller than this are skipped.
 
     Example:
+        >>> opt = torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)
         >>> scheduler = ReduceLROnPlateau(opt, mode="min", patience=5)
-        >>> scheduler.step(val_loss)
+        >>> scheduler.step(0.42)  # the epoch's validation loss
     """
 
     def __init__(

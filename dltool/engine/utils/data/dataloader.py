@@ -32,6 +32,7 @@ class DataLoader:
     the epoch. Datasets with ``__getitems__`` fetch a whole batch per call (the fast path).
 
     Example:
+        >>> from dltool.engine.utils.data import TensorDataset
         >>> loader = DataLoader(TensorDataset(arange(10)), batch_size=4, shuffle=True)
         >>> [len(x) for (x,) in loader]
         [4, 4, 2]
