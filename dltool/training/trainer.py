@@ -298,6 +298,7 @@ class _Trainer:
                     self._log({**smoothed, "lr": lr}, step=s.step)
                     self.window = MeanMetrics()
                     log.debug(f"epoch {s.epoch + 1} step {s.step}: " + _shown(smoothed))
+                self._log_histograms()
                 s.batch, s.step, samples = s.batch + 1, s.step + 1, samples + batch_size(batch)
                 self.train_speed = samples / max(time.perf_counter() - start, 1e-9)
                 progress.update(s.batch, losses, self.train_speed)
@@ -408,6 +409,19 @@ class _Trainer:
                 path = self.run_dir / tag / f"epoch-{self.state.epoch}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 pictures[tag].save(path)
+
+    def _log_histograms(self) -> None:
+        """Each parameter's weights and gradients after this step, for the loggers due to get them."""
+        due = [g for g in self.loggers if g.histograms and self.state.step % g.histograms == 0]
+        if not due:
+            return
+        arrays = {}
+        for name, parameter in self.task.named_parameters():
+            arrays[f"weights/{name}"] = parameter.detach().numpy(force=True)
+            if parameter.grad is not None:
+                arrays[f"grads/{name}"] = parameter.grad.numpy(force=True)
+        for logger in due:
+            logger.log_histograms(arrays, self.state.step)
 
     def _last_step(self) -> int:
         """The index of the last step done: where an epoch's (or the run's) results are logged."""

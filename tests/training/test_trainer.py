@@ -196,3 +196,14 @@ def test_the_start_line_counts_the_samples_a_pass_uses(fashion: Callable, tmp_pa
     train(fashion("trainer.epochs=1", "logger=none"), tmp_path)
     first = (tmp_path / "train.log").read_text().splitlines()[0]
     assert "128 of 54,000 train, 200 of 6,000 val, 200 of 10,000 test samples" in first
+
+
+def test_weight_and_gradient_histograms_every_n_steps(fashion: Callable, tmp_path: Path) -> None:
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    train(fashion("logger.tensorboard.histograms=3"), tmp_path)  # 8 steps: indices 0-7
+    events = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"histograms": 0}).Reload()
+    weights = events.Histograms("weights/model.layers.1.weight")
+    assert [e.step for e in weights] == [0, 3, 6]
+    final = load_checkpoint(tmp_path / "checkpoints/last.ckpt")["model"]["model.layers.1.weight"].numpy()
+    assert weights[0].histogram_value.num == final.size
+    assert "grads/model.layers.1.bias" in events.Tags()["histograms"]
