@@ -25,8 +25,7 @@ def _check_tokens(model: nn.Module, tokens: Tensor) -> None:
 class RNNLanguageModel(nn.Module):
     """``Embedding-Dropout-RNN-Dropout-Linear``, as PyTorch's word_language_model example builds it.
 
-    The submodule names (``encoder``, ``rnn``, ``decoder``) and the initialization (embedding and
-    decoder weights from ``U(-0.1, 0.1)``, decoder bias zero) are the example's, so its state dicts
+    The submodule names (``encoder``, ``rnn``, ``decoder``) are the example's, so its state dicts
     load here. ``dropout`` also applies between stacked recurrent layers.
 
     Args:
@@ -38,6 +37,10 @@ class RNNLanguageModel(nn.Module):
         dropout: the drop probability on the embeddings, between layers, and on the outputs.
         tie_weights: share the embedding matrix with the decoder (Press & Wolf, 2017); needs
             ``embedding_dim == hidden_size``.
+        init_range: start the embedding and decoder weights from ``U(-init_range, init_range)``
+            and the decoder bias at zero, as the word_language_model example does with 0.1; None
+            keeps each layer's own initialization (the embedding from ``N(0, 1)``), which trained
+            the Shakespeare characters faster (see docs/tasks.md).
 
     Raises:
         ValueError: an unknown ``cell``, or ``tie_weights`` with different sizes.
@@ -59,6 +62,7 @@ class RNNLanguageModel(nn.Module):
         cell: str = "lstm",
         dropout: float = 0.0,
         tie_weights: bool = False,
+        init_range: float | None = None,
     ) -> None:
         super().__init__()
         if cell not in _CELLS:
@@ -82,9 +86,10 @@ class RNNLanguageModel(nn.Module):
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if tie_weights:
             self.decoder.weight = self.encoder.weight
-        init.uniform_(self.encoder.weight, -0.1, 0.1)
-        init.uniform_(self.decoder.weight, -0.1, 0.1)
-        init.zeros_(self.decoder.bias)
+        if init_range is not None:
+            init.uniform_(self.encoder.weight, -init_range, init_range)
+            init.uniform_(self.decoder.weight, -init_range, init_range)
+            init.zeros_(self.decoder.bias)
 
     def forward(self, tokens: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         """Logits for the token after each of ``tokens``, and the recurrent state after the last.
