@@ -41,13 +41,14 @@ def run_hparams(overrides: Sequence[str], choices: Mapping[str, Any]) -> dict[st
     return hparams
 
 
-def sweep_hparams(overrides: Sequence[str], choices: Mapping[str, Any]) -> dict[str, Any]:
-    """A sweep's hyperparameters, each with its first value: the swept keys, then the constant
-    overrides and the groups (the order TensorBoard's columns take)."""
+def sweep_hparams(overrides: Sequence[str], choices: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A sweep's hyperparameters, each with its first value (the swept keys, then the constant
+    overrides and the groups), and the swept keys."""
     parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])
     swept = {o.key_or_group: _first(o) for o in parsed if o.is_sweep_override()}
     constant = [o.input_line for o in parsed if not o.is_sweep_override()]
-    return {**swept, **{k: v for k, v in run_hparams(constant, choices).items() if k not in swept}}
+    rest = {k: v for k, v in run_hparams(constant, choices).items() if k not in swept}
+    return {**swept, **rest}, list(swept)
 
 
 def compared_metrics(monitor: str | None, test_metrics: Sequence[str]) -> list[str]:

@@ -14,7 +14,7 @@ import io
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,9 @@ def _torch_hidden() -> Iterator[None]:
 
 with _torch_hidden():
     from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto.api_pb2 import HParamInfo
     from tensorboardX.proto.event_pb2 import Event, SessionLog
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
     from tensorboardX.proto.summary_pb2 import Summary
     from tensorboardX.summary import histogram as histogram_summary
     from tensorboardX.summary import hparams as hparams_summary
@@ -50,6 +52,7 @@ with _torch_hidden():
 
 
 _HISTOGRAM_BINS = 64
+_DIFFERS = b"\x38\x01"  # HParamInfo.differs (field 7, varint) = true
 
 
 class TensorBoardLogger:
@@ -113,10 +116,23 @@ class TensorBoardLogger:
         self._write(Event(summary=session_start))
         self._write(Event(summary=session_end))
 
-    def log_experiment(self, hparams: Mapping[str, Any], metric_tags: list[str]) -> None:
-        """The HParams experiment: the columns, in order (a sweep writes one at its root)."""
-        experiment, _, _ = hparams_summary(dict(hparams), dict.fromkeys(metric_tags, 0.0))
-        self._write(Event(summary=experiment))
+    def log_experiment(
+        self, hparams: Mapping[str, Any], metric_tags: list[str], varying: Collection[str] = ()
+    ) -> None:
+        """The HParams experiment (a sweep writes one at its root): the hyperparameter and metric
+        columns. TensorBoard lists the ``varying`` hyperparameters first (it sorts by "differs
+        between runs", then by name) and shows the first few by default."""
+        summary, _, _ = hparams_summary(dict(hparams), dict.fromkeys(metric_tags, 0.0))
+        metadata = summary.value[0].metadata.plugin_data
+        data = HParamsPluginData.FromString(metadata.content)
+        infos = list(data.experiment.hparam_infos)
+        del data.experiment.hparam_infos[:]
+        for info in infos:
+            # NOTE: tensorboardX's proto lacks TensorBoard's field 7, `differs`; written as raw bytes
+            raw = info.SerializeToString() + (_DIFFERS if info.name in varying else b"")
+            data.experiment.hparam_infos.append(HParamInfo.FromString(raw))
+        metadata.content = data.SerializeToString()
+        self._write(Event(summary=summary))
 
     def flush(self) -> None:
         self._events.flush()

@@ -155,10 +155,10 @@ class SweepSummary(Callback):
             return
         monitor = config.trainer.get("monitor")
         tests = ["test/loss", f"test/{monitor.partition('/')[2]}"] if monitor else []
-        hparams = sweep_hparams(list(config.hydra.overrides.task), dict(config.hydra.runtime.choices))
+        hparams, swept = sweep_hparams(list(config.hydra.overrides.task), dict(config.hydra.runtime.choices))
         logger = TensorBoardLogger(config.hydra.sweep.dir)
         try:
-            logger.log_experiment(hparams, compared_metrics(monitor, list(dict.fromkeys(tests))))
+            logger.log_experiment(hparams, compared_metrics(monitor, list(dict.fromkeys(tests))), swept)
         finally:
             logger.close()
 

@@ -74,13 +74,13 @@ def test_tensorboard_scalars_and_hparams_in_the_run_dir(tmp_path: Path) -> None:
 
 def test_an_experiment_names_the_columns_in_order(tmp_path: Path) -> None:
     logger = TensorBoardLogger(tmp_path)
-    logger.log_experiment({"optimizer.lr": 0.1, "model": "mlp"}, ["best/val/acc", "val/acc"])
+    logger.log_experiment({"optimizer.lr": 0.1, "model": "mlp"}, ["best/val/acc", "val/acc"], ["optimizer.lr"])
     logger.close()
     accumulator = event_accumulator.EventAccumulator(str(tmp_path))
     accumulator.Reload()
     content = accumulator.PluginTagToContent("hparams")["_hparams_/experiment"]
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
-    assert [h.name for h in experiment.hparam_infos] == ["optimizer.lr", "model"]
+    assert [(h.name, h.differs) for h in experiment.hparam_infos] == [("optimizer.lr", True), ("model", False)]
     assert [m.name.tag for m in experiment.metric_infos] == ["best/val/acc", "val/acc"]
 
 
