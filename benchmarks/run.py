@@ -27,6 +27,8 @@ WORKLOADS = {
     "data_loader": ("benchmarks.data_loader", {}),
     "trainer": ("benchmarks.trainer", {"bare": 1.05}),
     "memory": ("benchmarks.memory", {"torch": 1.5}),
+    "gan": ("benchmarks.gan", {}),  # measured, not gated
+    "char_lstm": ("benchmarks.char_lstm", {}),
 }
 
 

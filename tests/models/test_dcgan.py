@@ -12,43 +12,7 @@ from dltool.models.dcgan import Discriminator, Generator
 torch = pytest.importorskip("torch")
 tnn = torch.nn
 
-
-class _TorchGenerator(tnn.Module):
-    def __init__(self, latent_dim: int, channels: int, features: int, image_size: int) -> None:
-        super().__init__()
-        side = image_size // 4
-        self.net = tnn.Sequential(
-            tnn.Linear(latent_dim, 2 * features * side * side, bias=False),
-            tnn.Unflatten(1, (2 * features, side, side)),
-            tnn.BatchNorm2d(2 * features),
-            tnn.ReLU(),
-            tnn.ConvTranspose2d(2 * features, features, 4, 2, 1, bias=False),
-            tnn.BatchNorm2d(features),
-            tnn.ReLU(),
-            tnn.ConvTranspose2d(features, channels, 4, 2, 1),
-            tnn.Tanh(),
-        )
-
-    def forward(self, z):
-        return self.net(z)
-
-
-class _TorchDiscriminator(tnn.Module):
-    def __init__(self, channels: int, features: int, image_size: int) -> None:
-        super().__init__()
-        side = image_size // 4
-        self.net = tnn.Sequential(
-            tnn.Conv2d(channels, features, 4, 2, 1),
-            tnn.LeakyReLU(0.2),
-            tnn.Conv2d(features, 2 * features, 4, 2, 1, bias=False),
-            tnn.BatchNorm2d(2 * features),
-            tnn.LeakyReLU(0.2),
-            tnn.Flatten(),
-            tnn.Linear(2 * features * side * side, 1),
-        )
-
-    def forward(self, x):
-        return self.net(x).squeeze(1)
+from benchmarks.torch_twins import TorchDiscriminator, TorchGenerator  # noqa: E402  (needs torch)
 
 
 def _twin(model: dl.nn.Module, twin: tnn.Module) -> tnn.Module:
@@ -93,8 +57,8 @@ def test_forward_loss_and_gradients_match_pytorch(
     gen = Generator(latent_dim, channels, features, image_size).double()
     disc = Discriminator(channels, features, image_size).double()
     twins = (
-        _twin(gen, _TorchGenerator(latent_dim, channels, features, image_size)),
-        _twin(disc, _TorchDiscriminator(channels, features, image_size)),
+        _twin(gen, TorchGenerator(latent_dim, channels, features, image_size)),
+        _twin(disc, TorchDiscriminator(channels, features, image_size)),
     )
     assert list(gen.state_dict()) == list(twins[0].state_dict())
     assert list(disc.state_dict()) == list(twins[1].state_dict())

@@ -12,23 +12,9 @@ from dltool.models.language import RNNLanguageModel, TransformerLanguageModel
 torch = pytest.importorskip("torch")
 tnn = torch.nn
 
+from benchmarks.torch_twins import TorchRNNLanguageModel  # noqa: E402  (needs torch)
+
 VOCAB = 11
-
-
-class _TorchRNNLM(tnn.Module):
-    def __init__(self, embedding_dim, hidden_size, num_layers, cell, tie_weights):
-        super().__init__()
-        self.drop = tnn.Dropout(0.0)
-        self.encoder = tnn.Embedding(VOCAB, embedding_dim)
-        rnn = {"lstm": tnn.LSTM, "gru": tnn.GRU, "rnn": tnn.RNN}[cell]
-        self.rnn = rnn(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True)
-        self.decoder = tnn.Linear(hidden_size, VOCAB)
-        if tie_weights:
-            self.decoder.weight = self.encoder.weight
-
-    def forward(self, tokens, state=None):
-        output, state = self.rnn(self.drop(self.encoder(tokens)), state)
-        return self.decoder(self.drop(output)), state
 
 
 class _TorchTransformerLM(tnn.Module):
@@ -55,7 +41,7 @@ class _TorchTransformerLM(tnn.Module):
 def _rnn(cell="lstm", tie_weights=False):
     size = 6 if tie_weights else 7
     kwargs = dict(embedding_dim=6, hidden_size=size, num_layers=2, cell=cell, tie_weights=tie_weights)
-    return RNNLanguageModel(VOCAB, dropout=0.0, **kwargs), _TorchRNNLM(**kwargs)
+    return RNNLanguageModel(VOCAB, dropout=0.0, **kwargs), TorchRNNLanguageModel(VOCAB, **kwargs)
 
 
 def _transformer():

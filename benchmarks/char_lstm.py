@@ -1,0 +1,61 @@
+"""Workload 9: one training step of the character LSTM as ``task=language_model`` takes it.
+
+The default config's model (``RNNLanguageModel(vocab_size=80, embedding_dim=64, hidden_size=256,
+num_layers=2, cell="lstm")``, Shakespeare's 80 characters) on a batch of 64 windows of 100 random
+tokens: cross-entropy over every position, gradient norm clipped at 1.0, Adam at lr 2e-3. The
+recurrent state runs on from one step to the next, detached, as with ``carry_state``. Both
+frameworks start from the same weights. An epoch of the Shakespeare corpus's training split is
+226 such steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import dltool.engine as dl
+from benchmarks.common import Settings, timed, torch
+from benchmarks.models import copy_weights
+from dltool.models.language import RNNLanguageModel
+
+TITLE = "char-LSTM step, 64 x 100 (Shakespeare epoch = 226 steps)"
+MODEL = {"vocab_size": 80, "embedding_dim": 64, "hidden_size": 256, "num_layers": 2, "cell": "lstm"}
+
+
+def _step(lib: Any, model: Any, optimizer: Any, inputs: Any, targets: Any, state: Any) -> Any:
+    """One step from ``state``; the new state, detached."""
+    logits, state = model(inputs, state)
+    loss = lib.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    optimizer.zero_grad()
+    loss.backward()
+    lib.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return tuple(s.detach() for s in state)
+
+
+def cases(settings: Settings) -> dict[str, Callable[[], float]]:
+    batch, length = (4, 10) if settings.tiny else (64, 100)
+    stream = np.random.default_rng(0).integers(0, MODEL["vocab_size"], (batch, length + 1))
+    dl.manual_seed(0)
+    model = RNNLanguageModel(**MODEL)
+
+    def case(lib: Any, net: Any) -> Callable[[], float]:
+        optimizer = lib.optim.Adam(net.parameters(), lr=2e-3)
+        inputs, targets = (lib.from_numpy(np.ascontiguousarray(a)) for a in (stream[:, :-1], stream[:, 1:]))
+        carried = [None]  # the recurrent state, from one step to the next
+
+        def step() -> None:
+            carried[0] = _step(lib, net, optimizer, inputs, targets, carried[0])
+
+        return lambda: timed(step)
+
+    result = {"dltool": case(dl, model)}
+    if torch is not None:
+        from benchmarks import torch_twins
+
+        twin = torch_twins.TorchRNNLanguageModel(**MODEL)
+        copy_weights(model, twin, torch)
+        result["torch"] = case(torch, twin)
+    return result
