@@ -187,6 +187,10 @@ def restore_optimization(
     path, checkpoint = resumption.path, resumption.checkpoint
     optimizer, scheduler = optimization.optimizer, optimization.scheduler
     key, scheduler_key = optimization.config_key, optimization.scheduler_key
+    fresh = dict(optimizer.defaults)  # the config's values, before the checkpoint's are loaded
+    _load_optimization_state(path, checkpoint, index, optimizer, scheduler)
+    if key is None:  # built by the task's code: no config settings to follow
+        return scheduler
     changed = changed_settings(checkpoint["config"], cfg, [k for k in (key, scheduler_key) if k])
     if f"{key}._target_" in changed:
         raise ConfigError(f"resume: {key}._target_ cannot change; start a new run with the new optimizer")
@@ -195,16 +199,6 @@ def restore_optimization(
         saved_total = checkpoint["meta"].get("total_steps", total_steps)
         if saved_total != total_steps:
             changed["total_steps"] = (saved_total, total_steps)
-    fresh = dict(optimizer.defaults)
-    try:
-        optimizer.load_state_dict(checkpoint["optimizers"][index])
-        saved_scheduler = checkpoint["schedulers"][index]
-        if (saved_scheduler is None) != (scheduler is None):
-            raise ValueError("the run's config and the checkpoint disagree on having an LR scheduler")
-        if scheduler is not None:
-            scheduler.load_state_dict(saved_scheduler)
-    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as ex:
-        raise CheckpointError(f"{path}: optimizer/scheduler state does not fit this run: {ex}") from ex
     for name in (k.partition(".")[2] for k in changed if k.startswith(f"{key}.")):
         if name in fresh:
             _set_hyperparameter(optimizer, f"{key}.{name}", fresh[name], changed[f"{key}.{name}"][0])
@@ -215,6 +209,20 @@ def restore_optimization(
     if scheduler is None or not schedule_changed or (plateau and schedule_changed == [f"{key}.lr"]):
         return scheduler
     return _replay_schedule(scheduler, rebuild_scheduler, optimizer, schedule_changed, changed, total_steps)
+
+
+def _load_optimization_state(
+    path: Path, checkpoint: dict[str, Any], index: int, optimizer: dl.optim.Optimizer, scheduler: Any
+) -> None:
+    try:
+        optimizer.load_state_dict(checkpoint["optimizers"][index])
+        saved_scheduler = checkpoint["schedulers"][index]
+        if (saved_scheduler is None) != (scheduler is None):
+            raise ValueError("the run's config and the checkpoint disagree on having an LR scheduler")
+        if scheduler is not None:
+            scheduler.load_state_dict(saved_scheduler)
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as ex:
+        raise CheckpointError(f"{path}: optimizer/scheduler state does not fit this run: {ex}") from ex
 
 
 def _set_hyperparameter(optimizer: dl.optim.Optimizer, key: str, value: Any, old: Any) -> None:
