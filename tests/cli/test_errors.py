@@ -30,7 +30,7 @@ def _one_line_error(result, command: str = "train") -> str:
     ("args", "expected"),
     [
         (["trainer.foo=1"], "Could not override 'trainer.foo'"),
-        (["model=nope"], "Could not find 'model/nope'. Available options in 'model': cnn, lenet"),
+        (["model=nope"], "Could not find 'model/nope'. Available options in 'model': cnn, dcgan, gru_lm, lenet"),
         (["trainer.epochs=abc"], "trainer.epochs: expected int, got 'abc'"),
         (["trainer.batch_size=0"], "trainer.batch_size: must be >= 1, got 0"),
         (["optimizer.lr=-0.1"], "optimizer (dltool.engine.optim.Adam): Invalid learning rate: -0.1"),

@@ -60,7 +60,7 @@ def test_pip_install_gives_a_working_dltool(tmp_path: Path, data_root: Path) -> 
     help_text = subprocess.run(
         [dltool, "train", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
-    assert help_text.returncode == 0 and "model: cnn, lenet, linreg, logreg, mlp" in help_text.stdout
+    assert help_text.returncode == 0 and "model: cnn, dcgan, gru_lm, lenet, linreg, logreg, lstm_lm, mlp, transformer_lm" in help_text.stdout
     run = subprocess.run(
         [dltool, "train", "debug=fast_dev_run", "hydra.run.dir=runs/installed"],
         cwd=tmp_path,

@@ -40,7 +40,7 @@ def test_gan_trains_draws_samples_and_resumes_bit_for_bit(dltool: Callable, tmp_
         assert grid.size == (4 * 28 + 5 * 2, 4 * 28 + 5 * 2) and grid.mode == "L"
     events = event_accumulator.EventAccumulator(str(straight), size_guidance={"images": 0}).Reload()
     assert events.Tags()["images"] == ["samples"] and len(events.Images("samples")) == 2
-    assert {"train/loss_d", "train/loss_g", "train/epoch_loss_d", "train/d_x", "train/d_g_z"} <= set(
+    assert {"train/loss_d_step", "train/loss_g_step", "train/loss_d", "train/d_x", "train/d_g_z"} <= set(
         events.Tags()["scalars"]
     )
 
