@@ -79,7 +79,7 @@ def forced_kernel_note(env: dict[str, Any]) -> str | None:
     return (
         f"note: OPENBLAS_CORETYPE={forced} forces numpy's BLAS kernels (blas_kernel={env.get('blas_kernel')}); "
         "PyTorch's are not affected. To time the kernels OpenBLAS picks itself, run with "
-        "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` (README, Benchmarks)."
+        "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` (benchmarks/README.md)."
     )
 
 
