@@ -55,7 +55,7 @@ def _root_grads(outputs: tuple, grad_outputs: tuple) -> list:
 def _count_dependencies(roots: list) -> dict[Node, int]:
     """For each node reachable from the roots, how many edges bring it a gradient."""
     dependencies: dict[Node, int] = {}
-    stack = [node for node, _, _ in roots]
+    stack = list(dict.fromkeys(node for node, _, _ in roots))  # roots may share a node
     seen = set(stack)
     while stack:
         for child, _ in stack.pop().next_functions:

@@ -81,6 +81,15 @@ def gru_cell_step(x_proj: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None
     return n + z * (h - n)
 
 
+def cell_step(mode: str, x_proj: Tensor, h: Tensor, c: Tensor | None, w_hh_t: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """One time step of ``mode`` (``RNN_TANH``, ``RNN_RELU``, ``LSTM``, ``GRU``); ``c`` is the LSTM cell state."""
+    if mode == "LSTM":
+        return lstm_cell_step(x_proj, h, c, w_hh_t, b_hh)  # type: ignore[arg-type]
+    if mode == "GRU":
+        return gru_cell_step(x_proj, h, w_hh_t, b_hh), None
+    return rnn_cell_step(x_proj, h, w_hh_t, b_hh, "tanh" if mode == "RNN_TANH" else "relu"), None
+
+
 def _hidden_proj(h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Tensor:
     out = h.matmul(w_hh_t)
     return out if b_hh is None else out + b_hh

@@ -1,7 +1,8 @@
 """Recurrent layers ``RNN``, ``LSTM``, ``GRU`` and their single-step cells, with PyTorch's weights.
 
-Each layer projects the whole input sequence with one matmul, then loops over time steps in
-Python (the recurrence is sequential by nature). Parameter names, shapes, gate order and init are
+Each layer projects the whole input sequence with one matmul, then runs the time steps of each
+direction as one fused node (``ops.recurrence``); a packed sequence, whose batch shrinks from step
+to step, runs the cells' compositions step by step instead. Parameter names, shapes, gate order and init are
 PyTorch's (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so state dicts load both ways.
 """
 
@@ -18,20 +19,12 @@ from dltool.engine.nn import init
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.nn.parameter import Parameter
 from dltool.engine.nn.utils.rnn import PackedSequence
-from dltool.engine.ops.rnn import gru_cell_step, lstm_cell_step, rnn_cell_step, split_views, unbind_steps
+from dltool.engine.ops.recurrence import recurrence
+from dltool.engine.ops.rnn import cell_step, split_views, unbind_steps
 from dltool.engine.ops.shape import cat, stack
 from dltool.engine.tensor import Tensor
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
-
-def _step(mode: str, x_proj: Tensor, h: Tensor, c: Tensor | None, w_hh_t: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """One time step of ``mode`` from the input projection; ``c`` is the LSTM cell state."""
-    if mode == "LSTM":
-        return lstm_cell_step(x_proj, h, c, w_hh_t, b_hh)  # type: ignore[arg-type]
-    if mode == "GRU":
-        return gru_cell_step(x_proj, h, w_hh_t, b_hh), None
-    return rnn_cell_step(x_proj, h, w_hh_t, b_hh, "tanh" if mode == "RNN_TANH" else "relu"), None
 
 
 def _reset_uniform(module: Module, hidden_size: int) -> None:
@@ -129,29 +122,32 @@ class RNNBase(Module):
             result.append(state)
         return result[0], (result[1] if self.mode == "LSTM" else None)
 
-    def _run_direction(self, x: Tensor, h: Tensor, c: Tensor | None, weights: tuple, reverse: bool, split: Any) -> tuple:
-        """Run one direction of one layer; ``split`` cuts the projected input into time steps."""
+    def _run_direction(self, x: Tensor, h: Tensor, c: Tensor | None, weights: tuple, reverse: bool, sizes: list[int] | None) -> tuple:
+        """Run one direction of one layer: every step over the whole batch as one fused node, or
+        over the packed batch ``sizes`` step by step; returns the outputs, last ``h`` and ``c``."""
         w_ih, w_hh, b_ih, b_hh = weights
         if b_hh is not None and self.mode != "GRU":  # one bias add for the whole sequence
             b_ih, b_hh = b_ih + b_hh, None
-        steps = split(F.linear(x, w_ih, b_ih))
+        if sizes is None:
+            return recurrence(self.mode, F.linear(x, w_ih, b_ih), h, c, w_hh, b_hh, reverse)
+        steps = split_views(F.linear(x, w_ih, b_ih), sizes, 0)
         w_hh_t = w_hh.t()
         outputs: list[Any] = [None] * len(steps)
         for t in reversed(range(len(steps))) if reverse else range(len(steps)):
             running = steps[t].shape[0]
             if running == h.shape[0]:
-                h, c = _step(self.mode, steps[t], h, c, w_hh_t, b_hh)
+                h, c = cell_step(self.mode, steps[t], h, c, w_hh_t, b_hh)
                 outputs[t] = h
                 continue
             # a packed batch: only the first `running` (longest) sequences still have this step
             rest = [running, h.shape[0] - running]
             h_run, h_done = split_views(h, rest, 0)
             c_run, c_done = split_views(c, rest, 0) if c is not None else (None, None)
-            h_run, c_run = _step(self.mode, steps[t], h_run, c_run, w_hh_t, b_hh)
+            h_run, c_run = cell_step(self.mode, steps[t], h_run, c_run, w_hh_t, b_hh)
             h = cat([h_run, h_done])
             c = cat([c_run, c_done]) if c is not None else None
             outputs[t] = h_run
-        return outputs, h, c
+        return cat(outputs, 0), h, c
 
     def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
         packed = isinstance(input, PackedSequence)
@@ -159,13 +155,12 @@ class RNNBase(Module):
             x, batch_sizes, sorted_indices, unsorted_indices = input
             sizes = [int(n) for n in batch_sizes.tolist()]
             batched, batch = True, sizes[0]
-            split, join = (lambda proj: split_views(proj, sizes, 0)), (lambda outs: cat(outs, 0))
         else:
             if input.ndim not in (2, 3):
                 raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.ndim}D instead")
             batched = input.ndim == 3
             x = input.transpose(0, 1) if batched and self.batch_first else (input if batched else input.unsqueeze(1))
-            batch, split, join = x.shape[1], unbind_steps, stack
+            batch, sizes = x.shape[1], None
         if x.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.shape[-1]}")
         initial = [s for s in self._initial_state(hx, batched, batch, x) if s is not None]
@@ -179,8 +174,8 @@ class RNNBase(Module):
             outputs = []
             for direction in range(directions):
                 k = layer * directions + direction
-                steps, h, c = self._run_direction(x, h0s[k], c0s[k], self._layer_weights(layer, direction), direction == 1, split)
-                outputs.append(join(steps))
+                output, h, c = self._run_direction(x, h0s[k], c0s[k], self._layer_weights(layer, direction), direction == 1, sizes)
+                outputs.append(output)
                 h_n.append(h)
                 c_n.append(c)
             x = cat(outputs, -1) if directions == 2 else outputs[0]
@@ -274,7 +269,7 @@ class _CellBase(Module):
         states = hx if isinstance(hx, (tuple, list)) else (hx, None)
         zero = zeros((x.shape[0], self.hidden_size), dtype=x.dtype, device=x.device)
         h, c = ((zero if s is None else (s if batched else s.unsqueeze(0))) for s in states)
-        h, c = _step(mode, F.linear(x, self.weight_ih, self.bias_ih), h, c, self.weight_hh.t(), self.bias_hh)
+        h, c = cell_step(mode, F.linear(x, self.weight_ih, self.bias_ih), h, c, self.weight_hh.t(), self.bias_hh)
         if not batched:
             h, c = h.squeeze(0), (c.squeeze(0) if c is not None else None)
         return (h, c) if mode == "LSTM" else h

@@ -1,0 +1,137 @@
+"""The fused recurrence node (``ops.recurrence``) and the recurrent layers that run on it."""
+
+import numpy as np
+import pytest
+
+import dltool.engine as dl
+from dltool.engine.ops.recurrence import recurrence
+from tests.engine.nn.layer_check import check_layer
+
+MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
+GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _inputs(mode, steps=3, batch=2, hidden=3, bias=True, seed=0):
+    """Float64 inputs of the node: projection, h0, c0 (LSTM), W_hh, b_hh (or None)."""
+    rng = np.random.default_rng(seed)
+    size = GATES[mode] * hidden
+
+    def make(*shape):
+        return dl.tensor(rng.standard_normal(shape), requires_grad=True)
+
+    c0 = make(batch, hidden) if mode == "LSTM" else None
+    return (
+        make(steps, batch, size),
+        make(batch, hidden),
+        c0,
+        make(size, hidden),
+        (make(size) if bias else None),
+    )
+
+
+def _outputs(mode, reverse):
+    def run(x, h0, c0, w_hh, b_hh):
+        return tuple(y for y in recurrence(mode, x, h0, c0, w_hh, b_hh, reverse) if y is not None)
+
+    return run
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("mode", MODES)
+def test_recurrence_gradcheck(mode, reverse):
+    assert dl.autograd.gradcheck(_outputs(mode, reverse), _inputs(mode))
+    assert dl.autograd.gradcheck(_outputs(mode, reverse), _inputs(mode, steps=1, bias=False, seed=1))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
+def test_recurrence_double_backward(mode):
+    inputs = _inputs(mode, steps=2, batch=1, hidden=2)
+    assert dl.autograd.gradgradcheck(_outputs(mode, True), inputs)
+    # the rebuilt (create_graph) gradients are the fused backward's
+    outputs = _outputs(mode, False)(*inputs)
+    weights = [dl.tensor(np.random.default_rng(3).standard_normal(y.shape)) for y in outputs]
+    wanted = [t for t in inputs if t is not None]
+    plain = dl.autograd.grad(outputs, wanted, weights, retain_graph=True)
+    graph = dl.autograd.grad(outputs, wanted, weights, create_graph=True)
+    for a, b in zip(plain, graph, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gradient_of_last_states_only(mode):
+    layer = {"LSTM": "LSTM", "GRU": "GRU"}.get(mode, "RNN")
+    kwargs = {} if layer != "RNN" else {"nonlinearity": mode[4:].lower()}
+
+    def call(lib, m, xs):
+        _, state = m(xs[0])
+        return state[-1] if isinstance(state, tuple) else state  # c_n alone for LSTM, h_n otherwise
+
+    check_layer(lambda lib: getattr(lib.nn, layer)(3, 4, **kwargs), (5, 2, 3), call=call)
+
+
+FUSED = [
+    ("LSTM", dict(num_layers=2, bidirectional=True, batch_first=True), True),
+    ("GRU", dict(num_layers=2, bidirectional=True), True),
+    ("GRU", dict(bias=False, batch_first=True), True),
+    ("RNN", dict(nonlinearity="relu", bidirectional=True), True),
+    ("RNN", dict(num_layers=2, batch_first=True), False),
+    ("LSTM", dict(bias=False), False),
+]
+
+
+@pytest.mark.parametrize("kind,kwargs,with_state", FUSED, ids=[f"{k}-{v}-{s}" for k, v, s in FUSED])
+def test_layers_match_pytorch(kind, kwargs, with_state):
+    layers = kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)
+    shape = (2, 6, 3) if kwargs.get("batch_first") else (6, 2, 3)
+    states = [(layers, 2, 4)] * ((2 if kind == "LSTM" else 1) if with_state else 0)
+
+    def call(lib, m, xs):
+        if not with_state:
+            return m(xs[0])
+        return m(xs[0], (xs[1], xs[2]) if kind == "LSTM" else xs[1])
+
+    check_layer(lambda lib: getattr(lib.nn, kind)(3, 4, **kwargs), shape, *states, call=call)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_float32_char_model_shape_matches_pytorch(kind):
+    torch = pytest.importorskip("torch")
+    ours = getattr(dl.nn, kind)(8, 16, num_layers=2)
+    ref = getattr(torch.nn, kind)(8, 16, num_layers=2)
+    ours.load_state_dict({k: dl.tensor(v.detach().numpy()) for k, v in ref.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((30, 4, 8)).astype(np.float32)
+    out, _ = ours(dl.tensor(x))
+    ref_out, _ = ref(torch.tensor(x))
+    out.sum().backward()
+    ref_out.sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), ref_out.detach().numpy(), atol=1e-5)
+    for name, param in ours.named_parameters():
+        np.testing.assert_allclose(
+            param.grad.numpy(), dict(ref.named_parameters())[name].grad.numpy(), atol=1e-4, err_msg=name
+        )
+
+
+def test_layers_run_one_fused_node_per_direction_and_packed_input_runs_the_cells():
+    lstm = dl.nn.LSTM(3, 4)
+    out, (h, c) = lstm(dl.randn(5, 2, 3))
+    assert out.grad_fn.name() == "RecurrenceBackward0" and c.grad_fn is not None
+    packed = dl.nn.utils.rnn.pack_padded_sequence(dl.randn(5, 2, 3), [5, 3])
+    assert lstm(packed)[0].data.grad_fn.name() != "RecurrenceBackward0"
+
+
+def test_no_grad_gives_the_same_values():
+    gru = dl.nn.GRU(3, 4, bidirectional=True)
+    x = dl.randn(5, 2, 3)
+    out, h = gru(x)
+    with dl.no_grad():
+        out_ng, h_ng = gru(x)
+    assert out_ng.grad_fn is None
+    np.testing.assert_array_equal(out.detach().numpy(), out_ng.numpy())
+    np.testing.assert_array_equal(h.detach().numpy(), h_ng.numpy())
+
+
+def test_changing_an_output_in_place_before_backward_raises():
+    out, _ = dl.nn.RNN(3, 4)(dl.randn(5, 2, 3))
+    out.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
