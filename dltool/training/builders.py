@@ -69,7 +69,8 @@ def build(what: str, node: DictConfig, *args: Any, **kwargs: Any) -> Any:
 
 @dataclass
 class Data:
-    """The splits and their loaders. ``val`` is carved from the training set (None without one)."""
+    """The splits and their loaders. ``val`` is the dataset's own (``dataset.val``) or carved from
+    the training set (None without one)."""
 
     classes: list[str]
     train: Dataset
@@ -81,7 +82,8 @@ class Data:
 
 
 def build_datasets(cfg: DictConfig, options: TrainerOptions) -> tuple[Dataset, Dataset | None, Dataset]:
-    """The train, validation and test datasets (validation split seeded by ``trainer.seed``)."""
+    """The train, validation and test datasets: ``dataset.val`` when the config has one (a text
+    corpus's last 10%), else ``trainer.val_split`` of the training set, seeded by ``trainer.seed``."""
     full = build("dataset.train", cfg.dataset.train)
     test = build("dataset.test", cfg.dataset.test)
     if cfg.dataset.get("val") is not None and not options.overfit_batches:
