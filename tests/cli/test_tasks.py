@@ -200,3 +200,17 @@ def test_a_sweep_of_language_models(dltool: Callable, tmp_path: Path, corpus: Pa
     assert rows[0].startswith("job,status,overrides,monitor,best") and len(rows) == 3
     assert all(",completed," in row and ",val/ppl," in row for row in rows[1:])
     assert "best val/ppl first" in result.stdout
+
+
+def test_a_dataset_config_from_a_config_dir(dltool: Callable, tmp_path: Path, corpus: Path) -> None:
+    (tmp_path / "myconf/dataset").mkdir(parents=True)
+    (tmp_path / "myconf/dataset/tiny.yaml").write_text(
+        f"defaults:\n  - text\n  - _self_\n\nname: tiny\npath: {corpus}\nseq_len: 16\n"
+    )
+    args = [
+        a for a in lm(corpus, "trainer.epochs=1") if not a.startswith(("dataset.path", "dataset.seq_len"))
+    ]
+    ok(dltool("train", "--config-dir", "myconf", *args, "dataset=tiny", "hydra.run.dir=runs/tiny"))
+    metrics = json.loads((tmp_path / "runs/tiny/metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["monitor"] == "val/ppl"
+    assert "name: tiny" in (tmp_path / "runs/tiny/.hydra/config.yaml").read_text()
