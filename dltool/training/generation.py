@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -12,7 +11,6 @@ import dltool.engine as dl
 from dltool.datasets.text import Vocabulary
 from dltool.training.console import console
 from dltool.training.errors import ConfigError
-from dltool.training.pictures import image_grid
 from dltool.training.saved import load_task, require
 from dltool.training.tasks import GAN, LanguageModel
 
@@ -31,9 +29,8 @@ def sample(cfg: DictConfig) -> Path:
     gan = require(saved, GAN, "sample")
     generator = dl.Generator().manual_seed(cfg.seed)
     noise = dl.randn(cfg.n, gan.fixed_noise.shape[1], generator=generator).to(gan.fixed_noise.device)
-    images = gan.sample(noise).numpy(force=True)
     output = Path(cfg.output) if cfg.output else saved.path.with_name(f"{saved.path.stem}.samples.png")
-    image_grid(images, nrow=cfg.nrow or math.ceil(math.sqrt(cfg.n))).save(output)
+    gan.sample_grid(gan.sample(noise), cfg.nrow).save(output)
     log.info(f"wrote {output} ({cfg.n} samples)")
     return output
 

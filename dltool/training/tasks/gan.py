@@ -91,8 +91,12 @@ class GAN(Task):
             self.generator.train(was_training)
 
     def pictures(self) -> dict[str, Image.Image]:
-        images = self.sample(self.fixed_noise)
-        return {"samples": image_grid(images.numpy(force=True), nrow=math.ceil(math.sqrt(len(images))))}
+        return {"samples": self.sample_grid(self.sample(self.fixed_noise))}
+
+    @staticmethod
+    def sample_grid(images: dl.Tensor, nrow: int | None = None) -> Image.Image:
+        """``images`` drawn as one grid, ``nrow`` a row (None: as square as the count allows)."""
+        return image_grid(images.numpy(force=True), nrow=nrow or math.ceil(math.sqrt(len(images))))
 
     def check(self, batch: Any) -> None:
         """Refuse a generator whose images are not the dataset's shape, or a discriminator that

@@ -85,10 +85,7 @@ class Classification(Supervised):
         self.mistakes: list[tuple[np.ndarray, int, int]] = []  # (input, true class, predicted class)
 
     def score(self, output: dl.Tensor, target: dl.Tensor) -> dict[str, float]:
-        predicted = output.numpy(force=True).argmax(axis=1)
-        return {
-            "acc": float(np.count_nonzero(predicted == target.numpy(force=True))) / max(len(predicted), 1)
-        }
+        return {"acc": _accuracy(output.numpy(force=True).argmax(axis=1), target.numpy(force=True))}
 
     def on_validation_start(self) -> None:
         self.matrix, self.mistakes = None, []
@@ -104,8 +101,7 @@ class Classification(Supervised):
         if missed.size and x.dim() == 4:  # images (N, C, H, W): the only inputs the picture can draw
             inputs = x.numpy(force=True)
             self.mistakes += [(inputs[i], int(target[i]), int(predicted[i])) for i in missed]
-        correct = float(np.count_nonzero(predicted == target)) / max(len(predicted), 1)
-        return {"loss": self.loss(output, y), "acc": correct}
+        return {"loss": self.loss(output, y), "acc": _accuracy(predicted, target)}
 
     def pictures(self) -> dict[str, Image.Image]:
         names = self.classes or [str(i) for i in range(0 if self.matrix is None else len(self.matrix))]
@@ -136,3 +132,8 @@ class Regression(Supervised):
     def score(self, output: dl.Tensor, target: dl.Tensor) -> dict[str, float]:
         outputs, targets = output.numpy(force=True), target.numpy(force=True)
         return {"mae": float(np.abs(outputs - targets.reshape(outputs.shape)).mean())}
+
+
+def _accuracy(predicted: np.ndarray, target: np.ndarray) -> float:
+    """The share of ``predicted`` classes equal to ``target``."""
+    return float(np.count_nonzero(predicted == target)) / max(len(predicted), 1)
