@@ -300,10 +300,8 @@ from dltool.engine import linalg, nn, utils
 from dltool.engine import accelerator, backends, cuda
 from dltool.engine._environment import (
     are_deterministic_algorithms_enabled,
-    get_num_threads,
     get_printoptions,
     is_deterministic_algorithms_warn_only_enabled,
-    set_num_threads,
     set_printoptions,
     use_deterministic_algorithms,
 )
@@ -320,6 +318,7 @@ from dltool.engine._tensor_types import (
     layout,
     strided,
 )
+from dltool.engine._threads import get_num_threads, set_num_threads
 
 
 def is_tensor(obj: object) -> "bool":

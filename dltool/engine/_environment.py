@@ -1,58 +1,18 @@
-"""Process-wide settings under PyTorch's names: threads, deterministic algorithms, print options.
+"""Process-wide settings under PyTorch's names: deterministic algorithms and print options.
 
-Programs set these first (``torch.set_num_threads(4)``, ``torch.use_deterministic_algorithms(True)``,
+Programs set these first (``torch.use_deterministic_algorithms(True)``,
 ``torch.set_printoptions(precision=3)``), so they are accepted and, where dltool has the knob,
-honoured.
+honoured. Thread counts live in ``_threads``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-
-# ---------------------------------------------------------------- threads
-
-# The variables that size the thread pools of the BLAS libraries numpy may be built on.
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_threads: int | None = None
-
-
-def set_num_threads(num: int) -> None:
-    """Set the number of threads that CPU matrix products use.
-
-    numpy's BLAS reads its thread count when it loads, so this limits the BLAS already loaded
-    through ``threadpoolctl``, and sets ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and
-    ``MKL_NUM_THREADS`` for processes started later (DataLoader workers, say).
-
-    Raises:
-        RuntimeError: ``num`` is not a positive integer.
-    """
-    global _threads
-    if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
-        raise RuntimeError("set_num_threads expects a positive integer")
-    _threads = num
-    for name in _THREAD_VARIABLES:
-        os.environ[name] = str(num)
-    threadpool_limits(limits=num, user_api="blas")
-
-
-def get_num_threads() -> int:
-    """The thread count last set, else ``OMP_NUM_THREADS``, else the CPUs this process may use."""
-    if _threads is not None:
-        return _threads
-    variable = os.environ.get("OMP_NUM_THREADS", "")
-    if variable.isdigit() and int(variable) > 0:
-        return int(variable)
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
 
 # ---------------------------------------------------------------- determinism
 

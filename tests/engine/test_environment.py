@@ -1,10 +1,8 @@
 """The device and environment shims that programs call first, against PyTorch's answers."""
 
-import os
 
 import numpy as np
 import pytest
-import threadpoolctl
 
 import dltool.engine as dl
 from dltool.engine import _environment
@@ -114,7 +112,7 @@ def test_submodules_import_as_in_pytorch():
     assert dl.device("cuda:1").index == 1 and dl.device("cpu").type == "cpu"
 
 
-# ---------------------------------------------------------------- determinism, threads
+# ---------------------------------------------------------------- determinism
 
 
 @pytest.fixture
@@ -138,42 +136,6 @@ def test_deterministic_algorithms_round_trip():
     with pytest.raises(TypeError) as info:
         dl.use_deterministic_algorithms(1)
     assert str(info.value).replace("' must", "' (position 1) must") == str(expected.value)
-
-
-@pytest.fixture
-def _restore_threads(monkeypatch):
-    for name in _environment._THREAD_VARIABLES:
-        monkeypatch.setenv(name, os.environ.get(name, "1"))  # set_num_threads writes them
-    monkeypatch.setattr(_environment, "_threads", None)
-    with threadpoolctl.threadpool_limits(
-        limits=None, user_api="blas"
-    ):  # restores the BLAS thread count on exit
-        yield
-
-
-@pytest.mark.usefixtures("_restore_threads")
-def test_set_num_threads(monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS")
-    assert dl.get_num_threads() >= 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert dl.get_num_threads() == 3
-    dl.set_num_threads(1)
-    assert dl.get_num_threads() == 1
-    assert all(os.environ[name] == "1" for name in _environment._THREAD_VARIABLES)
-    assert all(
-        pool["num_threads"] == 1 for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"
-    )
-
-
-@pytest.mark.usefixtures("_restore_threads")
-@pytest.mark.parametrize("bad", [0, -1, 2.0, True])
-def test_set_num_threads_refuses_non_positive(bad):
-    torch = pytest.importorskip("torch")
-    expected = "set_num_threads expects a positive integer"
-    if bad in (0, -1):
-        assert _raises(lambda: torch.set_num_threads(bad)) == (RuntimeError, expected)
-    with pytest.raises(RuntimeError, match=expected):
-        dl.set_num_threads(bad)
 
 
 # ---------------------------------------------------------------- print options

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from dltool.engine import _threads
 from dltool.engine.autograd.function import AccumulateGrad, Node
 from dltool.engine.autograd.grad_mode import state as _grad_state
 
@@ -178,6 +179,7 @@ def backward(
     roots = _root_grads(outputs, _as_tuple(grad_tensors))
     if retain_graph is None:
         retain_graph = create_graph
+    _threads.adapt()  # once a training step: fit the BLAS threads to the cores free now
     _execute(roots, retain_graph, create_graph)
 
 

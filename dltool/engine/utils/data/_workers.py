@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dltool.engine import backend
+from dltool.engine import _threads, backend
 from dltool.engine.utils.data._fetch import create_fetcher
 from dltool.engine.utils.data._iter import _BaseDataLoaderIter
 from dltool.engine.utils.data._shared import discard, discard_stale, new_prefix, pack, unpack
@@ -157,6 +157,7 @@ def _worker_loop(
     if os.getppid() != parent:  # orphaned while starting up
         return
     _worker_info = WorkerInfo(worker_id, num_workers, _seed_worker_rngs(base_seed, worker_id), dataset)
+    _threads.set_num_threads(1)  # as PyTorch's workers: the cores belong to the training process
     init_error = fetcher = None
     try:
         if init_fn is not None:

@@ -211,3 +211,21 @@ def test_pack_moves_large_buffers_out_of_band():
     small = pack({"a": np.arange(3)}, "unused")
     assert isinstance(small, _Packed) and small.name is None  # pickled once, in band
     assert unpack(small)["a"].tolist() == [0, 1, 2]
+
+
+class ThreadCounts(Dataset):
+    """Each sample is the thread count its worker's engine and BLAS run with."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        import threadpoolctl
+
+        blas = [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+        return dl.get_num_threads(), max(blas)
+
+
+def test_workers_run_one_thread_each():
+    loader = DataLoader(ThreadCounts(), batch_size=None, num_workers=2)
+    assert [tuple(int(v) for v in sample) for sample in loader] == [(1, 1), (1, 1)]
