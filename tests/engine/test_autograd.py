@@ -413,3 +413,24 @@ def test_backward_without_create_graph_records_nothing():
     x = dl.tensor([1.0, 2.0], requires_grad=True)
     (x.exp() * x).sum().backward()
     assert not x.grad.requires_grad and x.grad.grad_fn is None
+
+
+def test_plain_backward_matches_create_graph_and_hooks_still_see_tensors():
+    # Sum, DivScalar, AddScalar, Tanh and MulScalar pass arrays in a plain backward; the hooks
+    # between them must still get Tensors, and the gradients must not change.
+    start = np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3)
+    seen = []
+
+    def loss(x):
+        y = (x * 2.0).tanh()
+        y.register_hook(lambda g: seen.append(type(g)))
+        y.grad_fn.register_hook(lambda grad_inputs, grad_outputs: seen.append(type(grad_inputs[0])))
+        return (y / 3.0 + 1.0).sum()
+
+    x = dl.tensor(start, requires_grad=True)
+    loss(x).backward()
+    twin = dl.tensor(start, requires_grad=True)
+    (expected,) = dl.autograd.grad(loss(twin), twin, create_graph=True)
+    assert seen == [dl.Tensor, dl.Tensor] * 2
+    assert type(x.grad) is dl.Tensor and x.grad.dtype == dl.float32
+    np.testing.assert_array_equal(x.grad.numpy(), expected.detach().numpy())

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dltool.engine import _threads
+from dltool.engine.autograd import function as _function
 from dltool.engine.autograd.function import AccumulateGrad, Node
 from dltool.engine.autograd.grad_mode import state as _grad_state
 
@@ -107,12 +108,16 @@ def _execute(
     """Propagate root gradients through the graph.
 
     With ``capture`` (a dict keyed by ``(node, output_nr)``) the gradients arriving there are stored
-    in it instead of being accumulated into leaves, as ``autograd.grad`` needs.
+    in it instead of being accumulated into leaves, as ``autograd.grad`` needs. In a plain
+    ``backward`` (no graph of the gradients wanted) the gradients travel between nodes as arrays:
+    a node whose Function has ``array_gradients`` gets and gives arrays, the others get Tensors
+    made for them.
     """
     needed = _needed_nodes(roots, {node for node, _ in capture}) if capture is not None else None
+    as_arrays = not create_graph and capture is None
     buffers: dict[Node, list] = {}
     for node, nr, grad in roots:
-        _accumulate(buffers, node, nr, grad)
+        _accumulate(buffers, node, nr, grad._data if as_arrays else grad)
     previous, _grad_state.enabled = _grad_state.enabled, create_graph
     try:
         for node in _in_order(roots, _count_dependencies(roots)):
@@ -120,6 +125,11 @@ def _execute(
             if grads is None or (needed is not None and node not in needed):
                 continue
             is_leaf = type(node) is AccumulateGrad
+            arrays_here = as_arrays and not is_leaf and node._fn.array_gradients and _plain(node)
+            if as_arrays and not arrays_here:
+                _as_tensors(grads)
+            elif arrays_here and len(grads) > 1 and node.materialize_grads:
+                _zero_fill(grads, node)
             if not is_leaf and (node._tensor_prehooks or node._retains):
                 node._apply_tensor_hooks(grads)
             if capture is not None:
@@ -128,22 +138,45 @@ def _execute(
                         capture[(node, nr)] = _sum(capture[(node, nr)], grad)
                 if is_leaf:
                     continue
-            _pass_on(buffers, node, node._run(grads, retain_graph))
+            _pass_on(buffers, node, node._run(grads, retain_graph), as_arrays)
     finally:
         _grad_state.enabled = previous
 
 
-def _pass_on(buffers: dict, node: Node, grad_inputs: tuple) -> None:
+def _plain(node: Node) -> bool:
+    """Whether ``node`` has no hooks, which see Tensors."""
+    return not (node._tensor_prehooks or node._retains or node._prehooks or node._hooks)
+
+
+def _as_tensors(grads: list) -> None:
+    """Wrap the arrays in place, so that the list holds the only reference to each Tensor (see
+    ``AccumulateGrad``)."""
+    make = _function._Tensor._make
+    grads[:] = [None if g is None else make(g) for g in grads]
+
+
+def _zero_fill(grads: list, node: Node) -> None:
+    """Zero arrays for the outputs of ``node`` that got no gradient."""
+    for nr, grad in enumerate(grads):
+        if grad is None:
+            shape, dtype, xp = node._output_meta[nr]
+            grads[nr] = xp.zeros(shape, dtype=dtype)
+
+
+def _pass_on(buffers: dict, node: Node, grad_inputs: tuple, as_arrays: bool) -> None:
     """Add ``node``'s input gradients to the buffers of the nodes that feed it.
 
     NOTE: a function of its own, so that no local variable of the walk keeps a gradient alive:
     AccumulateGrad adopts a gradient only when the engine's buffer holds the sole reference.
     """
+    tensor_type = _function._Tensor
     for i, (child, nr) in enumerate(node.next_functions):
         grad = grad_inputs[i]
         if child is None or grad is None:
             continue
-        if grad._data.shape != child._output_meta[nr][0]:
+        if as_arrays and type(grad) is tensor_type:
+            grad = grad._data
+        if (grad if as_arrays else grad._data).shape != child._output_meta[nr][0]:
             _invalid_gradient(node, i, grad, child._output_meta[nr][0])
         _accumulate(buffers, child, nr, grad)
 

@@ -291,6 +291,11 @@ class Function:
     # history (see ``Tensor._inplace``). A view op implements ``put_back``.
     _is_view = False
 
+    # True for an op whose ``backward`` also runs on arrays: in a plain backward (no graph of the
+    # gradients wanted) the engine then hands it arrays and takes arrays back, making no Tensors
+    # between such ops. Under ``create_graph`` it gets Tensors as always.
+    array_gradients = False
+
     @staticmethod
     def put_back(base: Any, value: Any, *args: Any) -> Any:
         """For a view op: ``base`` with ``value`` written where the view ``op(base, *args)`` lies."""

@@ -148,6 +148,7 @@ def _with_number(x: Any, c: Any) -> bool:
 
 class AddScalar(Function):
     node_name = "Add"
+    array_gradients = True
 
     @staticmethod
     def forward(ctx, x, c):
@@ -166,6 +167,7 @@ class SubScalar(AddScalar):
 
 class MulScalar(Function):
     node_name = "Mul"
+    array_gradients = True
 
     @staticmethod
     def forward(ctx, x, c):
@@ -174,11 +176,12 @@ class MulScalar(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        return mul(grad_output, ctx.scalar), None
+        return grad_output * ctx.scalar, None
 
 
 class DivScalar(Function):
     node_name = "Div"
+    array_gradients = True
 
     @staticmethod
     def forward(ctx, x, c):
@@ -187,7 +190,7 @@ class DivScalar(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        return div(grad_output, ctx.scalar), None
+        return grad_output / ctx.scalar, None
 
 
 def zeros_like_value(x: Tensor) -> Tensor:
@@ -420,6 +423,8 @@ class Cos(Function):
 
 
 class Tanh(Function):
+    array_gradients = True
+
     @staticmethod
     def forward(ctx, x):
         y = x._xp().tanh(x._data)
@@ -429,7 +434,13 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
-        return TanhBackward.apply(grad_output, y)
+        if type(grad_output) is Tensor:
+            return TanhBackward.apply(grad_output, y)
+        return _tanh_grad(grad_output, y._data)
+
+
+def _tanh_grad(grad: Any, y: Any) -> Any:
+    return grad * (1 - y * y)
 
 
 class TanhBackward(Function):
@@ -438,7 +449,7 @@ class TanhBackward(Function):
     @staticmethod
     def forward(ctx, grad, y):
         ctx.save_for_backward(grad, y)
-        return grad._data * (1 - y._data * y._data)
+        return _tanh_grad(grad._data, y._data)
 
     @staticmethod
     def backward(ctx, grad_output):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dltool.engine import dtypes
+from dltool.engine import backend, dtypes
 from dltool.engine.autograd.function import Function
 from dltool.engine.ops._boundary import numpy_aliases, type_name, with_out
 from dltool.engine.ops._utils import normalize_dims, row_reduce
@@ -32,6 +32,8 @@ def _restore_dims(grad: Tensor, axes: tuple, keepdim: bool) -> Tensor:
 
 
 class Sum(Function):
+    array_gradients = True
+
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
@@ -40,7 +42,9 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, grad_output):
         grad = _restore_dims(grad_output, ctx.axes, ctx.keepdim)
-        return grad.expand(ctx.shape), None, None
+        if type(grad_output) is Tensor:
+            return grad.expand(ctx.shape), None, None
+        return backend.array_module(grad).broadcast_to(grad, ctx.shape), None, None
 
 
 class Prod(Function):
