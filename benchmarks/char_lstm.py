@@ -36,10 +36,15 @@ def _step(lib: Any, model: Any, optimizer: Any, inputs: Any, targets: Any, state
 
 
 def cases(settings: Settings) -> dict[str, Callable[[], float]]:
+    return step_cases(settings, "lstm")
+
+
+def step_cases(settings: Settings, cell: str) -> dict[str, Callable[[], float]]:
+    """The timed step of the language model with ``cell`` ("lstm", "gru") in both frameworks."""
     batch, length = (4, 10) if settings.tiny else (64, 100)
     stream = np.random.default_rng(0).integers(0, MODEL["vocab_size"], (batch, length + 1))
     dl.manual_seed(0)
-    model = RNNLanguageModel(**MODEL)
+    model = RNNLanguageModel(**{**MODEL, "cell": cell})
 
     def case(lib: Any, net: Any) -> Callable[[], float]:
         optimizer = lib.optim.Adam(net.parameters(), lr=2e-3)
@@ -55,7 +60,7 @@ def cases(settings: Settings) -> dict[str, Callable[[], float]]:
     if torch is not None:
         from benchmarks import torch_twins
 
-        twin = torch_twins.TorchRNNLanguageModel(**MODEL)
+        twin = torch_twins.TorchRNNLanguageModel(**{**MODEL, "cell": cell})
         copy_weights(model, twin, torch)
         result["torch"] = case(torch, twin)
     return result

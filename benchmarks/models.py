@@ -23,6 +23,17 @@ def lenet(lib: Any) -> Any:
     )
 
 
+def cnn(lib: Any) -> Any:
+    """``model=cnn`` on 28 x 28 images: two Conv-BatchNorm-ReLU-MaxPool blocks, a dropout classifier."""
+    nn = lib.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.3),
+        nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10),
+    )
+
+
 def reference_model(build: Any) -> Any:
     """The PyTorch model whose initial weights every framework starts from (None without torch)."""
     from benchmarks.common import torch
@@ -81,3 +92,15 @@ def epoch_cases(
     if torch is not None:
         result["torch"] = case(torch)
     return result
+
+
+def fashion_mnist_epoch(
+    build: Callable[[Any], Any], settings: Any, batch_size: int = 256
+) -> dict[str, Callable[[], float]]:
+    """One epoch of ``build``'s network on Fashion-MNIST images (1,024 with ``--tiny``), with Adam."""
+    from benchmarks.common import fashion_mnist_arrays
+
+    images, labels = fashion_mnist_arrays(1024 if settings.tiny else None)
+    order = np.random.default_rng(0).permutation(len(labels))
+    adam = lambda lib, params: lib.optim.Adam(params, lr=1e-3)  # noqa: E731
+    return epoch_cases(build, adam, images.reshape(-1, 1, 28, 28), labels, order, batch_size)

@@ -7,12 +7,15 @@ numpy loop doing the same arithmetic, interleaved in one run; the table shows me
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib
 import json
 import os
 import statistics
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.common import Settings, configure_threads, environment, forced_kernel_note
@@ -29,7 +32,11 @@ WORKLOADS = {
     "memory": ("benchmarks.memory", {"torch": 1.5}),
     "gan": ("benchmarks.gan", {}),  # measured, not gated
     "char_lstm": ("benchmarks.char_lstm", {}),
+    "char_gru": ("benchmarks.char_gru", {}),
+    "cnn": ("benchmarks.cnn", {}),
 }
+# With --busy: the most a workload's ratio to PyTorch may grow when other processes hold the cores.
+CONTENDED_GOAL = 1.1
 
 
 def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
@@ -66,7 +73,39 @@ def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
     return result
 
 
-def _table(results: dict) -> str:
+@contextlib.contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """``count`` processes that spin in Python, each pinned to its own core where it can be."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        for i, spinner in enumerate(spinners):
+            if cores:
+                os.sched_setaffinity(spinner.pid, {cores[i % len(cores)]})
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def _contended_line(result: dict, busy: int) -> str:
+    """The contended run's ratios against the quiet ones, marked against ``CONTENDED_GOAL``."""
+    contended = result["contended"]
+    parts = []
+    for base, ratio in contended["ratios"].items():
+        growth = ratio / result["ratios"][base]
+        mark = "ok" if growth <= CONTENDED_GOAL else "MISS"
+        parts.append(
+            f"dltool {contended['median']['dltool']:.4g}, {base} {contended['median'][base]:.4g}: ratio "
+            f"{ratio:.3f} = {growth:.2f} x quiet (<= {CONTENDED_GOAL} {mark})"
+        )
+    return f"    with {busy} busy processes: " + "; ".join(
+        parts or ["dltool " + f"{contended['median']['dltool']:.4g}"]
+    )
+
+
+def _table(results: dict, busy: int = 0) -> str:
     lines = [f"{'workload':<58} {'dltool':>10} {'baseline':>18} {'ratio':>7} {'goal':>7}  per repetition"]
     for result in results.values():
         unit = result["unit"]
@@ -85,6 +124,8 @@ def _table(results: dict) -> str:
             )
         for key, value in result.get("extra", {}).items():
             lines.append(f"    {key}: {value}")
+        if "contended" in result:
+            lines.append(_contended_line(result, busy))
     return "\n".join(lines)
 
 
@@ -96,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="small sizes: shows the suite works")
     parser.add_argument(
         "--threads", type=int, default=None, help="threads for BLAS and torch (default: all cores)"
+    )
+    parser.add_argument(
+        "--busy", type=int, default=0, help="also time each workload beside this many spinning processes"
     )
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/latest.json"))
     args = parser.parse_args(argv)
@@ -126,10 +170,18 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in names:
         results[name] = measure(name, settings, args.repeat, args.warmup)
+        if args.busy:
+            with busy_processes(args.busy):
+                results[name]["contended"] = measure(name, settings, args.repeat, args.warmup)
         print(f"done: {name}", file=sys.stderr)
-    print(_table(results))
+    print(_table(results, args.busy))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {"date": datetime.date.today().isoformat(), "environment": env, "results": results}
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "environment": env,
+        "busy": args.busy,
+        "results": results,
+    }
     args.json.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json}")
     return 0

@@ -23,7 +23,8 @@ def test_tiny_run_writes_every_workload(tmp_path, data_root, monkeypatch):
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert set(report["results"]) == {
-        "overhead", "mlp", "lenet", "conv", "data_loader", "trainer", "memory", "gan", "char_lstm"
+        "overhead", "mlp", "lenet", "conv", "data_loader", "trainer", "memory", "gan", "char_lstm", "char_gru",
+        "cnn",
     }
     for name, workload in report["results"].items():
         assert workload["median"]["dltool"] > 0, name
@@ -103,3 +104,38 @@ def test_the_loader_share_is_marked_against_its_goal():
 
     assert share_of_mlp_epoch(0.018, 0.4) == "4.5% (MLP epoch 0.400 s), goal <=5% ok"
     assert share_of_mlp_epoch(0.034, 0.4) == "8.5% (MLP epoch 0.400 s), goal <=5% MISS"
+
+
+def test_busy_processes_hold_cores_while_the_block_runs():
+    from benchmarks import run
+
+    def spinning() -> int:
+        return sum(1 for p in Path("/proc").glob("[0-9]*/cmdline") if b"while True: pass" in _read(p))
+
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("reads /proc")
+    before = spinning()
+    with run.busy_processes(2):
+        assert spinning() == before + 2
+    assert spinning() == before
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # the process ended while the test looked
+        return b""
+
+
+def test_the_contended_ratio_is_compared_with_the_quiet_one():
+    from benchmarks import run
+
+    result = {
+        "ratios": {"torch": 1.2},
+        "contended": {"median": {"dltool": 3.0, "torch": 2.0}, "ratios": {"torch": 1.5}},
+    }
+    assert run._contended_line(result, 2) == (
+        "    with 2 busy processes: dltool 3, torch 2: ratio 1.500 = 1.25 x quiet (<= 1.1 MISS)"
+    )
+    result["contended"]["ratios"]["torch"] = 1.26
+    assert run._contended_line(result, 2).endswith("= 1.05 x quiet (<= 1.1 ok)")

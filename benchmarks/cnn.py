@@ -1,0 +1,15 @@
+"""Workload: one epoch of ``model=cnn`` (Conv-BatchNorm-ReLU-MaxPool twice, dropout classifier) on
+Fashion-MNIST, batch 256, Adam."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from benchmarks.common import Settings
+from benchmarks.models import cnn, fashion_mnist_epoch
+
+TITLE = "CNN epoch (Fashion-MNIST, batch 256, Adam)"
+
+
+def cases(settings: Settings) -> dict[str, Callable[[], float]]:
+    return fashion_mnist_epoch(cnn, settings)
