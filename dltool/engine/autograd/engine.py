@@ -174,8 +174,8 @@ def _pass_on(buffers: dict, node: Node, grad_inputs: tuple, as_arrays: bool) -> 
         grad = grad_inputs[i]
         if child is None or grad is None:
             continue
-        if as_arrays and type(grad) is tensor_type:
-            grad = grad._data
+        if isinstance(grad, tensor_type) == as_arrays:  # a backward may return either
+            grad = grad._data if as_arrays else tensor_type._make(grad)
         if (grad if as_arrays else grad._data).shape != child._output_meta[nr][0]:
             _invalid_gradient(node, i, grad, child._output_meta[nr][0])
         _accumulate(buffers, child, nr, grad)

@@ -181,6 +181,8 @@ class Node:
                 f"(expected {n_inputs}, got {len(grad_inputs)})"
             )
         if self._hooks:
+            make, tensor_type = _Tensor._make, _Tensor
+            grad_inputs = tuple(g if g is None or isinstance(g, tensor_type) else make(g) for g in grad_inputs)
             for hook in self._hooks:
                 result = hook(grad_inputs, tuple(grads))
                 if result is not None:

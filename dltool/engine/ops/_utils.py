@@ -11,8 +11,9 @@ from dltool.engine.autograd.grad_mode import state as _grad_state
 from dltool.engine.tensor import Tensor, _wrap_dim
 
 
-def unbroadcast(grad: Tensor, shape: tuple) -> Tensor:
-    """Sum ``grad`` over the axes numpy broadcast to reach its shape, giving ``shape`` back."""
+def unbroadcast(grad: Any, shape: tuple) -> Any:
+    """Sum ``grad`` (a Tensor or an array) over the axes numpy broadcast to reach its shape, giving
+    ``shape`` back."""
     if grad.shape == shape:
         return grad
     lead = grad.ndim - len(shape)
@@ -20,26 +21,23 @@ def unbroadcast(grad: Tensor, shape: tuple) -> Tensor:
         lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
     )
     if axes:
-        grad = grad.sum(dim=axes, keepdim=True)
+        grad = grad.sum(axis=axes, keepdims=True)  # the spelling that tensors and arrays share
     if lead:
         grad = grad.reshape(shape)
     return grad
 
 
-def backward_operands(*tensors: Tensor) -> tuple:
-    """The arrays behind ``tensors`` in a plain backward, else the tensors themselves.
+def backward_operands(*values: Any) -> tuple:
+    """The arrays behind ``values`` (Tensors or arrays) in a plain backward, else the values themselves.
 
     A backward formula written with what tensors and arrays share (``@``, ``.T``, arithmetic,
     ``.reshape``, ``.sum(axis)``) then builds graph ops only under ``create_graph=True``, where
-    its result must be differentiable again; a plain backward skips every op's dispatch. Give
-    its results to ``as_gradients``.
+    its result must be differentiable again; a plain backward skips every op's dispatch and may
+    return the arrays it made (the engine wraps them where Tensors are needed).
     """
-    return tensors if _grad_state.enabled else tuple(t._data for t in tensors)
-
-
-def as_gradients(*grads: Any) -> tuple:
-    """What a formula on ``backward_operands`` made, as the tensors backward returns."""
-    return tuple(g if g is None or isinstance(g, Tensor) else Tensor._make(g) for g in grads)
+    if _grad_state.enabled:
+        return values
+    return tuple(v._data if type(v) is Tensor else v for v in values)
 
 
 def as_tensor_like(value: Any, like: Tensor) -> Tensor:

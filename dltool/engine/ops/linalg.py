@@ -16,7 +16,7 @@ from typing import Any
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
 from dltool.engine.ops._boundary import with_out, write_out
-from dltool.engine.ops._utils import as_gradients, backward_operands, unbroadcast
+from dltool.engine.ops._utils import backward_operands, unbroadcast
 from dltool.engine.ops.elementwise import _pair, cast, where
 from dltool.engine.ops.index import index_select
 from dltool.engine.tensor import Tensor, _wrap_dim
@@ -69,6 +69,8 @@ class Linear(Function):
     Leading dims of ``x`` are folded into one matrix product.
     """
 
+    array_gradients = True
+
     @staticmethod
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
@@ -93,7 +95,7 @@ class Linear(Function):
                 weight_grad = grad_rows.T @ x_rows
             if needs_bias:
                 bias_grad = grad_rows.sum(0)
-        return as_gradients(x_grad, weight_grad, bias_grad)
+        return x_grad, weight_grad, bias_grad
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
