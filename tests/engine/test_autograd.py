@@ -434,3 +434,18 @@ def test_plain_backward_matches_create_graph_and_hooks_still_see_tensors():
     assert seen == [dl.Tensor, dl.Tensor] * 2
     assert type(x.grad) is dl.Tensor and x.grad.dtype == dl.float32
     np.testing.assert_array_equal(x.grad.numpy(), expected.detach().numpy())
+
+
+def test_node_hooks_and_autograd_grad_see_tensors_from_backwards_that_make_arrays():
+    # mul and linear compute their plain gradients on arrays; what hooks and grad() get is Tensors
+    x, w = dl.ones(2, 3, requires_grad=True), dl.full((4, 3), 0.5, requires_grad=True)
+    product = x * x
+    seen = []
+    product.grad_fn.register_hook(lambda grad_inputs, grad_outputs: seen.extend(map(type, grad_inputs)))
+    out = dl.nn.functional.linear(product, w).sum()
+    grads = dl.autograd.grad(out, (x, w), retain_graph=True)
+    assert [type(g) for g in grads] == [dl.Tensor, dl.Tensor]
+    out.backward()
+    assert seen == [dl.Tensor, dl.Tensor] * 2
+    np.testing.assert_array_equal(x.grad.numpy(), grads[0].numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 4.0, np.float32))  # 2x * sum_j w_j
