@@ -322,7 +322,7 @@ class Function:
             if counter is not None:
                 _mark_views((out,), cls, args)
             if record:
-                _link_outputs(ctx, (result,), (out,))
+                _link_output(ctx, result, out)
             return out
         wrapped = tuple(
             make(r._data if isinstance(r, tensor_type) else r, None, 0, counter) for r in result
@@ -391,6 +391,19 @@ def _link_outputs(ctx: Node, outputs: tuple, wrapped: tuple) -> None:
     ctx._output_meta = (wrapped[0]._meta(),) if len(wrapped) == 1 else tuple(out._meta() for out in wrapped)
     if ctx._saved:
         ctx._saved = tuple(_pack(t, outputs, wrapped) for t in ctx._saved)
+
+
+def _link_output(ctx: Node, result: Any, out: Any) -> None:
+    """``_link_outputs`` for an op's one output: most ops, so without the loops (4% of the
+    per-op chain's instructions)."""
+    array = out._data
+    non_diff = ctx._non_differentiable
+    if array.dtype.kind == "f" and not (non_diff and any(result is t for t in non_diff)):
+        out._requires_grad = True
+        out.grad_fn = ctx
+    ctx._output_meta = ((array.shape, array.dtype, out._xp()),)
+    if ctx._saved:
+        ctx._saved = tuple(_pack(t, (result,), (out,)) for t in ctx._saved)
 
 
 def _pack(tensor: Any, outputs: tuple, wrapped: tuple) -> tuple | None:
