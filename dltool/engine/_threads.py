@@ -1,15 +1,20 @@
-"""CPU threads: the ceiling a program sets (``set_num_threads``) and the count that fits the machine now.
+"""CPU threads: the ceiling a program sets (``set_num_threads``) and, on request, the count that
+fits a busy machine.
 
 BLAS threads that find their core taken by another process wait for it: a threaded matrix product
 is as slow as its slowest thread, and OpenBLAS's idle threads spin while they wait. On the 2-core
 machine this project is built on, with both cores held by other busy processes, a character-LSTM
-training step took 3.9x its quiet time with two BLAS threads. So dltool looks, when ``backward``
-runs and at most every ``CHECK_INTERVAL`` seconds, at how many threads of other processes are
-ready to run (``/proc/loadavg`` less this process's own running threads) and
-runs its BLAS on the cores those leave free: never fewer than one thread, never more than the
-ceiling. Parallel sweep jobs, data-parallel ranks and other programs beside dltool are covered
-alike, without a setting. ``DLTOOL_ADAPTIVE_THREADS=0`` keeps the ceiling always (for measurements
-that must not move); on systems without ``/proc`` the ceiling is used.
+training step took 3.9x its quiet time with two BLAS threads. With ``DLTOOL_ADAPTIVE_THREADS=1``
+dltool looks, when ``backward`` runs and at most every ``CHECK_INTERVAL`` seconds, at how many
+threads of other processes are ready to run (``/proc/loadavg`` less this process's own running
+threads) and runs its BLAS on the cores those leave free: never fewer than one thread, never more
+than the ceiling.
+
+It is off by default because OpenBLAS's float32 products differ in their last bits between one
+and two threads (for every layer shape of the shipped models that was tried), so a count that
+follows the machine's load would make two runs of the same seed, and a resumed run against an
+uninterrupted one, differ. dltool's own co-tenants get a fixed share instead: DataLoader workers
+run one thread, data-parallel ranks an equal share of the cores.
 """
 
 from __future__ import annotations
@@ -79,13 +84,16 @@ def threads_in_use() -> int:
 
 
 def adapt() -> None:
-    """Fit the BLAS threads to the cores other processes leave free; cheap between looks."""
+    """With ``DLTOOL_ADAPTIVE_THREADS=1``, fit the BLAS threads to the cores other processes leave
+    free; cheap between looks."""
     now = time.monotonic()
     if now < _state.next_check:
         return
     _state.next_check = now + CHECK_INTERVAL
+    if os.environ.get("DLTOOL_ADAPTIVE_THREADS") != "1":
+        return
     ceiling = _blas_ceiling()
-    if ceiling <= 1 or os.environ.get("DLTOOL_ADAPTIVE_THREADS") == "0":
+    if ceiling <= 1:
         return
     ready = _others_ready()
     if ready is None:
