@@ -34,6 +34,9 @@ WORKLOADS = {
     "char_lstm": ("benchmarks.char_lstm", {}),
     "char_gru": ("benchmarks.char_gru", {}),
     "cnn": ("benchmarks.cnn", {}),
+    # a module may hold several workloads: "module:attribute"
+    "compiled_chain": ("benchmarks.compiled:chain", {"torch": 0.5}),
+    "compiled_mlp": ("benchmarks.compiled:mlp_epoch", {"torch": 0.85}),
 }
 # With --busy: the most a workload's ratio to PyTorch may grow when other processes hold the cores.
 CONTENDED_GOAL = 1.1
@@ -42,7 +45,9 @@ CONTENDED_GOAL = 1.1
 def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
     """Median seconds per implementation and the ratios of dltool to each baseline."""
     module_name, goals = WORKLOADS[name]
+    module_name, _, attribute = module_name.partition(":")
     module = importlib.import_module(module_name)
+    module = getattr(module, attribute) if attribute else module
     cases = module.cases(settings)
     warmup = max(warmup, getattr(module, "MIN_WARMUP", 0))  # a workload may need more to settle
     samples: dict[str, list[float]] = {impl: [] for impl in cases}

@@ -1,8 +1,9 @@
-"""The ``dltool`` command: ``dltool {train,eval,predict,sample,generate} [OVERRIDES ...]``.
+"""The ``dltool`` command: ``dltool {train,eval,predict,sample,generate,export,sweep-report} [OVERRIDES ...]``.
 
 Only parsing, Hydra wiring and turning errors into one line and an exit code live here; the
 work is in ``dltool.training`` (``trainer.train``, ``evaluation.evaluate_checkpoint``,
-``predict.predict``, ``generation.sample``, ``generation.generate``), which tests call directly.
+``predict.predict``, ``generation.sample``, ``generation.generate``, ``export.export_checkpoint``,
+``sweep_report.report``), which tests call directly.
 """
 
 from __future__ import annotations
@@ -28,17 +29,29 @@ from omegaconf import DictConfig, OmegaConf
 
 import dltool
 from dltool.engine import host_memory
-from dltool.training.checkpoint import refuse_used_run_dir, remove_unstarted_run, run_dir_of
+from dltool.training.checkpoint import load_checkpoint, refuse_used_run_dir, remove_unstarted_run, run_dir_of
 from dltool.training.console import run_logging
+from dltool.training.distributed import (
+    abort_job,
+    follow_run_dir,
+    in_group,
+    lead_run_dir,
+    relaunch,
+    under_launcher,
+)
 from dltool.training.errors import Interrupted
 from dltool.training.evaluation import evaluate_checkpoint
+from dltool.training.export import export_checkpoint
 from dltool.training.generation import generate, sample
 from dltool.training.predict import predict
 from dltool.training.resume import locate_checkpoint, resume_config
 from dltool.training.sweep import job_name
+from dltool.training.sweep_report import report
 from dltool.training.trainer import train
 
 _GROUP_OPTIONS_SKIP = ("hydra", "__pycache__")
+# the exit code of a run that an Optuna sweep's pruner stopped (a trial run by an outside launcher)
+PRUNED_EXIT_CODE = 3
 
 # the sweep jobs' directory names (conf/config.yaml: hydra.sweep.subdir)
 OmegaConf.register_new_resolver("dltool.job_name", job_name, replace=True)
@@ -69,12 +82,16 @@ def train_command(cfg: DictConfig) -> float:
     """Train; return the monitored metric's best value (what a sweeper plugin optimizes)."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    lead_run_dir(run_dir)  # rank 0 of a data-parallel run: the other ranks wait for it in main
     choices = {group: option for group, option in hydra_cfg.runtime.choices.items() if "/" not in group}
     resumption = None
     try:
         if cfg.resume:
             cfg, resumption = resume_config(cfg, run_dir, list(hydra_cfg.overrides.task), choices.keys())
-        return train(cfg, run_dir, resumption, choices, list(hydra_cfg.overrides.task))["best"]
+        result = train(cfg, run_dir, resumption, choices, list(hydra_cfg.overrides.task))
+        if result["status"] == "pruned" and hydra_cfg.mode != RunMode.MULTIRUN:
+            raise SystemExit(PRUNED_EXIT_CODE)
+        return result["best"]
     except Exception as ex:  # one failed job must not stop the sweep; the summary lists it
         if hydra_cfg.mode != RunMode.MULTIRUN:
             if resumption is None and not cfg.resume:
@@ -121,6 +138,21 @@ def generate_command(cfg: DictConfig) -> None:
         generate(cfg)
 
 
+@hydra.main(config_path="conf", config_name="export", version_base="1.3")
+@_reported
+def export_command(cfg: DictConfig) -> None:
+    """Write a checkpoint's model as an ONNX file."""
+    with run_logging():
+        export_checkpoint(cfg)
+
+
+@hydra.main(config_path="conf", config_name="sweep-report", version_base="1.3")
+@_reported
+def sweep_report_command(cfg: DictConfig) -> None:
+    """Write an Optuna sweep's results and plots again."""
+    report(cfg)
+
+
 COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
     "train": (train_command, "train a model            dltool train [-m] [GROUP=OPTION ...] [KEY=VALUE ...]"),
     "eval": (eval_command, "evaluate a checkpoint    dltool eval checkpoint=PATH [split=test|val]"),
@@ -133,11 +165,20 @@ COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
         generate_command,
         "continue a text          dltool generate checkpoint=PATH prompt=TEXT [length=200]",
     ),
+    "export": (
+        export_command,
+        "a model for serving      dltool export checkpoint=PATH [format=onnx] [output=FILE]",
+    ),
+    "sweep-report": (
+        sweep_report_command,
+        "an Optuna sweep's plots  dltool sweep-report dir=SWEEP_DIR [storage=URL] [study=NAME]",
+    ),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``dltool COMMAND [ARGS]``; returns the exit code (0 ok, 1 error, 2 usage, 128+N signal N)."""
+    """Run ``dltool COMMAND [ARGS]``; returns the exit code (0 ok, 1 error, 2 usage, 3 a trial pruned,
+    128+N signal N)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
@@ -159,14 +200,52 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         values = _override_values(rest)
+        if command == "train":
+            launched = _data_parallel(values, rest)
+            if launched is not None:
+                return launched
         if command == "train" and not ("-m" in rest or "--multirun" in rest):
             rest += _run_dir_overrides(values)
         elif command == "train":
             rest += _job_name_overrides(rest)
     except Exception as ex:
         print(f"dltool {command}: error: {_one_line(ex)}", file=sys.stderr)
+        return _ended(1)
+    return _ended(_run(command, rest))
+
+
+def _data_parallel(values: dict[str, Any], args: list[str]) -> int | None:
+    """``trainer.num_processes=N`` outside a launcher: run as N MPI ranks and return their exit
+    code. Inside a group of ranks: point the ranks above 0 at rank 0's run dir; None (run here)."""
+    multirun = "-m" in args or "--multirun" in args
+    num_processes = values.get("trainer.num_processes", _saved_num_processes(values))
+    if multirun and (num_processes != 1 or in_group()):
+        raise ValueError("trainer.num_processes: data-parallel runs cannot be swept with -m yet")
+    if isinstance(num_processes, int) and num_processes > 1 and not under_launcher():
+        return relaunch(num_processes, ["train", *args])
+    run_dir = follow_run_dir()
+    if run_dir is not None:
+        values["hydra.run.dir"] = run_dir
+        args += [f"hydra.run.dir={_quote(run_dir)}", "hydra.output_subdir=null"]
+    return None
+
+
+def _saved_num_processes(values: dict[str, Any]) -> int:
+    """The ``trainer.num_processes`` of the checkpoint that ``resume=`` names (1 without one)."""
+    if values.get("resume") is None or under_launcher():
         return 1
-    return _run(command, rest)
+    checkpoint = locate_checkpoint(str(values["resume"]), values.get("hydra.run.dir"))
+    if checkpoint is None:
+        return 1
+    trainer = load_checkpoint(checkpoint).get("resolved_config", {}).get("trainer", {})
+    return trainer.get("num_processes", 1)
+
+
+def _ended(code: int) -> int:
+    """``code``; a failing rank of a data-parallel run ends every rank (they may wait for it)."""
+    if code != 0 and in_group():
+        abort_job(code)
+    return code
 
 
 def _run(command: str, args: list[str]) -> int:
@@ -312,7 +391,8 @@ def _join(lines: list[str]) -> str:
 
 
 def _usage() -> str:
-    commands = "\n".join(f"  {name:<9}{text}" for name, (_, text) in COMMANDS.items())
+    name_width = max(map(len, COMMANDS)) + 1
+    commands = "\n".join(f"  {name:<{name_width}}{text}" for name, (_, text) in COMMANDS.items())
     options_of = config_groups()
     width = max(map(len, options_of)) + 2  # the longest name, its colon and a space
     groups = "\n".join(

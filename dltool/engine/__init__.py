@@ -293,7 +293,12 @@ from dltool.engine.tensor import Tensor
 # isort: split
 # NOTE: the data package builds on Tensor and the ops, so it is imported after them
 # nn builds on everything above; importing it earlier would be circular
-from dltool.engine import linalg, nn, utils
+from dltool.engine import distributed, linalg, nn, utils
+
+# isort: split
+# graph capture: a traced module is a Module, and ONNX export is written from a trace
+from dltool.engine import jit, onnx
+from dltool.engine.jit._compile import compile
 
 # isort: split
 # the device and environment shims; cuda holds the legacy CUDA tensor types, built on the ones below

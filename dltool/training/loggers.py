@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dltool.training.files import write_text_atomically
+
 
 @contextlib.contextmanager
 def _torch_hidden() -> Iterator[None]:
@@ -177,10 +179,9 @@ class CSVLogger:
         with open(self.path, newline="") as f:
             rows = [row for row in csv.reader(f)]
         kept = [rows[0]] + [row for row in rows[1:] if len(row) == 4 and int(row[1]) < purge_step]
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
-        os.replace(tmp, self.path)
+        text = io.StringIO(newline="")
+        csv.writer(text).writerows(kept)
+        write_text_atomically(self.path, text.getvalue())
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         now = time.time()

@@ -44,6 +44,8 @@ class TrainerOptions:
     limit_val_batches: int | float | None
     limit_test_batches: int | float | None
     overfit_batches: int
+    num_processes: int
+    compile: bool
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any]) -> TrainerOptions:
@@ -78,6 +80,7 @@ class TrainerOptions:
             "patience",
             "keep_last_k",
             "log_every_n_steps",
+            "num_processes",
         )
         for name in positive:
             value = getattr(self, name)

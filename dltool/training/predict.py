@@ -1,4 +1,5 @@
-"""``dltool predict``: the top-k classes of image files, using the checkpoint's model and transforms."""
+"""``dltool predict``: the top-k classes of image files, using the checkpoint's model and transforms
+(or, for a file of ``dltool export``, its ONNX model in onnxruntime and its stored transforms)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import dltool.engine as dl
 from dltool.training.builders import build
 from dltool.training.console import console
 from dltool.training.errors import ConfigError, DltoolError
+from dltool.training.export import read_onnx
 from dltool.training.saved import load_task, require
 from dltool.training.tasks import Classification
 
@@ -28,18 +30,21 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         raise ConfigError("inputs: give at least one image, e.g. inputs=[a.png,b.png]")
     if not isinstance(cfg.topk, int) or not 1 <= cfg.topk:
         raise ConfigError(f"topk: expected an integer >= 1, got {cfg.topk!r}")
-    saved = load_task(cfg.checkpoint, cfg.trust_checkpoint_code, cfg.device)
-    path, meta, run_cfg = saved.path, saved.meta, saved.config
-    model = require(saved, Classification, "predict").model.eval()
-    if not meta.get("input_shape") or "transform" not in run_cfg.dataset:
+    if Path(str(cfg.checkpoint)).suffix == ".onnx":
+        path, meta, transform_cfg, device, model = _onnx_classifier(cfg)
+    else:
+        saved = load_task(cfg.checkpoint, cfg.trust_checkpoint_code, cfg.device)
+        path, meta, run_cfg = saved.path, saved.meta, saved.config
+        model = require(saved, Classification, "predict").model.eval()
+        transform_cfg, device = run_cfg.dataset.get("transform"), cfg.device or run_cfg.trainer.device
+    if not meta.get("input_shape") or not transform_cfg:
         raise ConfigError(
             f"{path}: its dataset has no input shape and transform to turn images into tensors; "
             "dltool predict needs an image classifier"
         )
     classes = list(meta["classes"])
     k = min(cfg.topk, len(classes))
-    device = cfg.device or run_cfg.trainer.device
-    transform = build("dataset.transform", run_cfg.dataset.transform)
+    transform = build("dataset.transform", transform_cfg)
     shape = list(meta["input_shape"])
     batch = dl.stack([_load(Path(p), shape, transform) for p in inputs]).to(device)
     with dl.no_grad():
@@ -56,6 +61,20 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     ]
     _print(results, k)
     return results
+
+
+def _onnx_classifier(cfg: DictConfig) -> tuple[Path, dict[str, Any], Any, str, Any]:
+    """What ``predict`` needs from a file of ``dltool export``: the model runs in onnxruntime."""
+    path = Path(cfg.checkpoint)
+    session, meta = read_onnx(path, cfg.trust_checkpoint_code)
+    if meta["task"] != Classification.name:
+        raise ConfigError(f"{path} holds a {meta['task']} model; dltool predict needs a classification model")
+    name = session.get_inputs()[0].name
+
+    def model(x: dl.Tensor) -> dl.Tensor:
+        return dl.from_numpy(session.run(None, {name: x.numpy()})[0])
+
+    return path, meta, meta["transform"], "cpu", model
 
 
 def _load(path: Path, shape: list[int], transform: Any) -> dl.Tensor:

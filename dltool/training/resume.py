@@ -98,6 +98,7 @@ def resume_config(
         return cfg, None
     checkpoint = load_checkpoint(path)
     stored = stored_config(checkpoint, path)
+    _add_new_options(stored, cfg)
     choices = checkpoint["meta"].get("choices") or {}
     user_targets = []
     for override in OverridesParser.create().parse_overrides(overrides):
@@ -123,6 +124,17 @@ def resume_config(
     if not stored.trust_checkpoint_code:
         check_config(stored, str(path), trusted_keys=user_targets)
     return stored, Resumption(path, checkpoint)
+
+
+def _add_new_options(stored: DictConfig, cfg: DictConfig) -> None:
+    """Give a run saved by an older dltool the trainer options added since, as this command
+    composed them (their defaults, unless overridden)."""
+    if not isinstance(stored.get("trainer"), DictConfig) or not isinstance(cfg.get("trainer"), DictConfig):
+        return
+    with open_dict(stored):
+        for key, value in cfg.trainer.items_ex(resolve=False):
+            if key not in stored.trainer:
+                stored.trainer[key] = value
 
 
 def _refuse_fixed(key: str, checkpoint: dict[str, Any]) -> None:

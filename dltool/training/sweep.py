@@ -40,9 +40,14 @@ def job_name(override_dirname: str) -> str:
     items = []
     for item in override_dirname.split(","):
         key, sep, value = item.partition("=")
-        items.append(key.rsplit(".", 1)[-1].lstrip("+~") + sep + value)
+        items.append(key.rsplit(".", 1)[-1].lstrip("+~") + sep + _short_number(value))
     name = re.sub(r"[^\w.,=+-]", "_", ",".join(items))
     return name[:_NAME_LENGTH] or "job"
+
+
+def _short_number(value: str) -> str:
+    """A long float (a sampled one) to 4 significant digits: ``0.0031622776601683794`` is ``0.003162``."""
+    return f"{float(value):.4g}" if re.fullmatch(r"-?\d*\.\d{7,}(e[-+]?\d+)?", value) else value
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -155,7 +160,9 @@ class SweepSummary(Callback):
             return
         monitor = config.trainer.get("monitor")
         tests = ["test/loss", f"test/{monitor.partition('/')[2]}"] if monitor else []
-        hparams, swept = sweep_hparams(list(config.hydra.overrides.task), dict(config.hydra.runtime.choices))
+        searched = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]  # a sweeper's YAML
+        overrides = searched + list(config.hydra.overrides.task)
+        hparams, swept = sweep_hparams(overrides, dict(config.hydra.runtime.choices))
         logger = TensorBoardLogger(config.hydra.sweep.dir)
         try:
             logger.log_experiment(hparams, compared_metrics(monitor, list(dict.fromkeys(tests))), swept)
@@ -170,7 +177,7 @@ class SweepSummary(Callback):
         write_summary(rows, sweep_dir / "summary.csv")
         write_markdown(rows, sweep_dir / "summary.md", sweep_dir)
         print_summary(rows, sweep_dir)
-        failed = [r["job"] for r in rows if r["status"] != "completed"]
+        failed = [r["job"] for r in rows if r["status"] not in ("completed", "pruned")]
         if failed:
             # NOTE: Hydra turns a callback's Exception into a warning; SystemExit reaches the command,
             # which prints the message and exits 1.

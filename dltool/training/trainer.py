@@ -18,7 +18,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -48,10 +47,14 @@ from dltool.training.checkpoint import (
     refuse_used_run_dir,
     restore_rng,
 )
+from dltool.training.compiled import CompiledStep, check_compilable
 from dltool.training.console import EpochProgress, run_logging
+from dltool.training.distributed import Ranks, is_main_process
 from dltool.training.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
+from dltool.training.files import write_text_atomically
 from dltool.training.hparams import compared_metrics, run_hparams
 from dltool.training.options import TrainerOptions
+from dltool.training.optuna_trial import current_trial
 from dltool.training.resume import Resumption, restore_optimization
 from dltool.training.signals import StopSignal
 from dltool.training.tasks import (
@@ -116,12 +119,14 @@ def train(
     run_dir = Path(run_dir)
     if resumption is None:
         refuse_used_run_dir(run_dir)
-    with run_logging(run_dir / "train.log"):
+    main = is_main_process()  # the other ranks of a data-parallel run write and print nothing
+    with run_logging(run_dir / "train.log") if main else contextlib.nullcontext():
         try:
             return _Trainer(cfg, run_dir, resumption, dict(choices or {}), list(overrides)).fit()
         except (Exception, KeyboardInterrupt) as ex:
             log.debug("run stopped", exc_info=True)
-            record_failure(run_dir, ex)
+            if main:
+                record_failure(run_dir, ex)
             raise
 
 
@@ -136,8 +141,10 @@ class _Trainer:
     ) -> None:
         self.cfg, self.run_dir = cfg, run_dir
         self.options = o = TrainerOptions.from_config(cfg.trainer)
+        self.ranks = Ranks.join(o.num_processes, o.device)
         _seed_everything(o.seed)
         self.data = build_data(cfg, o)
+        self.data.train_loader = self.ranks.train_loader(self.data.train_loader, o.seed)
         fill_num_classes(cfg, self.data.classes)
         self.task = build_task(cfg, self.data.classes, o.device)
         self.task.grad_clip = o.grad_clip
@@ -156,11 +163,18 @@ class _Trainer:
                 requested, lambda request: build_optimization(cfg, request, self.total_steps)
             )
         self.task.attach_optimizations(self.optimizations)
+        if o.compile:
+            check_compilable(self.task, o.num_processes)
+        self.compiled_step = CompiledStep(self.task) if o.compile else None
         self.state = LoopState()
         self.running = MeanMetrics()
         self.window = MeanMetrics()  # the losses since the last per-step log
         self.writer = CheckpointWriter(run_dir / "checkpoints", o.checkpoint_every_n_epochs, o.keep_last_k)
         self.choices, self.overrides = choices, overrides
+        self.trial, self.pruned = current_trial(), False  # an Optuna sweep's trial, which its pruner may stop
+        self.ranks.wrap(self.task)
+        if self.ranks.size > 1:  # each rank its own dropout masks (the weights came from rank 0)
+            _seed_everything(o.seed + self.ranks.rank)
         if resumption is not None:
             self._restore(resumption)
         # the config is fixed from here on; every checkpoint stores these two trees
@@ -170,6 +184,7 @@ class _Trainer:
         self.loggers = [
             build(f"logger.{name}", node, run_dir=run_dir, purge_step=purge)
             for name, node in (cfg.get("logger") or {}).items()
+            if self.ranks.is_main
         ]
         if resumption is None:
             config = OmegaConf.to_yaml(cfg, resolve=True)
@@ -228,13 +243,16 @@ class _Trainer:
             )
         try:
             self.state = LoopState(**checkpoint["loop"])
+            if not self.ranks.layout_matches(checkpoint):
+                self.state.batch, self.state.running, self.state.window = 0, {}, {}
+            own = self.ranks.own_state(checkpoint) or dataclasses.asdict(self.state) | checkpoint
             if self.state.running:
-                self.running.load_state_dict(self.state.running)
+                self.running.load_state_dict(own["running"])
             if self.state.window:
-                self.window.load_state_dict(self.state.window)
-            if checkpoint["loader"] is not None:
-                self.data.train_loader.load_state_dict(checkpoint["loader"])
-            restore_rng(checkpoint["rng"])
+                self.window.load_state_dict(own["window"])
+            if own["loader"] is not None and self.state.batch:
+                self.data.train_loader.load_state_dict(own["loader"])
+            restore_rng(own["rng"])
         except (KeyError, ValueError, TypeError, IndexError, AttributeError) as ex:
             raise CheckpointError(f"{path}: the loop's state does not fit this run: {ex}") from ex
         log.info(
@@ -254,29 +272,36 @@ class _Trainer:
             f"{self._samples('train', self.data.train_loader, self.data.train)} train, "
             f"{self._samples('val', self.data.val_loader, self.data.val if self.validates else None)} val, "
             f"{self._samples('test', self.data.test_loader, self.data.test if self.validates else None)} test samples"
+            f"{self.ranks.describe_batch(self.options.batch_size)}"
         )
         try:
             with StopSignal() as stop:
                 while s.epoch < self.epochs and not self._max_steps_reached():
                     if not self._train_epoch(stop):
                         break
-                    if self._end_epoch() or stop.signum is not None:
+                    if self._end_epoch() or self._stopped(stop) is not None:
                         break
                 if s.batch > 0:  # stopped mid-epoch by max_steps (epoch ends save themselves)
                     self._save()
-                if stop.signum is not None:
-                    self._interrupt(stop.signum)
+                if (signum := self._stopped(stop)) is not None:
+                    self._interrupt(signum)
             return self._finish()
         finally:
             for logger in self.loggers:
                 logger.close()
+            self.ranks.close()
 
     def _samples(self, split: str, loader: Any, dataset: Any) -> str:
         """How many samples of ``split`` a pass uses, and of how many when a limit cuts it short."""
         if dataset is None:
             return "0"
-        used = min(len(dataset), self.options.num_batches(split, len(loader)) * loader.batch_size)
+        ranks = self.ranks.size if split == "train" else 1  # each rank trains on its own batches
+        used = min(len(dataset), self.options.num_batches(split, len(loader)) * loader.batch_size * ranks)
         return f"{used:,}" if used == len(dataset) else f"{used:,} of {len(dataset):,}"
+
+    def _stopped(self, stop: StopSignal) -> int | None:
+        """The signal that stops the run, agreed by all ranks (one may catch it a step earlier)."""
+        return self.ranks.agreed_signal(stop.signum)
 
     def _max_steps_reached(self) -> bool:
         return self.options.max_steps is not None and self.state.step >= self.options.max_steps
@@ -287,6 +312,7 @@ class _Trainer:
         self.task.train()
         self.epoch_start = start = time.perf_counter()
         samples, self.train_speed = 0, 0.0
+        self.ranks.set_epoch(self.data.train_loader, s.epoch)
         with EpochProgress(f"epoch {s.epoch + 1}/{self.epochs}", self.steps_per_epoch) as progress:
             for batch in self.data.train_loader:
                 lr = self._lr()  # the rate this step uses
@@ -300,10 +326,10 @@ class _Trainer:
                     log.debug(f"epoch {s.epoch + 1} step {s.step}: " + _shown(smoothed))
                 self._log_histograms()
                 s.batch, s.step, samples = s.batch + 1, s.step + 1, samples + batch_size(batch)
-                self.train_speed = samples / max(time.perf_counter() - start, 1e-9)
+                self.train_speed = samples * self.ranks.size / max(time.perf_counter() - start, 1e-9)
                 progress.update(s.batch, losses, self.train_speed)
-                if stop.signum is not None:
-                    self._interrupt(stop.signum)
+                if (signum := self._stopped(stop)) is not None:
+                    self._interrupt(signum)
                 if s.batch >= self.steps_per_epoch:
                     break
                 if self._max_steps_reached():
@@ -314,6 +340,20 @@ class _Trainer:
     def _step(self, batch: Any) -> dict[str, float]:
         """One ``training_step``; with automatic optimization, its ``loss`` minimized one step."""
         batch = to_device(batch, self.options.device)
+        self.ranks.before_step()
+        if self.compiled_step is not None:  # trainer.compile: forward, backward and update replayed
+            values = self.compiled_step(batch)
+            self._check_divergence(values)  # NOTE: after the update, which eager mode skips on divergence
+        else:
+            values = self._eager_step(batch)
+        for optimization in self.optimizations:
+            if optimization.scheduler is not None and optimization.interval == "step":
+                optimization.scheduler.step()
+        self.running.update(values, batch_size(batch))
+        return values
+
+    def _eager_step(self, batch: Any) -> dict[str, float]:
+        """``training_step``, then (with automatic optimization) ``optimizer_step`` on its loss."""
         output = self.task.training_step(batch, self.state.batch)
         loss = output.get("loss") if isinstance(output, Mapping) else None
         if self.task.automatic_optimization and not (isinstance(loss, dl.Tensor) and loss.requires_grad):
@@ -325,10 +365,6 @@ class _Trainer:
         self._check_divergence(values)
         if self.task.automatic_optimization:
             self.task.optimizer_step(loss, *self.task.optimizers())
-        for optimization in self.optimizations:
-            if optimization.scheduler is not None and optimization.interval == "step":
-                optimization.scheduler.step()
-        self.running.update(values, batch_size(batch))
         return values
 
     def _check_divergence(self, values: dict[str, float]) -> None:
@@ -352,7 +388,7 @@ class _Trainer:
         """Validate, step the schedules, log, save; True when early stopping says stop."""
         s, o = self.state, self.options
         lr = self._lr()
-        train = self.task.epoch_metrics(self.running.compute())
+        train = self.task.epoch_metrics(self.ranks.reduce_means(self.running).compute())
         metrics = tagged(train, "train")
         if self.validates:
             metrics.update(self._evaluate(self.data.val_loader, "val"))
@@ -376,10 +412,20 @@ class _Trainer:
             f"{epoch_time:.1f}s  {self.train_speed:,.0f} samples/s" + ("  (best)" if improved else "")
         )
         self._save(improved=improved)
+        if self._pruned(score):
+            return True
         if o.patience is not None and s.stale_epochs >= o.patience:
             log.info(f"early stopping: {o.monitor} has not improved for {o.patience} epochs")
             return True
         return False
+
+    def _pruned(self, score: float | None) -> bool:
+        """Report the epoch's monitored value to the sweep's trial; True when its pruner stops the run."""
+        if self.trial is None or score is None or not self.trial.should_prune(score, self.state.epoch):
+            return False
+        log.info(f"pruned: trial {self.trial.number}'s {self.options.monitor} lags the other trials'")
+        self.pruned = True
+        return True
 
     def _monitored(self, metrics: dict[str, float]) -> float | None:
         monitor = self.options.monitor
@@ -392,6 +438,8 @@ class _Trainer:
 
     def _evaluate(self, loader: Any, split: str) -> dict[str, float]:
         """The task's validation pass over ``split`` (the batches its limit allows)."""
+        if self.ranks.size > 1:
+            return self.ranks.evaluate(self.task, loader, split, self.options)
         batches = itertools.islice(loader, self.options.num_batches(split, len(loader)))
         return self.task.evaluate(batches, split, device=self.options.device)
 
@@ -463,7 +511,14 @@ class _Trainer:
             loader=None if epoch_end else self.data.train_loader.state_dict(),
             rng=capture_rng(),
         )
-        self.writer.save(checkpoint, epoch=s.epoch if epoch_end else None, improved=improved)
+        every_rank = self.ranks.gather(
+            {"rng": checkpoint["rng"], "loader": checkpoint["loader"], "running": s.running, "window": s.window}
+        )
+        if self.ranks.is_main:
+            if self.ranks.size > 1:
+                checkpoint["distributed"] = {"world_size": self.ranks.size, "ranks": every_rank}
+            self.writer.save(checkpoint, epoch=s.epoch if epoch_end else None, improved=improved)
+        self.ranks.barrier()  # the other ranks may read best.ckpt next
 
     def _last_good(self) -> str:
         if self.writer.last.exists():
@@ -492,7 +547,7 @@ class _Trainer:
         best = s.best if s.best is not None else final.get(o.monitor) if o.monitor else None
         self._log({**test, **({f"best/{o.monitor}": best} if best is not None else {})}, flush=True)
         result = {
-            "status": "completed",
+            "status": "pruned" if self.pruned else "completed",
             "monitor": o.monitor,
             "mode": o.mode,
             "best": best,
@@ -505,7 +560,8 @@ class _Trainer:
         hparams = run_hparams(self.overrides, self.choices)
         for logger in self.loggers:
             logger.log_hparams(hparams, compared_metrics(o.monitor, list(test)))
-        _write_json(self.run_dir / "metrics.json", result)
+        if self.ranks.is_main:
+            _write_json(self.run_dir / "metrics.json", result)
         log.info(
             "done: "
             + (_shown(test) if test else _shown(final, ("train/", "val/")))
@@ -529,10 +585,7 @@ def record_failure(run_dir: Path, ex: BaseException) -> None:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _seed_everything(seed: int) -> None:

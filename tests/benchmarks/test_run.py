@@ -24,7 +24,7 @@ def test_tiny_run_writes_every_workload(tmp_path, data_root, monkeypatch):
     report = json.loads(out.read_text())
     assert set(report["results"]) == {
         "overhead", "mlp", "lenet", "conv", "data_loader", "trainer", "memory", "gan", "char_lstm", "char_gru",
-        "cnn",
+        "cnn", "compiled_chain", "compiled_mlp",
     }
     for name, workload in report["results"].items():
         assert workload["median"]["dltool"] > 0, name

@@ -27,7 +27,7 @@ def test_top_level_help_lists_commands_and_groups(dltool: Callable) -> None:
     ):
         assert text in result.stdout
     assert dltool().stdout == result.stdout  # no command: the same usage
-    assert "  experiment: cnn_fashion, linreg" in result.stdout  # the longest group name keeps its space
+    assert "  hparams_search: linreg_optuna" in result.stdout  # the longest group name keeps its space
 
 
 def test_train_help_lists_groups_and_trainer_options(dltool: Callable) -> None:

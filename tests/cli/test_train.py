@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import dltool.engine as dl
 from dltool.training.checkpoint import load_checkpoint
 from tests.cli.conftest import TINY, cli_env, ok
 
@@ -158,6 +159,19 @@ def test_resume_after_max_steps_is_bit_for_bit(dltool: Callable, tmp_path: Path)
     values = [e.value for e in accumulator.Scalars("train/loss_step")]
     assert values == [e.value for e in expected.Scalars("train/loss_step")]  # the smoothing window resumed too
     assert [e.step for e in accumulator.Scalars("val/acc")] == [5, 11, 17]
+
+
+def test_a_run_saved_before_an_option_existed_resumes_with_its_default(dltool: Callable, tmp_path: Path) -> None:
+    ok(dltool("train", *TINY, "trainer.epochs=1", "hydra.run.dir=runs/old"))
+    path = tmp_path / "runs/old/checkpoints/last.ckpt"
+    checkpoint = dl.load(path)
+    for key in ("compile", "num_processes"):  # options newer than the run
+        del checkpoint["config"]["trainer"][key]
+    dl.save(checkpoint, path)
+    ok(dltool("train", f"resume={path}", "trainer.epochs=2"))
+    resumed = load_checkpoint(path)
+    assert resumed["loop"]["epoch"] == 2
+    assert resumed["config"]["trainer"]["compile"] is False and resumed["config"]["trainer"]["num_processes"] == 1
 
 
 def test_sigterm_mid_epoch_saves_a_resumable_checkpoint(

@@ -21,6 +21,9 @@ from dltool.engine.autograd.grad_mode import state as _grad_state
 # The Tensor class, bound by dltool.engine.tensor once it exists (that module imports this one).
 _Tensor: Any = None
 
+# Set by dltool.engine.jit while a trace records (None otherwise): it runs each op and notes it.
+_trace_hook: Any = None
+
 _FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
     "they have already been freed). Saved intermediate values of the graph are freed when you call "
@@ -305,6 +308,8 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
+        if _trace_hook is not None:
+            return _trace_hook(cls, args, kwargs)
         tensor_type = _Tensor
         ctx = _recording_node(cls, args, tensor_type) if _grad_state.enabled else None
         record = ctx is not None

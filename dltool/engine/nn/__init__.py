@@ -107,6 +107,7 @@ from dltool.engine.nn.modules.pooling import (
 )
 from dltool.engine.nn.modules.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 from dltool.engine.nn.modules.sparse import Embedding, EmbeddingBag
+from dltool.engine.nn.modules.syncbatchnorm import SyncBatchNorm
 from dltool.engine.nn.modules.transformer import (
     Transformer,
     TransformerDecoder,
@@ -135,7 +136,7 @@ __all__ = [
     "ConstantPad3d", "Fold", "GLU", "Hardshrink", "Hardsigmoid", "Hardswish", "InstanceNorm1d",
     "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "LogSigmoid", "PReLU", "PixelShuffle",
     "PixelUnshuffle", "RMSNorm", "RReLU", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d",
-    "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "Softmin", "Softshrink", "Softsign",
+    "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "Softmin", "Softshrink", "Softsign", "SyncBatchNorm",
     "Tanhshrink", "Threshold", "Unfold", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d",
     "ZeroPad1d", "ZeroPad2d", "ZeroPad3d",
     "DataParallel", "parallel",

@@ -149,9 +149,14 @@ class Task(dl.nn.Module):
                 dl.nn.utils.clip_grad_norm_(params, self.grad_clip)
             optimizer.step()
 
-    @dl.no_grad()
     def evaluate(self, batches: Iterable[Any], prefix: str, device: str = "cpu") -> dict[str, float]:
         """``validation_step`` over ``batches`` in eval mode: the sample-weighted means, ``prefix/``-tagged."""
+        return tagged(self.epoch_metrics(self.validation_sums(batches, device).compute()), prefix)
+
+    @dl.no_grad()
+    def validation_sums(self, batches: Iterable[Any], device: str = "cpu") -> MeanMetrics:
+        """``validation_step`` over ``batches`` in eval mode, its outputs summed by sample (data-parallel
+        ranks add their sums before the means are taken)."""
         was_training = self.training
         self.eval()
         self.on_validation_start()
@@ -162,7 +167,7 @@ class Task(dl.nn.Module):
                 means.update(self.validation_step(batch, batch_idx), batch_size(batch))
         finally:
             self.train(was_training)
-        return tagged(self.epoch_metrics(means.compute()), prefix)
+        return means
 
 
 class MeanMetrics:

@@ -13,6 +13,7 @@ from dltool.engine.utils.data.dataset import (
     TensorDataset,
     random_split,
 )
+from dltool.engine.utils.data.distributed import DistributedSampler
 from dltool.engine.utils.data.sampler import (
     BatchSampler,
     RandomSampler,
@@ -29,6 +30,7 @@ __all__ = [
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "IterableDataset",
     "RandomSampler",
     "Sampler",

@@ -1,0 +1,240 @@
+"""``DistributedDataParallel``: one model replica per process, gradients averaged in buckets.
+
+How a step goes, as in PyTorch's reducer: each parameter's gradient hook copies the gradient into
+its slot of a flat bucket (about ``bucket_cap_mb`` each, filled in reverse parameter order, the
+order backward produces gradients); when a bucket is full its non-blocking all-reduce starts, while
+backward goes on with the layers below. Buckets start in index order on every rank, as MPI's
+ordering of collectives requires.
+
+The engine has no "end of backward" callback (PyTorch's ``queue_callback``), so the last hook of a
+backward pass waits for every bucket and writes the averaged gradients into ``.grad``: the
+parameter whose hook that is gets its average as the gradient it accumulates. When
+``backward()`` returns, ``.grad`` holds the average on every rank and ``optimizer.step()`` needs
+nothing special.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from dltool.engine import distributed as dist
+from dltool.engine.autograd import is_grad_enabled
+from dltool.engine.nn.modules.module import Module
+from dltool.engine.tensor import Tensor
+
+_MB = 1024 * 1024
+_UNUSED_PARAMETERS = (
+    "Expected to have finished reduction in the prior iteration before starting a new one. This "
+    "error indicates that your module has parameters that were not used in producing loss "
+    "({names}); dltool's DistributedDataParallel needs every parameter to get a gradient in every "
+    "synchronized backward pass."
+)
+
+
+class _Bucket:
+    """A flat gradient buffer for consecutive parameters of one dtype."""
+
+    def __init__(self, params: list[tuple[str, Tensor]]) -> None:
+        self.names = [name for name, _ in params]
+        self.params = [param for _, param in params]
+        sizes = [param.numel() for param in self.params]
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        first = self.params[0]
+        self.flat = first._xp().empty(self.offsets[-1], dtype=first._data.dtype)
+        self.marked = [False] * len(self.params)
+        self.ready = 0
+
+    def view(self, slot: int) -> Any:
+        return self.flat[self.offsets[slot] : self.offsets[slot + 1]].reshape(self.params[slot]._data.shape)
+
+
+class DistributedDataParallel(Module):
+    """Runs ``module`` in every process and averages its gradients over the process group.
+
+    At construction the parameters and buffers of rank 0 are broadcast to the others; during
+    ``backward()`` gradients are all-reduced (averaged) in buckets that overlap the rest of the
+    backward pass. With ``broadcast_buffers=True`` each training forward first copies rank 0's
+    buffers (e.g. BatchNorm running statistics) to every rank, as PyTorch does.
+
+    ``module`` is registered as ``self.module``, so ``state_dict()`` keys start with ``module.``
+    exactly as PyTorch's do (a checkpoint saved from a DDP model loads into one, and PyTorch code
+    that strips the prefix keeps working); save ``model.module.state_dict()`` for keys that load
+    into the bare model. dltool's trainer does the latter, so its checkpoints are the same with one
+    process or many.
+
+    Differs from PyTorch: every parameter that requires grad must receive a gradient in each
+    synchronized backward pass (``find_unused_parameters=True`` is not implemented), and
+    ``device_ids`` / ``output_device`` are accepted and unused: the module already sits on its
+    device.
+
+    Args:
+        module: the model, identical on every rank.
+        device_ids: kept for PyTorch's signature.
+        output_device: kept for PyTorch's signature.
+        dim: kept for PyTorch's signature.
+        broadcast_buffers: copy rank 0's buffers to all ranks at each training forward.
+        process_group: the group (only the default group exists).
+        bucket_cap_mb: the size of a gradient bucket in MiB (PyTorch's default, 25).
+        find_unused_parameters: must be False.
+
+    Raises:
+        ValueError: the process group is not initialized, or ``find_unused_parameters=True``.
+        RuntimeError: the ranks hold different models.
+    """
+
+    def __init__(
+        self,
+        module: Module,
+        device_ids: Any = None,
+        output_device: Any = None,
+        dim: int = 0,
+        broadcast_buffers: bool = True,
+        process_group: Any = None,
+        bucket_cap_mb: float | None = None,
+        find_unused_parameters: bool = False,
+    ) -> None:
+        super().__init__()
+        if find_unused_parameters:
+            raise ValueError(
+                "find_unused_parameters=True is not implemented by dltool's DistributedDataParallel"
+            )
+        self.module = module
+        self.broadcast_buffers = broadcast_buffers
+        self.require_backward_grad_sync = True
+        self._group = dist.distributed_c10d._group(process_group)
+        named = [(name, param) for name, param in module.named_parameters() if param.requires_grad]
+        self._check_same_model(named)
+        self._broadcast([param for _, param in module.named_parameters()] + list(module.buffers()))
+        cap = int((25 if bucket_cap_mb is None else bucket_cap_mb) * _MB)
+        self._buckets = [_Bucket(group) for group in _bucket_groups(named[::-1], cap)]
+        self._scale = 1.0 / self._group.size
+        self._works: list[dist.Work] = []
+        self._next = 0
+        self._expect_backward = False
+        for index, bucket in enumerate(self._buckets):
+            for slot, param in enumerate(bucket.params):
+                param.register_hook(self._make_hook(index, slot))
+
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        self._pre_forward()
+        return self.module(*inputs, **kwargs)
+
+    def _pre_forward(self) -> None:
+        """Rank 0's buffers, and gradient hooks armed for the next backward (when it will sync).
+
+        A caller that runs ``module`` through its own methods (dltool's trainer calls a task's
+        ``training_step``) calls this instead of ``forward``.
+        """
+        if self._expect_backward and any(bucket.ready for bucket in self._buckets):
+            raise RuntimeError(_UNUSED_PARAMETERS.format(names=", ".join(self._unready())))
+        sync = is_grad_enabled() and self.require_backward_grad_sync
+        if sync and self.broadcast_buffers:
+            self._broadcast([buffer for buffer in self.module.buffers() if buffer is not None])
+        self._expect_backward = sync and self._group.size > 1
+
+    @contextlib.contextmanager
+    def no_sync(self) -> Iterator[None]:
+        """Accumulate gradients locally inside the block; the first backward after it averages them."""
+        previous, self.require_backward_grad_sync = self.require_backward_grad_sync, False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = previous
+
+    # ------------------------------------------------------------------ construction
+
+    def _check_same_model(self, named: list[tuple[str, Tensor]]) -> None:
+        shapes = hash(tuple(tuple(param.shape) for _, param in named))
+        mine = [len(named), sum(param.numel() for _, param in named), shapes]
+        table = self._group.control_allgather(np.asarray(mine, dtype=np.int64))
+        if (table != table[0]).any():
+            raise RuntimeError(
+                "DDP expects same model across all ranks, but the ranks' parameters differ "
+                f"(count, elements per rank: {table[:, :2].tolist()})"
+            )
+
+    def _broadcast(self, tensors: list[Tensor]) -> None:
+        if self._group.size == 1:
+            return
+        for work in [self._group.broadcast(tensor._data, 0) for tensor in tensors]:
+            work.wait()
+
+    # ------------------------------------------------------------------ backward
+
+    def _make_hook(self, index: int, slot: int) -> Any:
+        bucket = self._buckets[index]
+        param = bucket.params[slot]
+
+        def hook(grad: Tensor) -> Tensor | None:
+            if not self._expect_backward:
+                return None
+            view, xp = bucket.view(slot), param._xp()
+            # the average's division rides on the copy into the bucket, which then is summed
+            if param.grad is None:
+                xp.multiply(grad._data, self._scale, out=view)
+            else:
+                xp.add(param.grad._data, grad._data, out=view)
+                view *= self._scale
+            bucket.marked[slot] = True
+            bucket.ready += 1
+            if bucket.ready == len(bucket.params):
+                self._launch_ready()
+            if self._next < len(self._buckets):
+                self._progress()
+                return None
+            self._finish(param)
+            param.grad = None
+            return Tensor._make(view.copy())
+
+        return hook
+
+    def _launch_ready(self) -> None:
+        while self._next < len(self._buckets) and self._buckets[self._next].ready == len(
+            self._buckets[self._next].params
+        ):
+            self._works.append(self._group.all_reduce(self._buckets[self._next].flat, dist.ReduceOp.SUM))
+            self._next += 1
+
+    def _progress(self) -> None:
+        """Let the all-reduces in flight advance: MPI implementations without a progress thread
+        (MPICH's default) move a non-blocking collective only inside MPI calls."""
+        for work in self._works:
+            work.is_completed()
+
+    def _finish(self, current: Tensor) -> None:
+        """Wait for every bucket and write the averages into ``.grad`` (``current``'s is returned)."""
+        for work in self._works:
+            work.wait()
+        for bucket in self._buckets:
+            for slot, param in enumerate(bucket.params):
+                if param is not current:
+                    param.grad._data[...] = bucket.view(slot)
+            bucket.ready = 0
+            bucket.marked = [False] * len(bucket.params)
+        self._works, self._next, self._expect_backward = [], 0, False
+
+    def _unready(self) -> list[str]:
+        return [
+            name
+            for bucket in self._buckets
+            for name, marked in zip(bucket.names, bucket.marked, strict=True)
+            if not marked
+        ]
+
+
+def _bucket_groups(named: list[tuple[str, Tensor]], cap: int) -> list[list[tuple[str, Tensor]]]:
+    """Split parameters, in the given order, into runs of one dtype of at most ``cap`` bytes each."""
+    groups: list[list[tuple[str, Tensor]]] = []
+    size = 0
+    for name, param in named:
+        nbytes = param._data.nbytes
+        if not groups or size + nbytes > cap or groups[-1][0][1].dtype != param.dtype:
+            groups.append([])
+            size = 0
+        groups[-1].append((name, param))
+        size += nbytes
+    return groups

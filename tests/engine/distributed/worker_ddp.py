@@ -1,0 +1,144 @@
+"""Run by test_ddp.py as 2 MPI ranks: DistributedDataParallel against one process with the whole batch."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+from _checks import run_checks
+
+import dltool.engine as torch
+import dltool.engine.distributed as dist
+from dltool.engine import nn
+from dltool.engine.nn.parallel import DistributedDataParallel as DDP
+from dltool.models.cnn import CNN
+from dltool.models.mlp import MLP
+
+RANK = SIZE = 0
+STEPS, BATCH = 20, 32  # per rank; the reference process takes SIZE * BATCH
+SHAPE = (1, 8, 8)
+
+
+def _data(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((STEPS, SIZE * BATCH, *SHAPE)).astype(np.float32)
+    return x, rng.integers(0, 10, (STEPS, SIZE * BATCH))
+
+
+def _train(model: nn.Module, x: np.ndarray, y: np.ndarray) -> None:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for inputs, targets in zip(x, y, strict=True):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(torch.from_numpy(inputs)), torch.from_numpy(targets)).backward()
+        optimizer.step()
+
+
+def _assert_same_state(model: nn.Module, reference: nn.Module) -> None:
+    expected = reference.state_dict()
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), expected[name].numpy(), rtol=1e-4, atol=2e-5, err_msg=name)
+
+
+def _equivalence(build, **ddp_options) -> None:
+    """DDP on SIZE ranks x BATCH == one process x SIZE * BATCH, on the same samples, for STEPS steps."""
+    torch.manual_seed(0)
+    model = build()
+    reference = copy.deepcopy(model)
+    x, y = _data()
+    _train(reference, x, y)
+    mine = slice(RANK * BATCH, (RANK + 1) * BATCH)
+    ddp = DDP(model, **ddp_options)
+    _train(ddp, x[:, mine], y[:, mine])
+    _assert_same_state(ddp.module, reference)
+
+
+def check_mlp_matches_one_process_with_the_global_batch() -> None:
+    _equivalence(lambda: MLP(SHAPE, 10, hidden_sizes=(32,), dropout=0.0))
+
+
+def check_mlp_with_many_small_buckets() -> None:
+    _equivalence(lambda: MLP(SHAPE, 10, hidden_sizes=(32, 32), dropout=0.0), bucket_cap_mb=0.002)
+
+
+def check_batchnorm_cnn_with_sync_batchnorm_matches_one_process() -> None:
+    def build() -> nn.Module:
+        return CNN(SHAPE, 10, channels=(4, 8), hidden_size=16, dropout=0.0)
+
+    torch.manual_seed(0)
+    reference, x, y = build(), *_data()
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(reference))
+    _train(reference, x, y)
+    mine = slice(RANK * BATCH, (RANK + 1) * BATCH)
+    _train(DDP(model), x[:, mine], y[:, mine])
+    _assert_same_state(model, reference)  # weights and the running statistics
+
+
+def check_construction_broadcasts_rank_0_state() -> None:
+    torch.manual_seed(RANK)
+    model = DDP(CNN(SHAPE, 10, channels=(2,), hidden_size=4))
+    everything = torch.cat([t.reshape(-1).float() for t in model.state_dict().values()])
+    gathered = [torch.zeros_like(everything) for _ in range(SIZE)]
+    dist.all_gather(gathered, everything)
+    np.testing.assert_array_equal(gathered[0].numpy(), gathered[1].numpy())
+
+
+def check_broadcast_buffers_before_each_training_forward() -> None:
+    model = DDP(CNN(SHAPE, 10, channels=(2,), hidden_size=4))
+    norm = model.module.features[1]
+    norm.running_mean.fill_(float(RANK))  # ranks drift apart; the forward starts from rank 0's
+    model(torch.ones(4, *SHAPE)).sum().backward()
+    table = [torch.zeros(2) for _ in range(SIZE)]
+    dist.all_gather(table, norm.running_mean)
+    np.testing.assert_array_equal(table[0].numpy(), table[1].numpy())
+
+
+def check_no_sync_accumulates_then_averages() -> None:
+    torch.manual_seed(0)
+    model = MLP(SHAPE, 10, hidden_sizes=(8,), dropout=0.0)
+    reference = copy.deepcopy(model)
+    x, y = _data()
+    pieces = [(torch.from_numpy(x[i, : 2 * BATCH]), torch.from_numpy(y[i, : 2 * BATCH])) for i in range(2)]
+    sum(nn.functional.cross_entropy(reference(a), b) for a, b in pieces).backward()
+    ddp = DDP(model)
+    mine = slice(RANK * BATCH, (RANK + 1) * BATCH)
+    with ddp.no_sync():
+        nn.functional.cross_entropy(ddp(pieces[0][0][mine]), pieces[0][1][mine]).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    nn.functional.cross_entropy(ddp(pieces[1][0][mine]), pieces[1][1][mine]).backward()
+    for param, expected, local in zip(model.parameters(), reference.parameters(), grads, strict=True):
+        np.testing.assert_allclose(param.grad.numpy(), expected.grad.numpy(), rtol=1e-4, atol=1e-6)
+        assert not np.allclose(param.grad.numpy(), local.numpy())  # the no_sync step stayed local
+
+
+def check_unused_parameter_is_a_clear_error() -> None:
+    class Partly(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used, self.unused = nn.Linear(3, 2), nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.used(x)
+
+    model = DDP(Partly())
+    model(torch.ones(2, 3)).sum().backward()
+    try:
+        model(torch.ones(2, 3))
+    except RuntimeError as ex:
+        assert "unused.weight" in str(ex) and "used.weight" not in str(ex).replace("unused.weight", ""), ex
+    else:
+        raise AssertionError("no error")
+
+
+def check_module_attribute_and_state_dict_keys() -> None:
+    inner = nn.Linear(3, 2)
+    model = DDP(inner)
+    assert model.module is inner
+    assert sorted(model.state_dict()) == ["module.bias", "module.weight"]
+    with torch.no_grad():  # an evaluation forward starts no gradient synchronization
+        model(torch.ones(1, 3))
+    model(torch.ones(1, 3)).sum().backward()
+    np.testing.assert_allclose(inner.weight.grad.numpy(), np.ones((2, 3)))
+
+
+if __name__ == "__main__":
+    run_checks(globals(), "mpi")

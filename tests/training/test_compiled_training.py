@@ -1,0 +1,91 @@
+"""``trainer.compile=true``: the replayed train step trains to the eager weights, and runs resume
+across compile switched on and off."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import dltool.engine as dl
+from dltool.training.checkpoint import load_checkpoint
+from dltool.training.compiled import check_compilable
+from dltool.training.errors import ConfigError
+from dltool.training.resume import resume_config
+from dltool.training.tasks.base import Task
+from dltool.training.tasks.supervised import Classification
+from dltool.training.trainer import train
+from tests.training.test_resume import GROUPS
+
+
+@pytest.fixture(autouse=True)
+def fixed_threads(monkeypatch: pytest.MonkeyPatch):
+    """One BLAS thread throughout: a matrix product's bits depend on the thread count."""
+    monkeypatch.setenv("DLTOOL_ADAPTIVE_THREADS", "0")
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _weights(run_dir: Path) -> dict[str, np.ndarray]:
+    state = load_checkpoint(run_dir / "checkpoints/last.ckpt")
+    arrays = {f"model.{k}": v.numpy() for k, v in state["model"].items()}
+    for i, group in enumerate(state["optimizers"][0]["state"].values()):
+        arrays.update(
+            {
+                f"optimizer.{i}.{k}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+                for k, v in group.items()
+            }
+        )
+    return arrays
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_a_compiled_run_trains_to_the_eager_weights_and_metrics(fashion: Callable, tmp_path: Path) -> None:
+    # NOTE: a step that fell back to eager mode would warn, and warnings are errors in the tests
+    options = ("model=cnn", "trainer.epochs=1", "trainer.max_steps=4", "trainer.grad_clip=1.0")
+    eager = train(fashion(*options), tmp_path / "eager")
+    compiled = train(fashion(*options, "trainer.compile=true"), tmp_path / "compiled")
+    measured = {k: v for k, v in eager["metrics"].items() if not k.startswith("time/")}
+    assert measured == {k: v for k, v in compiled["metrics"].items() if not k.startswith("time/")}
+    _assert_same(_weights(tmp_path / "eager"), _weights(tmp_path / "compiled"))
+
+
+@pytest.mark.parametrize(("first", "then"), [("false", "true"), ("true", "false")])
+def test_a_run_resumes_across_compile_on_and_off(
+    fashion: Callable, tmp_path: Path, first: str, then: str
+) -> None:
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(fashion("trainer.epochs=2"), straight)
+    train(
+        fashion("trainer.epochs=2", "trainer.max_steps=6", f"trainer.compile={first}"), split
+    )  # mid-epoch 2
+    args = ["resume=auto", "trainer.max_steps=null", f"trainer.compile={then}"]
+    cfg, resumption = resume_config(fashion(*args), split, args, GROUPS)
+    train(cfg, split, resumption)
+    _assert_same(_weights(straight), _weights(split))
+
+
+class _OwnStep(Classification):
+    def training_step(self, batch, batch_idx):
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize(
+    ("task", "processes", "message"),
+    [
+        (Task(), 1, "supported for the supervised tasks"),
+        (_OwnStep(dl.nn.Linear(2, 2), dl.nn.CrossEntropyLoss()), 1, "_OwnStep is not one"),
+        (Classification(dl.nn.Linear(2, 2), dl.nn.CrossEntropyLoss()), 2, "num_processes > 1"),
+    ],
+)
+def test_compile_refuses_a_step_it_cannot_capture_whole(task, processes: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"trainer.compile: .*{message}"):
+        check_compilable(task, processes)
