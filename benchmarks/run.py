@@ -79,7 +79,7 @@ def measure(name: str, settings: Settings, repeat: int, warmup: int) -> dict:
 
 
 @contextlib.contextmanager
-def busy_processes(count: int) -> Iterator[None]:
+def busy_processes(count: int) -> Iterator[list[subprocess.Popen]]:
     """``count`` processes that spin in Python, each pinned to its own core where it can be."""
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     try:
@@ -87,7 +87,7 @@ def busy_processes(count: int) -> Iterator[None]:
         for i, spinner in enumerate(spinners):
             if cores:
                 os.sched_setaffinity(spinner.pid, {cores[i % len(cores)]})
-        yield
+        yield spinners
     finally:
         for spinner in spinners:
             spinner.kill()

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -105,25 +106,24 @@ def test_the_loader_share_of_an_mlp_epoch_is_reported():
     assert share_of_mlp_epoch(0.034, 0.4) == "8.5% (MLP epoch 0.400 s)"
 
 
-def test_busy_processes_hold_cores_while_the_block_runs():
+def test_busy_processes_spin_while_the_block_runs_and_end_with_it():
     from benchmarks import run
-
-    def spinning() -> int:
-        return sum(1 for p in Path("/proc").glob("[0-9]*/cmdline") if b"while True: pass" in _read(p))
 
     if not Path("/proc/self/cmdline").exists():
         pytest.skip("reads /proc")
-    before = spinning()
-    with run.busy_processes(2):
-        assert spinning() == before + 2
-    assert spinning() == before
+    with run.busy_processes(2) as spinners:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(_spins(s.pid) for s in spinners):
+            time.sleep(0.05)  # each child runs python -c "while True: pass" once it has started
+        assert all(_spins(s.pid) for s in spinners)
+    assert all(s.returncode is not None for s in spinners)
 
 
-def _read(path: Path) -> bytes:
+def _spins(pid: int) -> bool:
     try:
-        return path.read_bytes()
-    except OSError:  # the process ended while the test looked
-        return b""
+        return b"while True: pass" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # not /proc, or the process has gone
+        return False
 
 
 def test_the_contended_ratio_is_compared_with_the_quiet_one():
