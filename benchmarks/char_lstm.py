@@ -25,14 +25,14 @@ MODEL = {"vocab_size": 80, "embedding_dim": 64, "hidden_size": 256, "num_layers"
 
 
 def _step(lib: Any, model: Any, optimizer: Any, inputs: Any, targets: Any, state: Any) -> Any:
-    """One step from ``state``; the new state, detached."""
+    """One step from ``state`` (``(h, c)`` for an LSTM, ``h`` for a GRU); the new state, detached."""
     logits, state = model(inputs, state)
     loss = lib.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
     optimizer.zero_grad()
     loss.backward()
     lib.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
-    return tuple(s.detach() for s in state)
+    return state.detach() if isinstance(state, lib.Tensor) else tuple(s.detach() for s in state)
 
 
 def cases(settings: Settings) -> dict[str, Callable[[], float]]:

@@ -138,3 +138,12 @@ def test_the_contended_ratio_is_compared_with_the_quiet_one():
     )
     result["contended"]["ratios"]["torch"] = 1.26
     assert run._contended_line(result, 2).endswith("= 1.05 x quiet (<= 1.1 ok)")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_recurrent_step_carries_its_state_to_the_next(cell):
+    from benchmarks.char_lstm import step_cases
+    from benchmarks.common import Settings
+
+    step = step_cases(Settings(tiny=True), cell)["dltool"]
+    assert step() > 0 and step() > 0  # the second step starts from the first one's state
