@@ -16,8 +16,9 @@ from dltool.models.language import RNNLanguageModel
 
 @pytest.fixture(autouse=True)
 def fixed_threads(monkeypatch):
-    """One BLAS thread throughout: a matrix product's bits depend on the thread count."""
-    monkeypatch.setenv("DLTOOL_ADAPTIVE_THREADS", "0")
+    """One BLAS thread throughout, never fitted to the load: a matrix product's bits depend on the
+    thread count."""
+    monkeypatch.delenv("DLTOOL_ADAPTIVE_THREADS", raising=False)
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
