@@ -148,3 +148,25 @@ def test_training_mode_batchnorm_warns_that_running_stats_are_not_replayed() -> 
 def test_a_non_tensor_input_is_a_type_error() -> None:
     with pytest.raises(TypeError, match=r"example_inputs\[1\] must be a Tensor, got int"):
         jit.trace(lambda x, n: x * n, (dl.ones(2), 3))
+
+
+def test_a_traced_loss_follows_new_targets() -> None:
+    loss = lambda logits, target: dl.nn.functional.cross_entropy(logits, target, label_smoothing=0.1)  # noqa: E731
+    logits = dl.randn(5, 4)
+    traced = jit.trace(loss, (logits, dl.tensor([0, 1, 2, 3, 0])))
+    other = dl.tensor([3, 3, 1, 0, 2])
+    np.testing.assert_array_equal(traced(logits, other).numpy(), loss(logits, other).numpy())
+
+
+def test_traced_dropout_draws_a_new_mask_each_call_from_the_eager_stream() -> None:
+    model = dl.nn.Sequential(dl.nn.Linear(3, 3), dl.nn.Dropout(0.5)).train()
+    x = dl.randn(64, 3)
+    traced = jit.trace(model, (x,))
+    assert "KeepMask" in str(traced.graph)
+    with dl.no_grad():
+        first, second = traced(x), traced(x)
+        assert not np.array_equal(first.numpy(), second.numpy())
+        dl.manual_seed(5)
+        eager = model(x)
+        dl.manual_seed(5)
+        np.testing.assert_array_equal(traced(x).numpy(), eager.numpy())

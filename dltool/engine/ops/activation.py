@@ -255,10 +255,19 @@ def _keep_mask(shape: tuple, p: float, like: Tensor) -> Tensor:
     """A ``1/(1-p)``-scaled keep mask of ``shape``, drawn from the default generator, in
     ``like``'s memory order when it has ``like``'s shape."""
     order = memory_order(like._data) if shape == like.shape else list(range(len(shape)))
-    keep = backend.rng(None).random(tuple(shape[axis] for axis in order), dtype=np.float32) >= p
-    keep = keep.transpose(np.argsort(order))
-    scaled = keep.astype(like.dtype) * np.asarray(1.0 / (1.0 - p), dtype=like.dtype)
-    return Tensor._make(backend.move(scaled, like.device))
+    return KeepMask.apply(tuple(shape), p, tuple(order), like.dtype, like.device)
+
+
+class KeepMask(Function):
+    """Dropout's mask: a node of its own (with no tensor inputs, so no gradient), so that a trace
+    records the draw and its replay draws a new mask each call, as eager mode does."""
+
+    @staticmethod
+    def forward(ctx, shape, p, order, dtype, device):
+        keep = backend.rng(None).random(tuple(shape[axis] for axis in order), dtype=np.float32) >= p
+        keep = keep.transpose(np.argsort(order))
+        scaled = keep.astype(dtype) * np.asarray(1.0 / (1.0 - p), dtype=dtype)
+        return backend.move(scaled, device)
 
 
 def _check_p(p: float) -> None:

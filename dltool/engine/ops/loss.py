@@ -161,13 +161,33 @@ def _class_coefficients(
         raise RuntimeError(
             f"weight tensor should be defined either for all {classes} classes or no classes but got weight tensor of shape: {list(weight.shape)}"
         )
+    return ClassCoefficients.apply(input, target, weight, ignore_index, label_smoothing)
+
+
+class ClassCoefficients(Function):
+    """``_class_coefficients``'s arrays, as a node of their own (without a gradient) so that a trace
+    records them as a function of the targets rather than as constants."""
+
+    @staticmethod
+    def forward(ctx, input, target, weight, ignore_index, label_smoothing):
+        a, denominator = _coefficient_arrays(input, target, weight, ignore_index, label_smoothing)
+        ctx.mark_non_differentiable(a, denominator)
+        return a, denominator
+
+
+def _coefficient_arrays(
+    input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int, label_smoothing: float
+) -> tuple[Any, Any]:
+    """The arrays of ``_class_coefficients``, for targets that passed its checks."""
+    dim = 0 if input.ndim == 1 else 1
+    classes = input.shape[dim]
     xp, dtype = input._xp(), input.dtype
     t = target._data
     if weight is None and label_smoothing == 0 and input.ndim <= 2 and t.size:
         low, high = int(t.min()), int(t.max())
         if 0 <= low and high < classes and not low <= ignore_index <= high:  # the common case
             onehot = xp.eye(classes, dtype=dtype)[t]
-            return Tensor._make(onehot), Tensor._make(xp.asarray(t.size, dtype=dtype))
+            return onehot, xp.asarray(t.size, dtype=dtype)
     kept = t != ignore_index
     bad = ((t < 0) | (t >= classes)) & kept
     if bad.any():
@@ -176,14 +196,14 @@ def _class_coefficients(
     class_axis = xp.arange(classes).reshape((classes,) + (1,) * (input.ndim - dim - 1))
     onehot = (_unsqueeze_array(safe, dim) == class_axis) & _unsqueeze_array(kept, dim)
     if weight is None and label_smoothing == 0:
-        return Tensor._make(onehot.astype(dtype)), Tensor._make(xp.asarray(kept.sum(), dtype=dtype))
+        return onehot.astype(dtype), xp.asarray(kept.sum(), dtype=dtype)
     w = xp.ones(classes, dtype=dtype) if weight is None else weight._data.astype(dtype, copy=False)
     row_weight = xp.where(kept, w[safe], 0).astype(dtype, copy=False)
     a = onehot * _unsqueeze_array(row_weight * (1.0 - label_smoothing), dim)
     if label_smoothing > 0:
         spread = w.reshape(class_axis.shape) * (label_smoothing / classes)
         a = a + spread * _unsqueeze_array(kept, dim)
-    return Tensor._make(a.astype(dtype, copy=False)), Tensor._make(xp.asarray(row_weight.sum(), dtype=dtype))
+    return a.astype(dtype, copy=False), xp.asarray(row_weight.sum(), dtype=dtype)
 
 
 def cross_entropy(
