@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -122,8 +123,9 @@ def test_a_failing_rank_ends_the_job_with_its_error(dltool: Callable, tmp_path: 
     assert time.monotonic() - start < 30
 
 
-def test_a_killed_rank_ends_the_job(tmp_path: Path, data_root: Path) -> None:
-    env = cli_env(data_root) | {"DLTOOL_TEST_JOB": uuid.uuid4().hex}
+@contextlib.contextmanager
+def _long_run(tmp_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """A 2-rank run far too long to finish, once its first checkpoint is written; killed on exit."""
     command = [
         sys.executable,
         "-m",
@@ -141,16 +143,22 @@ def test_a_killed_rank_ends_the_job(tmp_path: Path, data_root: Path) -> None:
         deadline = time.monotonic() + 60
         while not (tmp_path / "run/checkpoints/last.ckpt").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
+        yield job
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+
+
+def test_a_killed_rank_ends_the_job(tmp_path: Path, data_root: Path) -> None:
+    env = cli_env(data_root) | {"DLTOOL_TEST_JOB": uuid.uuid4().hex}
+    with _long_run(tmp_path, env) as job:
         os.kill(_rank_pid(env["DLTOOL_TEST_JOB"], rank=1), signal.SIGKILL)
         killed = time.monotonic()
         _, stderr = job.communicate(timeout=30)
         assert job.returncode != 0, stderr
         assert time.monotonic() - killed < 20
         load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")  # the last good checkpoint still loads
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
 
 
 def _rank_pid(job: str, rank: int) -> int:
@@ -206,34 +214,9 @@ def test_num_processes_errors(dltool: Callable, tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path: Path, data_root: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "dltool.cli",
-        "train",
-        *FAST,
-        TWO,
-        "trainer.epochs=500",
-        "hydra.run.dir=run",
-    ]
-    job = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=cli_env(data_root),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "run/checkpoints/last.ckpt").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+    with _long_run(tmp_path, cli_env(data_root)) as job:
         job.send_signal(signal.SIGTERM)
         _, stderr = job.communicate(timeout=30)
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
     assert job.returncode != 0
     assert "stopped by SIGTERM; saved run/checkpoints/last.ckpt" in stderr
     checkpoint = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")  # mid-epoch or at an epoch's end
