@@ -49,7 +49,7 @@ _state = _State()
 
 
 def set_num_threads(num: int) -> None:
-    """Set the most threads that CPU matrix products use (fewer while other processes hold cores).
+    """Set the threads that CPU matrix products use (the most, with ``DLTOOL_ADAPTIVE_THREADS=1``).
 
     numpy's BLAS reads its thread count when it loads, so this limits the BLAS already loaded
     through ``threadpoolctl``, and sets ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and
@@ -76,11 +76,6 @@ def get_num_threads() -> int:
     if variable.isdigit() and int(variable) > 0:
         return int(variable)
     return _usable_cpus()
-
-
-def threads_in_use() -> int:
-    """The BLAS thread count dltool runs with now: the ceiling, or fewer on a busy machine."""
-    return _state.in_use if _state.in_use is not None else get_num_threads()
 
 
 def adapt() -> None:
