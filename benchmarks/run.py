@@ -32,9 +32,9 @@ WORKLOADS = {
     "memory": ("benchmarks.memory", {"torch": 1.5}),
     "gan": ("benchmarks.gan", {}),  # measured, not gated
     "char_lstm": ("benchmarks.char_lstm", {}),
-    "char_gru": ("benchmarks.char_gru", {}),
-    "cnn": ("benchmarks.cnn", {}),
     # a module may hold several workloads: "module:attribute"
+    "char_gru": ("benchmarks.char_lstm:gru", {}),
+    "cnn": ("benchmarks.cnn", {}),
     "compiled_chain": ("benchmarks.compiled:chain", {"torch": 0.5}),
     "compiled_mlp": ("benchmarks.compiled:mlp_epoch", {"torch": 0.85}),
 }
