@@ -105,9 +105,8 @@ def _contended_line(result: dict, busy: int) -> str:
             f"dltool {contended['median']['dltool']:.4g}, {base} {contended['median'][base]:.4g}: ratio "
             f"{ratio:.3f} = {growth:.2f} x quiet (<= {CONTENDED_GOAL} {mark})"
         )
-    return f"    with {busy} busy processes: " + "; ".join(
-        parts or ["dltool " + f"{contended['median']['dltool']:.4g}"]
-    )
+    alone = [f"dltool {contended['median']['dltool']:.4g}"]  # a workload without a baseline
+    return f"    with {busy} busy processes: " + "; ".join(parts or alone)
 
 
 def _table(results: dict, busy: int = 0) -> str:
