@@ -6,9 +6,10 @@ One eager run of the step records, into the same ``Graph`` IR that ``jit.trace``
   (``needs_input_grad``);
 - in-place writes (``Tensor._write``): into a parameter, buffer, input or gradient as a ``Write``
   node; into an intermediate as a rebinding of that tensor to the op's result;
-- the ops' array helpers that run outside a ``Function`` (dropout's keep mask, cross-entropy's
-  class coefficients) as ``Helper`` nodes: replay calls them again (the mask draws from the default
-  generator, as eager mode does);
+- dropout's keep mask and cross-entropy's class coefficients, intercepted by the names of the
+  ops' helpers that make them (``_keep_mask``, ``_class_coefficients``), as ``Helper`` nodes:
+  replay calls them again (the mask draws from the default generator, as eager mode does; recorded
+  as ordinary ops, the mask's draw would trip the check that refuses other random draws);
 - ``backward`` as one ``Backward`` node holding the engine's node order, edges and leaves;
 - ``Optimizer.step``/``zero_grad``, ``Module.zero_grad`` and ``LRScheduler.step`` as ``Call``
   nodes, replayed by calling them (they read their hyperparameters, such as ``lr``, each time).
@@ -55,7 +56,7 @@ class StepNode(Node):
 
 
 class Helper:
-    """The op of an array helper that an op runs outside ``Function``: replay calls it again."""
+    """The op of an ops helper intercepted by name (``HELPERS``): replay calls it again."""
 
     def __init__(self, module: Any, name: str) -> None:
         self.function = getattr(module, name)
