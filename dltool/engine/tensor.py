@@ -60,9 +60,8 @@ class Tensor:
         if requires_grad:
             self.requires_grad = True
 
-    @classmethod
+    @staticmethod
     def _make(
-        cls,
         array: Any,
         grad_fn: Node | None = None,
         output_nr: int = 0,

@@ -1,4 +1,4 @@
-"""The backward engine: walks the graph iteratively in topological order (Kahn's algorithm).
+"""The backward engine: walks the graph iteratively in topological order (by sequence number).
 
 No recursion anywhere, so graphs of any depth work; each node's saved buffers are freed as soon as
 it has run, unless ``retain_graph`` is set.
@@ -7,6 +7,7 @@ it has run, unless ``retain_graph`` is set.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from heapq import heappop, heappush
 from typing import Any
 
 from dltool.engine import _threads
@@ -35,9 +36,7 @@ def _root_grads(outputs: tuple, grad_outputs: tuple) -> list:
         if not isinstance(out, Tensor):
             raise TypeError(f"outputs must be tensors, got {type(out).__name__} at index {i}")
         if not out.requires_grad:
-            raise RuntimeError(
-                f"element {i} of tensors does not require grad and does not have a grad_fn"
-            )
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
         grad = grad_outputs[i] if grad_outputs else None
         if grad is None:
             if out.numel() != 1:
@@ -54,44 +53,31 @@ def _root_grads(outputs: tuple, grad_outputs: tuple) -> list:
     return roots
 
 
-def _count_dependencies(roots: list) -> dict[Node, int]:
-    """For each node reachable from the roots, how many edges bring it a gradient."""
-    dependencies: dict[Node, int] = {}
-    stack = list(dict.fromkeys(node for node, _, _ in roots))  # roots may share a node
-    seen = set(stack)
-    while stack:
-        for child, _ in stack.pop().next_functions:
-            if child is None:
-                continue
-            if child in dependencies:
-                dependencies[child] += 1
-            else:
-                dependencies[child] = 1
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return dependencies
+def _in_order(roots: list) -> Iterator[Node]:
+    """The nodes reachable from the roots, each after every node that feeds it a gradient.
 
-
-def _in_order(roots: list, dependencies: dict[Node, int]) -> Iterator[Node]:
-    """The reachable nodes, each after every node that feeds it (Kahn's algorithm).
-
-    Consumes ``dependencies``.
+    A node is made after the nodes of its inputs, so decreasing sequence numbers are such an order
+    (PyTorch's engine runs nodes by sequence number as well); a heap of the nodes met so far gives
+    it without first walking the graph to count dependencies.
     """
-    ready = [node for node in dict.fromkeys(n for n, _, _ in roots) if node not in dependencies]
-    while ready:
-        node = ready.pop()
+    pending: list = []
+    seen: set = set()
+    for node, _, _ in roots:
+        if node not in seen:
+            seen.add(node)
+            heappush(pending, (-node._sequence_nr, node))
+    while pending:
+        node = heappop(pending)[1]
         yield node
         for child, _ in node.next_functions:
-            if child is not None:
-                dependencies[child] -= 1
-                if dependencies[child] == 0:
-                    ready.append(child)
+            if child is not None and child not in seen:
+                seen.add(child)
+                heappush(pending, (-child._sequence_nr, child))
 
 
 def _needed_nodes(roots: list, targets: set) -> set:
     """The nodes from which a gradient can still reach one of the targets."""
-    order = list(_in_order(roots, _count_dependencies(roots)))
+    order = list(_in_order(roots))
     needed: set = set()
     for node in reversed(order):
         if node in targets or any(child in needed for child, _ in node.next_functions):
@@ -120,32 +106,40 @@ def _execute(
         _accumulate(buffers, node, nr, grad._data if as_arrays else grad)
     previous, _grad_state.enabled = _grad_state.enabled, create_graph
     try:
-        for node in _in_order(roots, _count_dependencies(roots)):
+        for node in _in_order(roots):
             grads = buffers.pop(node, None)
             if grads is None or (needed is not None and node not in needed):
                 continue
-            is_leaf = type(node) is AccumulateGrad
-            arrays_here = as_arrays and not is_leaf and node._fn.array_gradients and _plain(node)
-            if as_arrays and not arrays_here:
+            if type(node) is AccumulateGrad:
+                if as_arrays:
+                    _as_tensors(grads)
+                if capture is None:
+                    node._run(grads, retain_graph)
+                else:
+                    _capture(capture, node, grads)
+                continue
+            hooked = node._tensor_prehooks or node._retains
+            if not as_arrays:
+                pass
+            elif node._fn.array_gradients and not (hooked or node._prehooks or node._hooks):
+                if len(grads) > 1 and node.materialize_grads:
+                    _zero_fill(grads, node)
+            else:
                 _as_tensors(grads)
-            elif arrays_here and len(grads) > 1 and node.materialize_grads:
-                _zero_fill(grads, node)
-            if not is_leaf and (node._tensor_prehooks or node._retains):
+            if hooked:
                 node._apply_tensor_hooks(grads)
             if capture is not None:
-                for nr, grad in enumerate(grads):
-                    if (node, nr) in capture:
-                        capture[(node, nr)] = _sum(capture[(node, nr)], grad)
-                if is_leaf:
-                    continue
+                _capture(capture, node, grads)
             _pass_on(buffers, node, node._run(grads, retain_graph), as_arrays)
     finally:
         _grad_state.enabled = previous
 
 
-def _plain(node: Node) -> bool:
-    """Whether ``node`` has no hooks, which see Tensors."""
-    return not (node._tensor_prehooks or node._retains or node._prehooks or node._hooks)
+def _capture(capture: dict, node: Node, grads: list) -> None:
+    """Add the gradients arriving at ``node`` to those ``autograd.grad`` asked for."""
+    for nr, grad in enumerate(grads):
+        if (node, nr) in capture:
+            capture[(node, nr)] = _sum(capture[(node, nr)], grad)
 
 
 def _as_tensors(grads: list) -> None:

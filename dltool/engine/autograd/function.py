@@ -9,6 +9,7 @@ themselves differentiable under ``create_graph=True``.
 from __future__ import annotations
 
 import functools
+import itertools
 import sys
 import weakref
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dltool.engine import backend
 from dltool.engine.autograd.grad_mode import state as _grad_state
 
 # The Tensor class, bound by dltool.engine.tensor once it exists (that module imports this one).
@@ -30,6 +32,13 @@ _FREED_MESSAGE = (
     ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
     "graph a second time or if you need to access saved tensors after calling backward."
 )
+
+
+# Numbers the nodes in the order they are made.
+_sequence = itertools.count()
+
+# What ``Node._saved`` holds once backward has run without retain_graph (the node cannot run again).
+_RELEASED = ("released",)
 
 
 class RemovableHandle:
@@ -50,10 +59,9 @@ class Node:
     for shapes and axes, into plain attributes.
     """
 
-    __slots__ = ("_fn", "next_functions", "needs_input_grad", "_saved", "_output_meta", "__dict__", "__weakref__")
+    __slots__ = ("_fn", "next_functions", "_saved", "_output_meta", "_sequence_nr", "__dict__", "__weakref__")
 
     # Rarely set, so they live on the class until a node sets its own (keeps node creation cheap).
-    _freed = False
     _non_differentiable: tuple = ()
     _tensor_prehooks: dict | None = None
     _retains: dict | None = None
@@ -61,12 +69,18 @@ class Node:
     _hooks: list | None = None
     materialize_grads = True
 
-    def __init__(self, fn: type) -> None:
+    def __init__(self, fn: type, next_functions: tuple = ()) -> None:
         self._fn = fn
-        self.next_functions: tuple = ()
-        self.needs_input_grad: tuple = ()
-        self._saved: tuple | None = None
+        self.next_functions = next_functions
+        self._saved: tuple | None = None  # or _RELEASED once backward has run
         self._output_meta: tuple = ()
+        self._sequence_nr = next(_sequence)  # later than the nodes of its inputs: see engine._in_order
+
+    @property
+    def needs_input_grad(self) -> tuple:
+        """For each input of forward, whether it wants a gradient (derived from the graph's edges,
+        so that recording an op builds one tuple fewer)."""
+        return tuple([edge is not _NO_EDGE for edge in self.next_functions])
 
     # ---- what forward calls
 
@@ -84,7 +98,7 @@ class Node:
     @property
     def saved_tensors(self) -> tuple:
         """The tensors given to ``save_for_backward``, checked for in-place changes."""
-        if self._freed:
+        if self._saved is _RELEASED:
             raise RuntimeError(_FREED_MESSAGE)
         if not self._saved:
             return ()
@@ -162,7 +176,7 @@ class Node:
 
     def _run(self, grads: list, retain_graph: bool) -> tuple:
         """Compute the gradients of this node's inputs from those of its outputs."""
-        if self._freed:
+        if self._saved is _RELEASED:
             raise RuntimeError(_FREED_MESSAGE)
         if self._prehooks:
             for hook in self._prehooks:
@@ -185,7 +199,9 @@ class Node:
             )
         if self._hooks:
             make, tensor_type = _Tensor._make, _Tensor
-            grad_inputs = tuple(g if g is None or isinstance(g, tensor_type) else make(g) for g in grad_inputs)
+            grad_inputs = tuple(
+                g if g is None or isinstance(g, tensor_type) else make(g) for g in grad_inputs
+            )
             for hook in self._hooks:
                 result = hook(grad_inputs, tuple(grads))
                 if result is not None:
@@ -203,10 +219,9 @@ class Node:
         state = self.__dict__
         kept = [k for k in state if not k.startswith("_") and k != "materialize_grads"] if state else ()
         if self._saved or kept:
-            self._saved = None
+            self._saved = _RELEASED
             for key in kept:
                 del state[key]
-            self._freed = True
 
 
 class AccumulateGrad(Node):
@@ -310,31 +325,28 @@ class Function:
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         if _trace_hook is not None:
             return _trace_hook(cls, args, kwargs)
-        tensor_type = _Tensor
-        ctx = _recording_node(cls, args, tensor_type) if _grad_state.enabled else None
-        record = ctx is not None
-        if not record:
-            ctx = _Scratch()
-        _grad_state.enabled, previous = False, _grad_state.enabled
+        tensor_type, state = _Tensor, _grad_state
+        previous = state.enabled
+        ctx = _recording_node(cls, args, tensor_type) if previous else None
+        state.enabled = False
         try:
-            result = cls.forward(ctx, *args, **kwargs)
+            result = cls.forward(_Scratch() if ctx is None else ctx, *args, **kwargs)
         finally:
-            _grad_state.enabled = previous
+            state.enabled = previous
         make = tensor_type._make
         counter = args[0]._version_counter if cls._is_view else None
         if type(result) is not tuple:  # the common case, kept free of loops
-            out = make(result._data if isinstance(result, tensor_type) else result, None, 0, counter)
+            array = result._data if isinstance(result, tensor_type) else result
+            out = make(array, None if ctx is None else _output_node(ctx, result, array), 0, counter)
             if counter is not None:
                 _mark_views((out,), cls, args)
-            if record:
-                _link_output(ctx, result, out)
+            if ctx is not None and ctx._saved:
+                ctx._saved = tuple(_pack(t, (result,), (out,)) for t in ctx._saved)
             return out
-        wrapped = tuple(
-            make(r._data if isinstance(r, tensor_type) else r, None, 0, counter) for r in result
-        )
+        wrapped = tuple(make(r._data if isinstance(r, tensor_type) else r, None, 0, counter) for r in result)
         if counter is not None:
             _mark_views(wrapped, cls, args)
-        if record:
+        if ctx is not None:
             _link_outputs(ctx, result, wrapped)
         return wrapped
 
@@ -369,19 +381,23 @@ _NO_EDGE = (None, 0)
 def _recording_node(fn: type, args: tuple, tensor_type: type) -> Node | None:
     """The graph node of a call with an input that requires grad, linked to the inputs' nodes;
     None when no input requires grad."""
-    edges = needs = None
+    edges = None
     for i, arg in enumerate(args):
-        # a view first catches up with in-place changes made through its root (Tensor._sync_view)
-        if isinstance(arg, tensor_type) and (arg._requires_grad if arg._view is None else arg.requires_grad):
-            if edges is None:
-                edges, needs = [_NO_EDGE] * len(args), [False] * len(args)
-            edges[i] = (arg._grad_node(), arg._output_nr)
-            needs[i] = True
-    if edges is None:
-        return None
-    node = Node(fn)
-    node.next_functions, node.needs_input_grad = tuple(edges), tuple(needs)
-    return node
+        if not isinstance(arg, tensor_type):
+            continue
+        if arg._view is None:  # the common case, without a call: a plain tensor's place in the graph
+            if not arg._requires_grad:
+                continue
+            node = arg.grad_fn
+            edge = (arg._grad_node() if node is None else node, arg._output_nr)
+        elif arg.requires_grad:  # a view first catches up with in-place changes made through its root
+            edge = (arg._grad_node(), arg._output_nr)
+        else:
+            continue
+        if edges is None:
+            edges = [_NO_EDGE] * len(args)
+        edges[i] = edge
+    return None if edges is None else Node(fn, tuple(edges))
 
 
 def _link_outputs(ctx: Node, outputs: tuple, wrapped: tuple) -> None:
@@ -398,17 +414,15 @@ def _link_outputs(ctx: Node, outputs: tuple, wrapped: tuple) -> None:
         ctx._saved = tuple(_pack(t, outputs, wrapped) for t in ctx._saved)
 
 
-def _link_output(ctx: Node, result: Any, out: Any) -> None:
-    """``_link_outputs`` for an op's one output: most ops, so without the loops (4% of the
-    per-op chain's instructions)."""
-    array = out._data
+def _output_node(ctx: Node, result: Any, array: Any) -> Node | None:
+    """Record the meta of an op's one output in ``ctx``; ``ctx`` when the output is differentiable
+    (a float array not marked non-differentiable), else None. ``_link_outputs`` for most ops,
+    without its loops."""
+    ctx._output_meta = ((array.shape, array.dtype, backend.array_module(array)),)
     non_diff = ctx._non_differentiable
-    if array.dtype.kind == "f" and not (non_diff and any(result is t for t in non_diff)):
-        out._requires_grad = True
-        out.grad_fn = ctx
-    ctx._output_meta = ((array.shape, array.dtype, out._xp()),)
-    if ctx._saved:
-        ctx._saved = tuple(_pack(t, (result,), (out,)) for t in ctx._saved)
+    if array.dtype.kind != "f" or (non_diff and any(result is t for t in non_diff)):
+        return None
+    return ctx
 
 
 def _pack(tensor: Any, outputs: tuple, wrapped: tuple) -> tuple | None:

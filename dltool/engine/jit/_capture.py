@@ -265,7 +265,7 @@ class StepRecorder(_tracer._Recorder):
             self.refuse("backward with create_graph, retain_graph or several tensors")
             return
         roots = _engine._root_grads(outputs, grads)
-        order = list(_engine._in_order(roots, _engine._count_dependencies(roots)))
+        order = list(_engine._in_order(roots))
         position = {id(node): i for i, node in enumerate(order)}
         plan = BackwardPlan(root=position[id(roots[0][0])], root_nr=roots[0][1])
         for node in order:

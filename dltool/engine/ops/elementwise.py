@@ -146,7 +146,9 @@ class Pow(Function):
 
 
 # A float tensor with a Python int or float (not bool): the result keeps the tensor's dtype, so
-# these nodes skip wrapping the number in a tensor, promotion and broadcasting checks.
+# these nodes skip wrapping the number in a tensor, promotion and broadcasting checks. The array
+# kernels take the number as it is: numpy (NEP 50) and cupy cast a Python scalar to the array's
+# dtype, the same bits as converting it first, without making a numpy scalar per call.
 _PLAIN_NUMBERS = (builtins.int, builtins.float)
 
 
@@ -160,7 +162,7 @@ class AddScalar(Function):
 
     @staticmethod
     def forward(ctx, x, c):
-        return x._data + x._data.dtype.type(c)
+        return x._data + c
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -180,7 +182,7 @@ class MulScalar(Function):
     @staticmethod
     def forward(ctx, x, c):
         ctx.scalar = c
-        return x._data * x._data.dtype.type(c)
+        return x._data * c
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -194,7 +196,7 @@ class DivScalar(Function):
     @staticmethod
     def forward(ctx, x, c):
         ctx.scalar = c
-        return x._data / x._data.dtype.type(c)
+        return x._data / c
 
     @staticmethod
     def backward(ctx, grad_output):
