@@ -6,14 +6,20 @@ python -m benchmarks.distributed --quick          # seconds: fewer steps and rep
 ```
 
 It starts ``mpiexec -n 2`` (one BLAS thread per rank) for the rank measurements and one process
-with two BLAS threads for the comparison, and prints one table (benchmarks/README.md has the
+with two BLAS threads for the comparison, and prints two tables (benchmarks/README.md has the
 latest). Measured, per model (the MLP 784-256-10 and the CNN of ``model=cnn``, batch 64 per rank):
 
 - sync: what DistributedDataParallel adds to a backward pass whose own arithmetic is negligible
-  (a loss that is linear in every parameter), against one bare ``comm.Allreduce`` of the same bytes;
-- the share of a training step spent on communication: DDP (buckets all-reduced from gradient
-  hooks, overlapping backward) and, with overlap off, backward first and then one blocking
-  ``Allreduce`` of all gradients, each against the same step without any communication;
+  (a loss that is linear in every parameter), against one bare ``comm.Allreduce`` of the same
+  bytes: with ``.grad`` copied to and from the buckets, with ``gradient_as_bucket_view=True`` and
+  ``.grad`` set to None before each backward (``zero_grad()``'s default: copied into the bucket
+  once), and with bucket views zeroed in place (``zero_grad(set_to_none=False)``: no copy, the
+  backward accumulates into the bucket). The variants and the bare call take turns, round after
+  round, so that the machine's drift falls on all of them alike;
+- the share of a training step spent on communication: DDP as the trainer runs it (bucket views,
+  buckets all-reduced from gradient hooks, overlapping backward) and, with overlap off, backward
+  first and then one blocking ``Allreduce`` of all gradients, each against the same step without
+  any communication;
 - an epoch slice on 2 ranks x 1 thread (batch 64 each) against 1 process x 2 threads (batch 128).
 """
 
@@ -99,6 +105,66 @@ def rank_worker(quick: bool, repeat: int) -> dict[str, Any]:
     return results if rank == 0 else {}
 
 
+# the ways of syncing that the sync table compares: (DDP's gradient_as_bucket_view, .grad set to None)
+SYNC_VARIANTS = {
+    "copied": (False, True),
+    "views": (True, True),
+    "views_zeroed": (True, False),
+}
+
+
+def _interleaved_medians(
+    functions: dict[str, Callable[[], Any]], rounds: int, sync: Callable[[], Any]
+) -> dict:
+    """The median seconds of each function, timed in turns (one call each per round) after ``sync``."""
+    samples: dict[str, list[float]] = {key: [] for key in functions}
+    for round_ in range(rounds + 1):
+        for key, fn in functions.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            if round_:  # the first round is untimed: caches, buffers, first-call costs
+                samples[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def _sync_measurements(name: str, rounds: int) -> dict[str, float]:
+    """Bare ``Allreduce`` against DDP's sync of a linear loss's gradients, per ``SYNC_VARIANTS``."""
+    from mpi4py import MPI
+
+    import dltool.engine as dl
+    from dltool.engine.nn.parallel import DistributedDataParallel
+
+    comm = MPI.COMM_WORLD
+    functions: dict[str, Callable[[], Any]] = {}
+    for variant, (as_view, set_to_none) in SYNC_VARIANTS.items():
+        dl.manual_seed(0)
+        ddp = DistributedDataParallel(_model(name), gradient_as_bucket_view=as_view)
+        weights = [dl.randn(*p.shape) for p in ddp.parameters()]
+        functions[f"local_{variant}"] = _linear_backward(ddp, weights, set_to_none, synced=False)
+        functions[f"ddp_{variant}"] = _linear_backward(ddp, weights, set_to_none, synced=True)
+    flat = np.zeros(sum(w.numel() for w in weights), dtype=np.float32)
+    functions["bare"] = lambda: comm.Allreduce(MPI.IN_PLACE, flat)
+    medians = _interleaved_medians(functions, rounds, comm.Barrier)
+    result = {"gradient_mib": flat.nbytes / 2**20, "bare_allreduce_s": medians["bare"]}
+    for variant in SYNC_VARIANTS:
+        result[f"sync_{variant}_s"] = medians[f"ddp_{variant}"] - medians[f"local_{variant}"]
+    return result
+
+
+def _linear_backward(ddp: Any, weights: list, set_to_none: bool, synced: bool) -> Callable[[], None]:
+    """A backward pass of ``sum(p * w)`` over ``ddp``'s parameters, synchronized or local."""
+    params = list(ddp.parameters())
+
+    def run() -> None:
+        ddp.zero_grad(set_to_none)
+        if synced:
+            ddp._pre_forward()
+        sum((p * w).sum() for p, w in zip(params, weights, strict=True)).backward()
+
+    return run
+
+
 def _rank_measurements(name: str, quick: bool, repeat: int) -> dict[str, float]:
     from mpi4py import MPI
 
@@ -107,33 +173,21 @@ def _rank_measurements(name: str, quick: bool, repeat: int) -> dict[str, float]:
     from dltool.engine.nn.parallel import DistributedDataParallel
 
     comm = MPI.COMM_WORLD
+    result = _sync_measurements(name, rounds=40 * repeat)
     dl.manual_seed(0)
     plain = _model(name)
     params = list(plain.parameters())
     flat = np.zeros(sum(p.numel() for p in params), dtype=np.float32)
-    weights = [dl.randn(*p.shape) for p in params]
-    ddp = DistributedDataParallel(plain)
-
-    def linear_backward(synced: bool) -> None:
-        for p in params:
-            p.grad = None
-        if synced:
-            ddp._pre_forward()
-        sum((p * w).sum() for p, w in zip(params, weights, strict=True)).backward()
+    ddp = DistributedDataParallel(plain, gradient_as_bucket_view=True)  # as the trainer runs it
 
     def allreduce_after_backward() -> None:
         np.concatenate([p.grad._data.reshape(-1) for p in params], out=flat)
         comm.Allreduce(MPI.IN_PLACE, flat)
 
-    bare = _median_seconds(lambda: comm.Allreduce(MPI.IN_PLACE, flat), repeat * 4, comm.Barrier)
-    local = _median_seconds(lambda: linear_backward(False), repeat * 4, comm.Barrier)
-    synced = _median_seconds(lambda: linear_backward(True), repeat * 4, comm.Barrier)
     steps = max(2, STEPS[name] // (4 if quick else 1))
     batches = _batches(steps, BATCH, seed=dist.get_rank())
     return {
-        "gradient_mib": flat.nbytes / 2**20,
-        "bare_allreduce_s": bare,
-        "ddp_sync_s": synced - local,
+        **result,
         "epoch_slice_steps": steps,
         "step_local_s": _median_seconds(_train(plain, batches), repeat, comm.Barrier) / steps,
         "step_ddp_s": _median_seconds(_train(ddp, batches), repeat, comm.Barrier) / steps,
@@ -168,20 +222,35 @@ def _run(command: list[str], threads: int) -> dict[str, Any]:
         return json.loads(out.read_text())
 
 
-def table(ranks: dict[str, Any], single: dict[str, Any]) -> str:
+def sync_table(ranks: dict[str, Any]) -> str:
+    """DDP's sync against the bare ``Allreduce`` (goal <= 1.15x), per model and variant."""
     rows = [
-        "| model | gradients | DDP sync | bare Allreduce | ratio (goal <= 1.15) | comm share, DDP (overlap) "
-        "| comm share, no overlap | 2 ranks x 1 thread | 1 process x 2 threads | ratio (goal <= 1.2) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | gradients | bare Allreduce | DDP sync, .grad copied | bucket views, .grad set to None "
+        "| bucket views, .grad zeroed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in MODELS:
+        r = ranks[name]
+        bare = r["bare_allreduce_s"]
+        cells = [f"{r[f'sync_{v}_s'] * 1e3:.2f} ms ({r[f'sync_{v}_s'] / bare:.2f}x)" for v in SYNC_VARIANTS]
+        rows.append(f"| {name} | {r['gradient_mib']:.2f} MiB | {bare * 1e3:.2f} ms | {' | '.join(cells)} |")
+    return "\n".join(rows)
+
+
+def step_table(ranks: dict[str, Any], single: dict[str, Any]) -> str:
+    """Communication's share of a step, and 2 ranks against 2 threads (goal <= 1.2x)."""
+    rows = [
+        "| model | comm share, DDP (overlap) | comm share, no overlap | 2 ranks x 1 thread "
+        "| 1 process x 2 threads | ratio (goal <= 1.2) |",
+        "|---|---|---|---|---|---|",
     ]
     for name in MODELS:
         r, s = ranks[name], single[name]
         share = 1 - r["step_local_s"] / r["step_ddp_s"]
         share_off = 1 - r["step_local_s"] / r["step_no_overlap_s"]
         rows.append(
-            f"| {name} | {r['gradient_mib']:.2f} MiB | {r['ddp_sync_s'] * 1e3:.2f} ms | {r['bare_allreduce_s'] * 1e3:.2f} ms "
-            f"| {r['ddp_sync_s'] / r['bare_allreduce_s']:.2f} | {share:.1%} | {share_off:.1%} "
-            f"| {r['step_ddp_s'] * 1e3:.1f} ms/step | {s['step_s'] * 1e3:.1f} ms/step | {r['step_ddp_s'] / s['step_s']:.2f} |"
+            f"| {name} | {share:.1%} | {share_off:.1%} | {r['step_ddp_s'] * 1e3:.1f} ms/step "
+            f"| {s['step_s'] * 1e3:.1f} ms/step | {r['step_ddp_s'] / s['step_s']:.2f} |"
         )
     return "\n".join(rows)
 
@@ -211,7 +280,7 @@ def main() -> None:
     ]
     ranks = _run([find_mpiexec() or "mpiexec", "-n", "2", *own, "--worker", "ranks"], threads=1)
     single = _run([*own, "--worker", "single"], threads=2)
-    print(table(ranks, single))
+    print(sync_table(ranks), step_table(ranks, single), sep="\n\n")
     if args.json:
         Path(args.json).write_text(json.dumps({"ranks": ranks, "single": single}, indent=2))
 

@@ -102,5 +102,9 @@ def fashion_mnist_epoch(
 
     images, labels = fashion_mnist_arrays(1024 if settings.tiny else None)
     order = np.random.default_rng(0).permutation(len(labels))
-    adam = lambda lib, params: lib.optim.Adam(params, lr=1e-3)  # noqa: E731
     return epoch_cases(build, adam, images.reshape(-1, 1, 28, 28), labels, order, batch_size)
+
+
+def adam(lib: Any, params: Any) -> Any:
+    """The optimizer of the Fashion-MNIST epochs."""
+    return lib.optim.Adam(params, lr=1e-3)

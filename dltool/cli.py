@@ -46,6 +46,7 @@ from dltool.training.generation import generate, sample
 from dltool.training.predict import predict
 from dltool.training.resume import locate_checkpoint, resume_config
 from dltool.training.sweep import job_name
+from dltool.training.sweep_ranks import run_sweep_job
 from dltool.training.sweep_report import report
 from dltool.training.trainer import train
 
@@ -85,7 +86,10 @@ def train_command(cfg: DictConfig) -> float:
     lead_run_dir(run_dir)  # rank 0 of a data-parallel run: the other ranks wait for it in main
     choices = {group: option for group, option in hydra_cfg.runtime.choices.items() if "/" not in group}
     resumption = None
+    ranks = _job_ranks(cfg) if hydra_cfg.mode == RunMode.MULTIRUN else 1
     try:
+        if ranks > 1:  # a data-parallel sweep job: a process group of its own, in the job's directory
+            return run_sweep_job(ranks, hydra_cfg, f"hydra.run.dir={_quote(str(run_dir))}")["best"]
         if cfg.resume:
             cfg, resumption = resume_config(cfg, run_dir, list(hydra_cfg.overrides.task), choices.keys())
         result = train(cfg, run_dir, resumption, choices, list(hydra_cfg.overrides.task))
@@ -94,7 +98,8 @@ def train_command(cfg: DictConfig) -> float:
         return result["best"]
     except Exception as ex:  # one failed job must not stop the sweep; the summary lists it
         if hydra_cfg.mode != RunMode.MULTIRUN:
-            if resumption is None and not cfg.resume:
+            # NOTE: only a directory whose .hydra/ this run wrote (not a sweep job's, which its ranks reuse)
+            if resumption is None and not cfg.resume and hydra_cfg.output_subdir is not None:
                 remove_unstarted_run(run_dir)
             raise
         overrides = " ".join(hydra_cfg.overrides.task)
@@ -216,11 +221,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _data_parallel(values: dict[str, Any], args: list[str]) -> int | None:
     """``trainer.num_processes=N`` outside a launcher: run as N MPI ranks and return their exit
-    code. Inside a group of ranks: point the ranks above 0 at rank 0's run dir; None (run here)."""
+    code. Inside a group of ranks: point the ranks above 0 at rank 0's run dir; None (run here).
+    A sweep runs here too: each of its jobs starts its own ranks (``train_command``)."""
     multirun = "-m" in args or "--multirun" in args
+    if multirun and in_group():
+        raise ValueError(
+            "a sweep (-m) cannot run under an MPI launcher: each job starts its own ranks "
+            "(dltool train -m trainer.num_processes=N ...)"
+        )
+    if multirun:
+        return None  # each job with trainer.num_processes > 1 starts its own ranks (train_command)
     num_processes = values.get("trainer.num_processes", _saved_num_processes(values))
-    if multirun and (num_processes != 1 or in_group()):
-        raise ValueError("trainer.num_processes: data-parallel runs cannot be swept with -m yet")
     if isinstance(num_processes, int) and num_processes > 1 and not under_launcher():
         return relaunch(num_processes, ["train", *args])
     run_dir = follow_run_dir()
@@ -228,6 +239,13 @@ def _data_parallel(values: dict[str, Any], args: list[str]) -> int | None:
         values["hydra.run.dir"] = run_dir
         args += [f"hydra.run.dir={_quote(run_dir)}", "hydra.output_subdir=null"]
     return None
+
+
+def _job_ranks(cfg: DictConfig) -> int:
+    """The ranks a sweep job starts: its ``trainer.num_processes`` outside a launcher, else 1 (the
+    job trains in this process, and a bad value is refused there)."""
+    num_processes = cfg.trainer.get("num_processes", 1)
+    return num_processes if isinstance(num_processes, int) and not under_launcher() else 1
 
 
 def _saved_num_processes(values: dict[str, Any]) -> int:
@@ -242,8 +260,9 @@ def _saved_num_processes(values: dict[str, Any]) -> int:
 
 
 def _ended(code: int) -> int:
-    """``code``; a failing rank of a data-parallel run ends every rank (they may wait for it)."""
-    if code != 0 and in_group():
+    """``code``; a failing rank of a data-parallel run ends every rank (they may wait for it). A
+    pruned trial's ranks agreed to stop at the same epoch and exit together."""
+    if code not in (0, PRUNED_EXIT_CODE) and in_group():
         abort_job(code)
     return code
 

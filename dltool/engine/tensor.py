@@ -41,6 +41,7 @@ class Tensor:
     # Rarely set, so they live on the class until a tensor sets its own (keeps creation cheap).
     grad: Tensor | None = None
     _backward_hooks: list | None = None
+    _post_accumulate_grad_hooks: list | None = None
     _accumulator: weakref.ref | None = None
     _view: tuple | None = None  # (root, root's grad_fn, base, view op, op args) for views
 
@@ -397,6 +398,23 @@ class Tensor:
             self._backward_hooks = []
         self._backward_hooks.append(hook)
         return RemovableHandle(self._backward_hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> RemovableHandle:
+        """``hook(self)`` runs once backward has accumulated this leaf's gradient into ``.grad``.
+
+        The hook gets the tensor, not the gradient, and may read or change ``self.grad`` in place.
+
+        Raises:
+            RuntimeError: the tensor does not require grad, or it is not a leaf.
+        """
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if self._post_accumulate_grad_hooks is None:
+            self._post_accumulate_grad_hooks = []
+        self._post_accumulate_grad_hooks.append(hook)
+        return RemovableHandle(self._post_accumulate_grad_hooks, hook)
 
     # ------------------------------------------------------------ in-place
 

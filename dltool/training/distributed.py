@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ log = logging.getLogger("dltool")
 
 # Set by MPICH/Hydra (PMI_*), Open MPI (OMPI_*), PMIx launchers and srun in each process it starts.
 _LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "SLURM_STEP_NUM_TASKS")
+# How long a failing rank above 0 waits for rank 0 to record the same failure before ending the job.
+_ABORT_GRACE_S = 1.0
+# The thread pools a rank's BLAS and OpenMP code size themselves by.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def under_launcher() -> bool:
@@ -66,17 +71,26 @@ def launch_command(num_processes: int, argv: list[str]) -> list[str]:
     return [mpiexec, "-n", str(num_processes), sys.executable, *argv]
 
 
-def relaunch(num_processes: int, args: list[str]) -> int:
+def relaunch(
+    num_processes: int,
+    args: list[str],
+    threads: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
     """Run ``dltool ARGS`` as ``num_processes`` MPI ranks and wait; their exit code.
 
-    Each rank gets an equal share of the cores for its BLAS threads (threads beyond the cores
-    spin against each other), unless the environment already sets them.
+    Each rank gets ``threads`` BLAS threads; by default an equal share of the cores (threads
+    beyond the cores spin against each other), unless the environment already sets them. The
+    ranks get ``environ`` (by default this process's environment) and those settings.
     """
     command = launch_command(num_processes, ["-m", "dltool.cli", *args])
-    threads = str(max(1, (os.cpu_count() or 1) // num_processes))
-    env = dict(os.environ)
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(name, threads)
+    share = str(max(1, (os.cpu_count() or 1) // num_processes))
+    env = dict(os.environ if environ is None else environ)
+    for name in BLAS_THREAD_VARIABLES:
+        if threads is None:
+            env.setdefault(name, share)
+        else:
+            env[name] = str(threads)
     job = subprocess.Popen(command, env=env)
     # the launcher passes SIGTERM (and SIGINT) on to the ranks, which save and stop together
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: job.send_signal(signum))
@@ -136,9 +150,15 @@ def _broadcast_text(comm: Any, text: str) -> str:
 
 
 def abort_job(code: int) -> None:
-    """End every rank now (``MPI_Abort``): the others may be waiting in a collective for this one."""
+    """End every rank (``MPI_Abort``): the others may be waiting in a collective for this one.
+
+    A rank above 0 first gives rank 0 a moment: an error every rank meets (a bad config) is
+    recorded in metrics.json by rank 0 alone, and the first abort ends every rank where it stands.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
+    if comm_world().Get_rank() != 0:
+        time.sleep(_ABORT_GRACE_S)
     comm_world().Abort(code)
 
 
@@ -155,6 +175,7 @@ class Ranks:
         self.rank, self.size = rank, size
         self.is_main = rank == 0
         self._ddp: Any = None
+        self._hooks: list[Any] = []  # the per-model arming hooks of a task that optimizes by hand
 
     @classmethod
     def join(cls, num_processes: int, device: str) -> Ranks:
@@ -176,6 +197,8 @@ class Ranks:
         return cls(dist.get_rank(), size)
 
     def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
         if self.size > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
@@ -190,15 +213,22 @@ class Ranks:
     # ------------------------------------------------------------ training
 
     def wrap(self, task: Task) -> None:
-        """Average ``task``'s gradients over the ranks from now on (and start from rank 0's weights)."""
+        """Average ``task``'s gradients over the ranks from now on (and start from rank 0's weights).
+
+        With automatic optimization the task is one DistributedDataParallel, armed before each step
+        (one loss, one backward). A task that optimizes by hand (a GAN's two optimizers and two
+        backward passes) gets one DistributedDataParallel per model, each child module that owns
+        parameters, armed at each of that model's training forwards as calling a wrapped module
+        in PyTorch does: every backward pass averages the gradients of the models it reaches.
+        """
         if self.size == 1:
             return
-        if not task.automatic_optimization:
-            raise ConfigError(
-                f"trainer.num_processes={self.size}: data-parallel training needs a task with automatic "
-                "optimization (one loss, one backward per step)"
-            )
-        self._ddp = DistributedDataParallel(task)
+        if task.automatic_optimization:
+            self._ddp = DistributedDataParallel(task, gradient_as_bucket_view=True)
+            return
+        for model in _models(task, self.size):
+            ddp = DistributedDataParallel(model, gradient_as_bucket_view=True)
+            self._hooks.append(model.register_forward_pre_hook(_arming(ddp)))
 
     def before_step(self) -> None:
         """What DistributedDataParallel's forward does first: rank 0's buffers, arm the gradient hooks."""
@@ -297,6 +327,38 @@ class Ranks:
         comm_world().Allreduce(_mpi().IN_PLACE, flag, op=_mpi().MAX)
         return int(flag[0]) or None
 
+    def decided_by_main(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank: a choice that rank 0 alone makes (a sweep's pruner's)
+        and that every rank must follow at the same step."""
+        if self.size == 1:
+            return flag
+        value = np.array([int(flag)], dtype=np.int64)
+        comm_world().Bcast(value, root=0)
+        return bool(value[0])
+
     def barrier(self) -> None:
         if self.size > 1:
             dist.barrier()
+
+
+def _models(task: Task, size: int) -> list[dl.nn.Module]:
+    """The child modules of ``task`` that own trainable parameters: what a task that optimizes by
+    hand runs forward, each wrapped on its own (its parameters must all belong to them)."""
+    models = [child for child in task.children() if any(p.requires_grad for p in child.parameters())]
+    own = [name for name, param in task.named_parameters(recurse=False) if param.requires_grad]
+    if own:
+        raise ConfigError(
+            f"trainer.num_processes={size}: a task that optimizes by hand is averaged model by model "
+            f"(its child modules), and {type(task).__name__} holds parameters of its own: {', '.join(own)}"
+        )
+    return models
+
+
+def _arming(ddp: DistributedDataParallel) -> Any:
+    """A forward pre-hook that does what ``ddp``'s forward does first: rank 0's buffers, and the
+    gradient hooks armed for the backward pass that follows (when gradients are on)."""
+
+    def hook(module: dl.nn.Module, args: tuple) -> None:
+        ddp._pre_forward()
+
+    return hook

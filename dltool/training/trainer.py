@@ -47,7 +47,7 @@ from dltool.training.checkpoint import (
     refuse_used_run_dir,
     restore_rng,
 )
-from dltool.training.compiled import CompiledStep, check_compilable
+from dltool.training.compiled import check_compilable, compiled_step
 from dltool.training.console import EpochProgress, run_logging
 from dltool.training.distributed import Ranks, is_main_process
 from dltool.training.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
@@ -165,13 +165,14 @@ class _Trainer:
         self.task.attach_optimizations(self.optimizations)
         if o.compile:
             check_compilable(self.task, o.num_processes)
-        self.compiled_step = CompiledStep(self.task) if o.compile else None
+        self.compiled_step = compiled_step(self.task) if o.compile else None
         self.state = LoopState()
         self.running = MeanMetrics()
         self.window = MeanMetrics()  # the losses since the last per-step log
         self.writer = CheckpointWriter(run_dir / "checkpoints", o.checkpoint_every_n_epochs, o.keep_last_k)
         self.choices, self.overrides = choices, overrides
-        self.trial, self.pruned = current_trial(), False  # an Optuna sweep's trial, which its pruner may stop
+        # an Optuna sweep's trial, which its pruner may stop; rank 0 reports, every rank follows
+        self.trial, self.pruned = current_trial() if self.ranks.is_main else None, False
         self.ranks.wrap(self.task)
         if self.ranks.size > 1:  # each rank its own dropout masks (the weights came from rank 0)
             _seed_everything(o.seed + self.ranks.rank)
@@ -342,7 +343,7 @@ class _Trainer:
         batch = to_device(batch, self.options.device)
         self.ranks.before_step()
         if self.compiled_step is not None:  # trainer.compile: forward, backward and update replayed
-            values = self.compiled_step(batch)
+            values = self.compiled_step(batch, self.state.batch)
             self._check_divergence(values)  # NOTE: after the update, which eager mode skips on divergence
         else:
             values = self._eager_step(batch)
@@ -421,9 +422,11 @@ class _Trainer:
 
     def _pruned(self, score: float | None) -> bool:
         """Report the epoch's monitored value to the sweep's trial; True when its pruner stops the run."""
-        if self.trial is None or score is None or not self.trial.should_prune(score, self.state.epoch):
+        prune = self.trial is not None and score is not None and self.trial.should_prune(score, self.state.epoch)
+        if not self.ranks.decided_by_main(prune):
             return False
-        log.info(f"pruned: trial {self.trial.number}'s {self.options.monitor} lags the other trials'")
+        if self.trial is not None:
+            log.info(f"pruned: trial {self.trial.number}'s {self.options.monitor} lags the other trials'")
         self.pruned = True
         return True
 
@@ -446,7 +449,7 @@ class _Trainer:
     def _log_pictures(self) -> None:
         """The task's pictures to the loggers that show them, and those it saves to files."""
         showing = [logger for logger in self.loggers if logger.images]
-        saved = self.task.saved_pictures
+        saved = self.task.saved_pictures if self.ranks.is_main else ()  # rank 0 alone writes files
         if not showing and not saved:
             return
         pictures = self.task.pictures()

@@ -23,10 +23,9 @@ def test_tiny_run_writes_every_workload(tmp_path, data_root, monkeypatch):
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    assert set(report["results"]) == {
-        "overhead", "mlp", "lenet", "conv", "data_loader", "trainer", "memory", "gan", "char_lstm", "char_gru",
-        "cnn", "compiled_chain", "compiled_mlp",
-    }
+    from benchmarks import run
+
+    assert set(report["results"]) == set(run.WORKLOADS)
     for name, workload in report["results"].items():
         assert workload["median"]["dltool"] > 0, name
         assert all(ratio > 0 for ratio in workload["ratios"].values()), name

@@ -192,10 +192,7 @@ def test_started_by_mpiexec_directly(tmp_path: Path, data_root: Path) -> None:
     assert len(list((tmp_path / "runs").iterdir())) == 1
 
 
-def test_num_processes_errors(dltool: Callable, tmp_path: Path) -> None:
-    swept = dltool("train", "-m", *FAST, TWO)
-    assert swept.returncode == 1
-    assert "data-parallel runs cannot be swept with -m yet" in swept.stderr
+def test_num_processes_errors(tmp_path: Path) -> None:
     env = cli_env(tmp_path) | {"OPENBLAS_NUM_THREADS": "1"}
     command = [
         find_mpiexec(),
@@ -221,3 +218,144 @@ def test_sigterm_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path: Path, 
     assert "stopped by SIGTERM; saved run/checkpoints/last.ckpt" in stderr
     checkpoint = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")  # mid-epoch or at an epoch's end
     assert len(checkpoint["distributed"]["ranks"]) == 2
+
+
+# ---------------------------------------------------------------- the GAN: two optimizers, two backward passes
+
+GAN = [
+    "task=gan",
+    "dataset=mnist",
+    "trainer.epochs=2",
+    "trainer.batch_size=16",
+    "trainer.limit_train_batches=3",
+    "model.generator.features=8",
+    "model.discriminator.features=8",
+    "task.samples=16",
+]
+
+
+def test_gan_on_two_ranks_matches_one_process_with_the_global_batch(tmp_path: Path) -> None:
+    env = cli_env(tmp_path) | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        find_mpiexec(),
+        "-n",
+        "2",
+        sys.executable,
+        str(Path(__file__).with_name("worker_gan.py")),
+        str(tmp_path),
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in range(2):
+        for check, outcome in json.loads((tmp_path / f"rank{rank}.json").read_text()).items():
+            assert outcome == "ok", f"rank {rank}, {check}: {outcome}"
+
+
+def test_gan_trains_on_two_ranks(dltool: Callable, tmp_path: Path) -> None:
+    result = ok(dltool("train", *GAN, TWO, "hydra.run.dir=run"))
+    assert "batch 16 x 2 processes = 32" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "run/samples").iterdir()) == ["epoch-1.png", "epoch-2.png"]
+    checkpoint = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")
+    assert checkpoint["distributed"]["world_size"] == 2 and checkpoint["loop"]["step"] == 6
+    assert any(key.startswith("discriminator.") for key in checkpoint["model"])  # no DDP prefix
+
+
+# ---------------------------------------------------------------- sweeps: each job its own ranks
+
+
+def _summary(sweep: Path) -> dict[str, str]:
+    lines = (sweep / "summary.csv").read_text().splitlines()[1:]
+    return dict(line.split(",")[:2] for line in lines)
+
+
+def test_optuna_trials_run_in_parallel_each_as_two_ranks(dltool: Callable, tmp_path: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    search = [
+        "hydra/sweeper=dltool_optuna",
+        "hydra.sweeper.sampler=grid",
+        "optimizer.lr=choice(0.01, -1.0)",  # the second trial fails
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweep.dir=sweep",
+    ]
+    result = dltool("train", "-m", *FAST, "logger=none", "trainer.epochs=1", TWO, *search)
+    assert result.returncode == 1, result.stderr
+    sweep = tmp_path / "sweep"
+    assert _summary(sweep) == {"0_lr=0.01": "completed", "1_lr=-1.0": "failed"}
+    assert "1 of 2 sweep jobs did not complete (jobs 1_lr=-1.0)" in result.stderr
+    assert "failed: optimizer (dltool.engine.optim.SGD): Invalid learning rate: -1.0" in result.stderr
+    assert "Traceback" not in result.stderr
+    done = sweep / "0_lr=0.01"
+    assert load_checkpoint(done / "checkpoints/last.ckpt")["distributed"]["world_size"] == 2
+    assert (done / ".hydra/overrides.yaml").exists()  # the sweep's record of the job, kept by its ranks
+    # the failed job's directory stays, with rank 0's error, for the summary
+    failed = json.loads((sweep / "1_lr=-1.0/metrics.json").read_text())
+    assert failed["status"] == "failed" and "Invalid learning rate" in failed["error"]
+    trials = optuna.load_study(study_name="dltool", storage=f"sqlite:///{sweep / 'optuna.db'}").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
+    # the trial reached its rank 0, which reported the epoch: a process other than the sweep's
+    assert trials[0].intermediate_values.keys() == {1}
+    assert trials[0].user_attrs["dltool_job"] != trials[0].user_attrs["dltool_sweeper"]
+
+
+def test_a_pruned_trial_stops_every_rank_at_one_epoch(tmp_path: Path, data_root: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(storage=storage, study_name="s", direction="minimize")
+    for _ in range(5):  # five finished trials whose first epoch was far better
+        study.add_trial(
+            optuna.trial.create_trial(value=0.0, intermediate_values={1: 0.0}, distributions={}, params={})
+        )
+    found = {"storage": storage, "study": "s", "trial": study.ask().number}
+    env = cli_env(data_root) | {"DLTOOL_OPTUNA_TRIAL": json.dumps(found)}
+    command = [sys.executable, "-m", "dltool.cli", "train", *FAST, TWO, "hydra.run.dir=run"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr  # the pruned exit code, not MPI_Abort's
+    assert "MPI_Abort" not in result.stderr
+    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    assert metrics["status"] == "pruned" and metrics["epochs"] == 1
+    checkpoint = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")
+    assert checkpoint["loop"]["epoch"] == 1 and checkpoint["distributed"]["world_size"] == 2
+    assert study.get_trials()[-1].intermediate_values.keys() == {1}  # reported once, by rank 0
+
+
+def test_parallel_jobs_share_the_cores_among_their_ranks(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from omegaconf import OmegaConf
+
+    from dltool.training import sweep_ranks
+
+    monkeypatch.setattr(sweep_ranks, "_cores", lambda: 16)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    launcher = {"joblib": {"launcher": {"n_jobs": 2}}, "all": {"launcher": {"n_jobs": -1}}}
+    assert sweep_ranks.jobs_at_once(OmegaConf.create({"launcher": {"_target_": "basic"}})) == 1
+    assert sweep_ranks.jobs_at_once(OmegaConf.create(launcher["joblib"])) == 2
+    assert sweep_ranks.jobs_at_once(OmegaConf.create(launcher["all"])) == 16
+    assert sweep_ranks.threads_per_rank(2, 1) == 8
+    assert sweep_ranks.threads_per_rank(2, 2) == 4
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the user's (or joblib's) limit is kept below the share
+    assert sweep_ranks.threads_per_rank(2, 2) == 2
+    assert not caplog.records
+    assert sweep_ranks.threads_per_rank(4, 8) == 1
+    assert "8 sweep jobs at once x trainer.num_processes=4 = 32 processes on 16 cores" in caplog.text
+
+
+def test_a_task_that_optimizes_by_hand_keeps_its_parameters_in_its_models() -> None:
+    import dltool.engine as dl
+    from dltool.training.distributed import Ranks
+    from dltool.training.errors import ConfigError
+    from dltool.training.tasks import Task
+
+    class Scaled(Task):
+        automatic_optimization = False
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = dl.nn.Linear(2, 2)
+            self.scale = dl.nn.Parameter(dl.ones(1))
+
+    with pytest.raises(ConfigError, match="Scaled holds parameters of its own: scale"):
+        Ranks(rank=0, size=2).wrap(Scaled())

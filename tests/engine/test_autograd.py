@@ -261,6 +261,42 @@ def test_node_hooks_can_replace_gradients():
     assert x.grad.tolist() == [31.0]
 
 
+def _post_accumulate_story(lib):
+    """When a post-accumulate-grad hook fires and what ``.grad`` holds then, with ``lib``."""
+    seen = []
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda grad: grad * 10)  # runs before the accumulation the post hook sees
+    handle = x.register_post_accumulate_grad_hook(lambda p: seen.append(("first", p.grad.tolist())))
+    x.register_post_accumulate_grad_hook(lambda p: seen.append(("second", p.grad.tolist())))
+    ((x * x).sum() + (x * 3).sum()).backward()  # x reached twice, accumulated once
+    (x * 2).sum().backward()  # adds to .grad
+    lib.autograd.grad((x * x).sum(), x)  # accumulates nothing: no hook
+    handle.remove()
+    x.grad = None
+    (x * 4).sum().backward()
+    # the documented use: an optimizer step inside backward, in place on the parameter
+    w = lib.tensor([1.0, 2.0], requires_grad=True)
+    w.register_post_accumulate_grad_hook(lambda p: p.add_(p.grad, alpha=-0.5))
+    (w * w).sum().backward()
+    return seen, w.detach().tolist()
+
+
+def test_post_accumulate_grad_hook_fires_after_accumulation_as_in_torch():
+    torch = pytest.importorskip("torch")
+    seen, stepped = _post_accumulate_story(dl)
+    assert (seen, stepped) == _post_accumulate_story(torch)
+    assert seen[:2] == [("first", [50.0, 70.0]), ("second", [50.0, 70.0])]
+
+
+@pytest.mark.parametrize("make", [lambda lib: lib.ones(1), lambda lib: lib.ones(1, requires_grad=True) * 2])
+def test_post_accumulate_grad_hook_only_on_leaves_that_require_grad(make):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError) as expected:
+        make(torch).register_post_accumulate_grad_hook(lambda p: None)
+    with pytest.raises(RuntimeError, match=str(expected.value)):
+        make(dl).register_post_accumulate_grad_hook(lambda p: None)
+
+
 # ---------------------------------------------------------------- custom Function
 
 

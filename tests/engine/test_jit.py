@@ -137,6 +137,76 @@ def test_an_in_place_change_of_a_traced_tensor_is_refused() -> None:
     assert function._trace_hook is None  # the hook is off again after a failed trace
 
 
+def _shift_input(x: dl.Tensor) -> dl.Tensor:
+    y = x * 2
+    x.add_(1)
+    return y
+
+
+def _write_into_input(x: dl.Tensor) -> dl.Tensor:
+    y = x * 3
+    x[:1].mul_(5)  # through a view
+    return y
+
+
+_TOTAL = dl.zeros(2)
+
+
+def _accumulate_outside(x: dl.Tensor) -> dl.Tensor:
+    _TOTAL.add_(x)
+    return x * 2
+
+
+@pytest.mark.parametrize(
+    ("fn", "name"),
+    [(_shift_input, "x"), (_write_into_input, "x"), (_accumulate_outside, "constant0")],
+    ids=["input", "input-view", "outside"],
+)
+def test_an_in_place_change_of_an_input_or_an_outside_tensor_is_refused(fn, name) -> None:
+    with pytest.raises(
+        RuntimeError,
+        match=rf"in-place change of an input or of a tensor held from outside the function \({name}\)",
+    ):
+        jit.trace(fn, dl.ones(2), check_trace=False)
+
+
+def test_a_uniform_tensor_held_from_outside_is_read_at_each_replay() -> None:
+    bias = dl.zeros(3)  # all one value, as a bias starts
+    traced = jit.trace(lambda x: x + bias, dl.ones(3))
+    bias.add_(dl.tensor([1.0, 2.0, 3.0]))
+    x = dl.randn(3)
+    assert _same(traced(x), x + bias) and "Full" not in str(traced.graph)
+    made = jit.trace(lambda x: x + dl.zeros(3), dl.ones(3))  # made by the call: a Full node
+    assert [n.kind for n in made.graph.nodes] == ["Full", "Add"]
+
+
+@pytest.mark.parametrize(
+    ("fn", "index", "other"),
+    [
+        (lambda x, i: x[i] * 2, dl.tensor([0, 1]), dl.tensor([2, 2])),
+        (lambda x, i: x[i] * 2, dl.tensor(0), dl.tensor(2)),
+        (lambda x, i: x[:, i + 1], dl.tensor([0]), dl.tensor([-1])),
+    ],
+    ids=["rows", "0-dim", "derived"],
+)
+def test_an_index_tensor_is_read_at_each_replay(fn, index, other) -> None:
+    x = dl.arange(9.0).reshape(3, 3).requires_grad_()
+    traced = jit.trace(fn, (x, index), check_trace=False)
+    want, got = fn(x, other), traced(x, other)
+    assert _same(got, want)
+    (want_grad,) = dl.autograd.grad(want.sum(), x)
+    (got_grad,) = dl.autograd.grad(got.sum(), x)
+    assert _same(got_grad, want_grad)
+
+
+def test_a_mask_index_warns_and_the_check_catches_it() -> None:
+    with (
+        pytest.warns(jit.TracerWarning, match="indices of its True elements"),
+        pytest.raises(jit.TracingCheckError),
+    ):
+        jit.trace(lambda x: x[x > 0].sum(), dl.tensor([0.01, -0.01, 0.01, -0.01]))
+
+
 def test_training_mode_batchnorm_warns_that_running_stats_are_not_replayed() -> None:
     model = dl.nn.Sequential(dl.nn.Conv2d(1, 2, 3), dl.nn.BatchNorm2d(2))
     with pytest.warns(

@@ -16,8 +16,10 @@ from dltool.training.compiled import check_compilable
 from dltool.training.errors import ConfigError
 from dltool.training.resume import resume_config
 from dltool.training.tasks.base import Task
+from dltool.training.tasks.gan import GAN
 from dltool.training.tasks.supervised import Classification
 from dltool.training.trainer import train
+from tests.training.conftest import compose_config
 from tests.training.test_resume import GROUPS
 
 
@@ -74,6 +76,36 @@ def test_a_run_resumes_across_compile_on_and_off(
     _assert_same(_weights(straight), _weights(split))
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_compiled_language_model_carries_its_state_to_the_eager_weights(tmp_path: Path, cell: str) -> None:
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("to be, or not to be, that is the question.\n" * 12)
+    options = [
+        "task=language_model",
+        "dataset=text_bptt",  # the state runs on from batch to batch, detached
+        f"dataset.path={corpus}",
+        "dataset.seq_len=8",
+        "trainer.batch_size=4",
+        "trainer.eval_batch_size=4",
+        f"model.cell={cell}",
+        "model.embedding_dim=8",
+        "model.hidden_size=16",
+        "model.dropout=0.2",
+        "trainer.epochs=2",
+    ]
+    eager = train(compose_config(*options), tmp_path / "eager")
+    compiled = train(compose_config(*options, "trainer.compile=true"), tmp_path / "compiled")
+    measured = {k: v for k, v in eager["metrics"].items() if not k.startswith("time/")}
+    assert measured == {k: v for k, v in compiled["metrics"].items() if not k.startswith("time/")}
+    _assert_same(_weights(tmp_path / "eager"), _weights(tmp_path / "compiled"))
+
+
+def _gan() -> GAN:
+    generator = dl.nn.Linear(2, 2)
+    generator.latent_dim = 2
+    return GAN(generator, dl.nn.Linear(2, 1))
+
+
 class _OwnStep(Classification):
     def training_step(self, batch, batch_idx):
         return super().training_step(batch, batch_idx)
@@ -83,6 +115,7 @@ class _OwnStep(Classification):
     ("task", "processes", "message"),
     [
         (Task(), 1, "supported for the supervised tasks"),
+        (_gan(), 1, "task GAN optimizes manually"),
         (_OwnStep(dl.nn.Linear(2, 2), dl.nn.CrossEntropyLoss()), 1, "_OwnStep is not one"),
         (Classification(dl.nn.Linear(2, 2), dl.nn.CrossEntropyLoss()), 2, "num_processes > 1"),
     ],

@@ -264,6 +264,9 @@ class AccumulateGrad(Node):
             variable.grad = variable.grad + grad
         else:
             variable.grad._data += grad._data
+        if variable._post_accumulate_grad_hooks:
+            for hook in list(variable._post_accumulate_grad_hooks):
+                hook(variable)
         return ()
 
 

@@ -11,8 +11,13 @@ parameter objects of its recording. Other inputs record a new graph (one eager r
 kept). Python control flow is fixed at recording; reading a traced tensor's value into Python
 (``bool``, ``item``, ``tolist``, ``numpy``) gives a ``TracerWarning``, as in PyTorch.
 
-Deliberate differences from PyTorch: the result is not TorchScript (no ``jit.script``, ``save``
-or ``load``), and a new input shape records again rather than replaying a shape-generic graph.
+``script(fn_or_module)`` (also ``@jit.script``) records on the first call instead, and turns
+each such read into a ``Guard`` node: a replay that reads another value records and caches the
+path the function takes then (see ``_script``).
+
+Deliberate differences from PyTorch: the result is not TorchScript (``jit.script`` records
+calls rather than compiling source; no ``save`` or ``load``), and a new input shape records again
+rather than replaying a shape-generic graph.
 """
 
 from __future__ import annotations
@@ -40,11 +45,14 @@ __all__ = [
     "Graph",
     "Node",
     "OptimizedModule",
+    "ScriptFunction",
+    "ScriptModule",
     "TracedModule",
     "TracerWarning",
     "TracingCheckError",
     "Unsupported",
     "Value",
+    "script",
     "trace",
 ]
 
@@ -112,6 +120,13 @@ class _Recordings:
                 recorder.add_input(x, name)
             outputs = self._fn(*inputs)
             recorder.graph.outputs = recorder.output(outputs)
+        written = recorder.changed_inputs()
+        if written:
+            raise RuntimeError(
+                f"jit.trace cannot record an in-place change of an input or of a tensor held from "
+                f"outside the function ({', '.join(written)}): a replay would not repeat it; return "
+                "the new value instead and write it after the call"
+            )
         changed = recorder.changed_captures()
         if changed:
             warnings.warn(
@@ -222,6 +237,9 @@ def trace(
 
     Raises:
         TypeError: an example input is not a tensor.
+        RuntimeError: the function changes in place an input, a tensor held from outside it (not
+            a parameter or buffer), or a traced tensor that it reads afterwards: a replay would
+            not repeat the change.
         TracingCheckError: the check failed.
 
     Example:
@@ -281,3 +299,7 @@ def _leaves(item: Any) -> list[Tensor]:
 
 def _host(x: Tensor) -> np.ndarray:
     return x.detach().cpu().numpy()
+
+
+# NOTE: last, as ``_script`` builds on the classes above
+from dltool.engine.jit._script import ScriptFunction, ScriptModule, script  # noqa: E402

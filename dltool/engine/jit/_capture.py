@@ -47,12 +47,14 @@ class Unsupported(RuntimeError):
 class StepNode(Node):
     """A node of a captured step.
 
-    ``needs`` is ``needs_input_grad`` when the op built a graph node (else None), and
-    ``saved_outputs`` the ``(position, output_nr)`` of outputs among what it saved for backward.
+    ``needs`` is ``needs_input_grad`` when the op built a graph node (else None),
+    ``saved_outputs`` the ``(position, output_nr)`` of outputs among what it saved for backward,
+    and ``returns_tuple`` whether its forward returned a tuple.
     """
 
     needs: tuple | None = None
     saved_outputs: tuple = ()
+    returns_tuple: bool = False
 
 
 class Helper:
@@ -202,13 +204,15 @@ class StepRecorder(_tracer._Recorder):
         node = self.graph.nodes[-1]
         results = result if isinstance(result, tuple) else (result,)
         grad_fn = next((t.grad_fn for t in results if t.grad_fn is not None), None)
-        if grad_fn is not None:
-            saved = tuple(
-                (i, e[2]) for i, e in enumerate(grad_fn._saved or ()) if e is not None and e[2] is not None
-            )
-            self.graph.nodes[-1] = StepNode(
-                node.op, node.args, node.kwargs, node.outputs, grad_fn.needs_input_grad, saved
-            )
+        saved = tuple(
+            (i, e[2])
+            for i, e in enumerate(grad_fn._saved or () if grad_fn is not None else ())
+            if e is not None and e[2] is not None
+        )
+        needs = None if grad_fn is None else grad_fn.needs_input_grad
+        self.graph.nodes[-1] = StepNode(
+            node.op, node.args, node.kwargs, node.outputs, needs, saved, isinstance(result, tuple)
+        )
         for tensor, value in zip(results, node.outputs, strict=True):
             self._arrays[id(tensor._data)] = (tensor._data, value)
             if tensor.grad_fn is not None:
@@ -305,6 +309,21 @@ class StepRecorder(_tracer._Recorder):
                 self._grads[id(tensor.grad)] = (tensor.grad, leaf_value)
                 self._seen.pop(id(tensor.grad), None)
 
+    def arrays(self) -> dict[int, Any]:
+        """The capture's array of each value made by an op (by ``id`` of the value)."""
+        found: dict[int, Any] = {}
+        for array, value in self._arrays.values():
+            found.setdefault(id(value), array)
+        return found
+
+    def escaping(self, result: Any) -> list[Any]:
+        """The arrays that outlive the step: its result's, and the gradients of its leaves."""
+        arrays = [t._data for t in _tensors(result)]
+        for tensor, _, _, _ in self._seen.values():
+            if tensor.grad is not None:
+                arrays.append(tensor.grad._data)
+        return arrays + [grad._data for grad, _ in self._grads.values()]
+
     def _tensor_of(self, value: Value) -> Tensor | None:
         return next((t for t, v, _, _ in self._seen.values() if v is value), None)
 
@@ -336,6 +355,16 @@ class StepRecorder(_tracer._Recorder):
         if isinstance(item, dict):
             return {key: self.output(x) for key, x in item.items()}
         return super().output(item)
+
+
+def _tensors(item: Any) -> list[Tensor]:
+    if isinstance(item, Tensor):
+        return [item]
+    if isinstance(item, dict):
+        item = list(item.values())
+    if isinstance(item, (tuple, list)):
+        return [t for x in item for t in _tensors(x)]
+    return []
 
 
 _OPAQUE = ((Optimizer, "zero_grad"), (Module, "zero_grad"))

@@ -1,8 +1,10 @@
 """``compile``: capture a whole training step once, then replay it without the eager bookkeeping.
 
 The first call with given inputs runs the function eagerly and records it (``_capture``). Later
-calls run the recorded program: each op's ``forward`` with a plain context object instead of a
-graph node; the backward pass in the order the engine chose at capture, calling each op's
+calls run the recorded program (``_program``): one generated Python function per capture, which
+calls each op's ``forward`` with a plain context object instead of a graph node (the common
+elementwise ops and ``Linear`` as their kernel, into buffers allocated once where the arrays are
+small); the backward pass in the order the engine chose at capture, calling each op's
 ``backward`` with arrays where the op takes them, and accumulating into ``.grad`` as
 ``AccumulateGrad`` does; opaque calls (``optimizer.step()``) by calling them. The kernels and their
 order are the eager ones, so results are equal bit for bit; values are let go after their last
@@ -12,294 +14,19 @@ use and saved tensors after their backward, so memory is held no longer than in 
 from __future__ import annotations
 
 import functools
-import operator
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from dltool.engine import _threads
-from dltool.engine.autograd import function as _function
 from dltool.engine.autograd.grad_mode import state as _grad_state
-from dltool.engine.jit._capture import (
-    Backward,
-    BackwardPlan,
-    Call,
-    GradOf,
-    StepRecorder,
-    Unsupported,
-    capturing,
-)
-from dltool.engine.jit._graph import Graph, Value
+from dltool.engine.jit._capture import Backward, BackwardPlan, StepRecorder, Unsupported, capturing
+from dltool.engine.jit._graph import Graph
+from dltool.engine.jit._program import Program
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.tensor import Tensor
 
 cache_size_limit = 8  # captures kept per compiled function before it falls back to eager
-
-_FORWARD, _TENSOR, _CALL, _BACKWARD = range(4)
-_SCRATCH = _function._Scratch()  # an op that builds no graph node saves nothing: one will do
-
-
-class _Ctx:
-    """The context a replayed op's forward and backward share: what a graph node holds, no more."""
-
-    materialize_grads = True
-    needs_input_grad: tuple = ()
-    _saved: tuple = ()
-
-    def save_for_backward(self, *tensors: Any) -> None:
-        self._saved = tensors
-
-    def mark_non_differentiable(self, *tensors: Any) -> None:
-        pass
-
-    def set_materialize_grads(self, value: bool) -> None:
-        self.materialize_grads = value
-
-    @property
-    def saved_tensors(self) -> tuple:
-        return self._saved
-
-
-_new_ctx = object.__new__
-_make = Tensor._make
-
-
-class _Program:
-    """A captured step laid out for replay: every value and constant argument in a numbered slot,
-    each node an instruction tuple."""
-
-    def __init__(self, graph: Graph) -> None:
-        self.graph = graph
-        self._slot: dict[int, int] = {}
-        self._template: list[Any] = []
-        for value in graph.inputs:
-            self._add(value, None)
-        for captured in graph.captured:
-            self._add(captured.value, captured.tensor)
-        self._reads: list[list[int]] = []
-        self._code = [self._instruction(node) for node in graph.nodes]
-        self._drops = self._last_uses()
-
-    def _add(self, value: Value | None, item: Any) -> int:
-        slot = len(self._template)
-        if value is not None:
-            self._slot[id(value)] = slot
-        self._template.append(item)
-        return slot
-
-    def _last_uses(self) -> list[tuple[int, ...]]:
-        """For each instruction, the slots of the values made by ops that no later one reads:
-        replay lets go of them there, so arrays live no longer than in eager mode."""
-        kept = {self._slot[id(v)] for v in _values(self.graph.outputs)}
-        last: dict[int, int] = {}
-        for index, instruction in enumerate(self._code):
-            for slot in instruction[4] if instruction[0] == _FORWARD else ():
-                last[slot] = index
-        made = set(last)
-        for index, reads in enumerate(self._reads):
-            last.update((slot, index) for slot in reads if slot in made)
-        drops: list[list[int]] = [[] for _ in self._code]
-        for slot, index in last.items():
-            if slot not in kept:
-                drops[index].append(slot)
-        return [tuple(d) for d in drops]
-
-    def _getter(self, args: tuple) -> Callable[[list], tuple]:
-        """A function of the slots that gives ``args``, constants included."""
-        slots = [self._slot[id(a)] if isinstance(a, Value) else self._add(None, a) for a in args]
-        if not slots:
-            return lambda env: ()
-        if len(slots) == 1:
-            return lambda env, slot=slots[0]: (env[slot],)
-        return operator.itemgetter(*slots)
-
-    def _instruction(self, node: Any) -> tuple:
-        if node.op is Backward:
-            root, gradient, plan = node.args
-            grad_slot = None if gradient is None else self._slot[id(gradient)]
-            self._reads.append([self._slot[id(root)]] + ([] if grad_slot is None else [grad_slot]))
-            return (_BACKWARD, self._backward_steps(plan), self._slot[id(root)], grad_slot, plan)
-        given = (*node.args, *node.kwargs.values())
-        self._reads.append([self._slot[id(a)] for a in given if isinstance(a, Value)])
-        getter = self._getter(node.args)
-        keywords = self._keywords(node.kwargs)
-        if isinstance(node.op, Call):
-            return (_CALL, node.op.forward, getter, keywords)
-        kind = _TENSOR if node.op is GradOf else _FORWARD
-        outputs = tuple(self._add(v, None) for v in node.outputs)
-        needs, remap = getattr(node, "needs", None), getattr(node, "saved_outputs", ())
-        return (kind, node.op.forward, getter, keywords, outputs, needs, remap)
-
-    def _keywords(self, kwargs: dict) -> Callable[[list], dict] | None:
-        """A function of the slots that gives the keyword arguments; None when there are none."""
-        if not kwargs:
-            return None
-        names, getter = tuple(kwargs), self._getter(tuple(kwargs.values()))
-        return lambda env: dict(zip(names, getter(env), strict=True))
-
-    def _backward_steps(self, plan: BackwardPlan) -> list[tuple]:
-        """``(True, leaf slot)`` or ``(False, backward, node index, edges, width, simple, step)``."""
-        steps = []
-        for step in plan.steps:
-            if step[1] is None:
-                steps.append((True, self._slot[id(step[0])]))
-                continue
-            _, index, edges, arrays, materialize, meta, _ = step
-            simple = arrays and (len(meta) == 1 or not materialize)
-            backward = self.graph.nodes[index].op.backward
-            steps.append((False, backward, index, edges, len(meta), simple, step))
-        return steps
-
-    def __call__(self, inputs: list[Tensor]) -> Any:
-        env = list(self._template)
-        env[: len(inputs)] = inputs
-        ctxs: list[Any] = [None] * len(self._code)
-        previous, _grad_state.enabled = _grad_state.enabled, False
-        try:
-            for index, instruction in enumerate(self._code):
-                kind = instruction[0]
-                if kind == _FORWARD:  # inline: this is the loop a replay spends its time in
-                    _, forward, getter, kwargs, outputs, needs, remap = instruction
-                    if needs is None:
-                        ctx: Any = _SCRATCH
-                    else:
-                        ctxs[index] = ctx = _new_ctx(_Ctx)
-                        ctx.needs_input_grad = needs
-                    result = (
-                        forward(ctx, *getter(env), **kwargs(env)) if kwargs else forward(ctx, *getter(env))
-                    )
-                    if type(result) is tuple:
-                        for slot, item in zip(outputs, result, strict=False):
-                            env[slot] = _make(item._data if isinstance(item, Tensor) else item)
-                    elif outputs:
-                        env[outputs[0]] = _make(result._data if isinstance(result, Tensor) else result)
-                    if remap:
-                        _saved_outputs(ctx, env, outputs, remap)
-                elif kind == _TENSOR:
-                    env[instruction[4][0]] = instruction[1](None, *instruction[2](env))
-                elif kind == _CALL:
-                    _, call, getter, kwargs = instruction
-                    _grad_state.enabled = previous
-                    call(None, *getter(env), **(kwargs(env) if kwargs else {}))
-                    _grad_state.enabled = False
-                else:
-                    _backward(env, ctxs, instruction)
-                for slot in self._drops[index]:
-                    env[slot] = None
-        finally:
-            _grad_state.enabled = previous
-        return self._structure(self.graph.outputs, env)
-
-    def _structure(self, item: Any, env: list) -> Any:
-        if isinstance(item, Value):
-            return Tensor._make(env[self._slot[id(item)]]._data)
-        if isinstance(item, dict):
-            return {key: self._structure(x, env) for key, x in item.items()}
-        if isinstance(item, (tuple, list)):
-            return type(item)(self._structure(x, env) for x in item)
-        return item
-
-
-def _saved_outputs(ctx: _Ctx, env: list, outputs: tuple, remap: tuple) -> None:
-    """Put the output tensors where forward saved its raw outputs, as eager mode does."""
-    saved = list(ctx._saved)
-    for position, nr in remap:
-        saved[position] = env[outputs[nr]]
-    ctx._saved = tuple(saved)
-
-
-def _backward(env: list, ctxs: list, instruction: tuple) -> None:
-    """The backward pass in the recorded order, gradients as arrays between nodes (a plain backward)."""
-    _, steps, root_slot, grad_slot, plan = instruction
-    _threads.adapt()
-    root = env[root_slot]._data
-    buffers: list = [None] * len(steps)
-    buffers[plan.root] = _empty(steps[plan.root])
-    buffers[plan.root][plan.root_nr] = env[grad_slot]._data if grad_slot is not None else _ones_like(root)
-    for i, step in enumerate(steps):
-        grads = buffers[i]
-        if grads is None:
-            continue
-        buffers[i] = None
-        if step[0]:
-            _accumulate_leaf(env[step[1]], grads)
-            continue
-        _, backward, index, edges, _, simple, recorded = step
-        if not simple:
-            grads = _prepared(grads, *recorded[3:])
-        grad_inputs = backward(ctxs[index], *grads)
-        ctxs[index] = None  # what forward saved goes as soon as it is used, as in eager mode
-        if type(grad_inputs) is not tuple:
-            grad_inputs = (grad_inputs,)
-        for edge, g in zip(edges, grad_inputs, strict=False):
-            if edge is None or g is None:
-                continue
-            child, nr = edge
-            if isinstance(g, Tensor):
-                g = g._data
-            held = buffers[child]
-            if held is None:
-                held = buffers[child] = _empty(steps[child])
-            held[nr] = g if held[nr] is None else held[nr] + g
-
-
-def _values(item: Any) -> list[Value]:
-    if isinstance(item, Value):
-        return [item]
-    if isinstance(item, dict):
-        item = list(item.values())
-    if isinstance(item, (tuple, list)):
-        return [v for x in item for v in _values(x)]
-    return []
-
-
-def _ones_like(array: Any) -> Any:
-    from dltool.engine import backend
-
-    return backend.array_module(array).ones(array.shape, dtype=array.dtype)
-
-
-def _empty(step: tuple) -> list:
-    return [None] if step[0] else [None] * step[4]
-
-
-def _prepared(grads: list, arrays: bool, materialize: bool, meta: tuple, prehooks: dict | None) -> list:
-    """The gradients as the engine hands them to this node: arrays or tensors, gaps zero-filled."""
-    if arrays:
-        if len(grads) > 1 and materialize:
-            grads = [
-                g if g is not None else m[2].zeros(m[0], dtype=m[1]) for g, m in zip(grads, meta, strict=True)
-            ]
-        return grads
-    make = Tensor._make
-    grads = [None if g is None else make(g) for g in grads]
-    for nr, hooks in (prehooks or {}).items():
-        for hook in list(hooks):
-            if grads[nr] is not None:
-                result = hook(grads[nr])
-                if result is not None:
-                    grads[nr] = result
-    if len(grads) > 1 and materialize:
-        grads = [g if g is not None else Tensor._zeros_like_meta(m) for g, m in zip(grads, meta, strict=True)]
-    return grads
-
-
-def _accumulate_leaf(tensor: Tensor, grads: list) -> None:
-    """``AccumulateGrad``: hooks, then adopt the gradient (or a copy where it is shared) or add it."""
-    grad = Tensor._make(grads.pop())
-    if tensor._backward_hooks:
-        for hook in list(tensor._backward_hooks):
-            result = hook(grad)
-            if result is not None:
-                grad = result
-    if tensor.grad is not None:
-        tensor.grad._data += grad._data
-    elif grad._data.base is None and _function._reference_counts(grad) == _function._sole_counts():
-        tensor.grad = grad
-    else:
-        tensor.grad = Tensor._make(grad._data.copy())
-
 
 # ================================================================ guards and the cache
 
@@ -336,8 +63,8 @@ def _state(modules: list[Module], graph: Graph) -> tuple:
 class _Capture:
     """One captured program and the state it was captured in."""
 
-    def __init__(self, recorder: StepRecorder) -> None:
-        self.program = _Program(recorder.graph)
+    def __init__(self, recorder: StepRecorder, result: Any) -> None:
+        self.program = Program(recorder.graph, recorder.arrays(), recorder.escaping(result))
         self.modules = recorder.modules
         self.state = _state(self.modules, recorder.graph)
 
@@ -397,7 +124,7 @@ class CompiledFunction:
         if recorder.unsupported is not None:
             self._fall_back(recorder.unsupported)
             return result
-        self._cache[key] = _Capture(recorder)
+        self._cache[key] = _Capture(recorder, result)
         self.graph = recorder.graph
         while len(self._cache) > cache_size_limit:
             self._cache.popitem(last=False)

@@ -50,6 +50,52 @@ class Full:
         return backend.module_for(device).full(shape, fill, dtype=dtype)
 
 
+class GuardFailure(Exception):
+    """A replayed value read differs from the recorded one: the function took another path."""
+
+    def __init__(self, index: int, outcome: Any) -> None:
+        super().__init__(f"guard {index} saw another value")
+        self.index, self.outcome = index, outcome
+
+
+class Guard:
+    """The op of a tensor's value read into Python (``bool(t)``, ``t.item()``), as ``jit.script``
+    records it: the replay reads the value again and stops with ``GuardFailure`` where it differs.
+
+    ``expected`` is the boolean for ``__bool__``, else the value's array on the host; the
+    comparison is of the bits (so -0.0 differs from 0.0 and a NaN equals itself).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, read: str, expected: Any, index: int) -> tuple:
+        seen = Guard.outcome(x, read)
+        if seen != Guard.token(expected):
+            raise GuardFailure(index, seen)
+        return ()
+
+    @staticmethod
+    def apply(x: Tensor, read: str, expected: Any, index: int) -> tuple:
+        return Guard.forward(None, x, read, expected, index)
+
+    @staticmethod
+    def read(x: Tensor, read: str) -> Any:
+        """What the guard compares: a boolean, or a host copy of the array."""
+        if read == "__bool__":
+            return bool(x._data)
+        return np.array(backend.move(x._data, backend.CPU), copy=True)
+
+    @staticmethod
+    def outcome(x: Tensor, read: str) -> Any:
+        return Guard.token(Guard.read(x, read))
+
+    @staticmethod
+    def token(value: Any) -> Any:
+        """A hashable stand-in for a read value, equal exactly when the bits are."""
+        if isinstance(value, bool):
+            return value
+        return (value.dtype.str, value.shape, value.tobytes())
+
+
 @dataclass(eq=False)
 class Node:
     """One op applied to values and attributes; ``args`` hold ``Value``s where tensors were."""
@@ -93,7 +139,8 @@ class Graph:
         lines = ["graph(" + ",\n      ".join(params) + "):"]
         for node in self.nodes:
             outs = ", ".join(f"%{v.name} : {v.type_str()}" for v in node.outputs)
-            lines.append(f"  {outs} = {node.kind}({_format_args(node, '%')})")
+            call = f"{node.kind}({_format_args(node, '%')})"
+            lines.append(f"  {outs} = {call}" if outs else f"  {call}")  # a guard makes no value
         lines.append(f"  return {_format_structure(self.outputs, '%')}")
         return "\n".join(lines)
 
@@ -105,7 +152,8 @@ class Graph:
             outs = ", ".join(_identifier(v.name) for v in node.outputs)
             module = getattr(node.op, "__module__", "").removeprefix("dltool.engine.")
             op = f"{module}.{node.kind}" if module.startswith("ops.") else node.kind
-            lines.append(f"    {outs} = {op}({_format_args(node, '', _identifier)})")
+            call = f"{op}({_format_args(node, '', _identifier)})"
+            lines.append(f"    {outs} = {call}" if outs else f"    {call}")
         lines.append(f"    return {_format_structure(self.outputs, '', _identifier)}")
         return "\n".join(lines)
 

@@ -8,17 +8,17 @@ from typing import Any
 from dltool.engine.autograd.function import _Scratch
 from dltool.engine.autograd.grad_mode import no_grad
 from dltool.engine.autograd.grad_mode import state as _grad_state
-from dltool.engine.jit._graph import Full, Graph, Node, Value
+from dltool.engine.jit._graph import Full, Graph, Guard, Node, Value
 from dltool.engine.tensor import Tensor
 
 
 def plan(graph: Graph) -> list[tuple[Node, list[Value]]]:
-    """The nodes the outputs need, in order, each with the values no later node reads (replay
-    drops them there, so intermediates live no longer than in eager mode)."""
+    """The nodes the outputs and the guards need, in order, each with the values no later node
+    reads (replay drops them there, so intermediates live no longer than in eager mode)."""
     needed = set(_leaves(graph.outputs))
     steps: list[tuple[Node, list[Value]]] = []
     for node in reversed(graph.nodes):
-        if not any(id(v) in needed for v in node.outputs):
+        if node.op is not Guard and not any(id(v) in needed for v in node.outputs):
             continue  # nothing reads it (an unused output, a running-statistics update)
         drops = [v for v in node.outputs if id(v) not in needed]
         for arg in (*node.args, *node.kwargs.values()):

@@ -4,8 +4,13 @@
 is None outside a trace, so the eager path pays one global lookup). The hook runs the op as
 usual, unhooked, so the ops a ``forward`` may call inside are part of its node, and notes the
 call. Comparison operators, which the engine computes without a ``Function``, are recorded too
-(as ``Compare``), and reading a traced tensor into Python warns; both by wrapping ``Tensor``'s
-methods for the duration of the trace.
+(as ``Compare``), and reading a traced tensor into Python is reported to the recorder (a trace
+warns, ``jit.script`` records a guard); both by wrapping ``Tensor``'s methods for the duration
+of the trace, so eager ``item()`` and ``bool()`` pay nothing. The tensor factories are wrapped
+too, to note the tensors the call makes outside ops (only those may become ``Full`` nodes: a
+tensor held from before the call is read as it is at each replay), and so is indexing with
+tensors, which the engine turns into fixed arrays (recorded as ``IndexBy``, with the key's
+tensors as values).
 
 NOTE: the hook is process-global, as the engine's grad mode is (a plain global is cheaper to test
 than a ``ContextVar``): ops that other threads run during a trace are recorded too.
@@ -14,14 +19,18 @@ than a ``ContextVar``): ops that other threads run during a trace are recorded t
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dltool.engine.autograd import function as _function
+from dltool.engine.autograd.function import Function
 from dltool.engine.jit._graph import Captured, Full, Graph, Node, Value
+from dltool.engine.ops import index as _index
 from dltool.engine.tensor import Tensor
 
 
@@ -36,7 +45,25 @@ _CONVERSIONS = {
     "numpy": "a NumPy array",
 }
 
+# what a read gives Python, by the name a recorder is told: the methods above, and a mask index
+_READS = {**_CONVERSIONS, "nonzero": "the indices of its True elements (indexing with a boolean mask)"}
+
 _COMPARISONS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__")
+
+_CREATION = "dltool.engine.creation"
+
+# the engine's functions that make tensors from Python values only, outside ops
+_FROM_PYTHON_VALUES = frozenset(
+    [
+        f"{_CREATION}.{name}"
+        for name in (
+            "zeros", "ones", "empty", "empty_strided", "full", "eye", "arange", "linspace", "logspace",
+            "like", "full_like", "zeros_like", "ones_like", "new_zeros", "new_ones", "new_empty",
+            "new_full", "tensor", "as_tensor", "new_tensor", "from_numpy",
+        )
+    ]
+    + ["dltool.engine.ops.elementwise._scalar"]
+)  # fmt: skip
 
 _recorder: _Recorder | None = None
 
@@ -48,6 +75,55 @@ class Compare:
     def forward(ctx: Any, x: Tensor, other: Any, operator: str) -> Any:
         return getattr(Tensor, operator)(x, other)
 
+    @staticmethod
+    def apply(x: Tensor, other: Any, operator: str) -> Any:
+        """What a replay with autograd calls: the comparison has no gradient to record."""
+        return Compare.forward(None, x, other, operator)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where the key of an ``IndexBy`` node holds its ``n``-th tensor argument."""
+
+    n: int
+
+    def __repr__(self) -> str:
+        return f"Slot({self.n})"
+
+
+class IndexBy(Function):
+    """``x[key]`` with integer tensors in the key, as a recording runs it: the key's tensors are
+    arguments (``Slot``s mark their places), so a replay indexes with their values then, where
+    ``ops.index.getitem`` would fix them into the node as arrays."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, key: Any, *tensors: Tensor) -> Any:
+        ctx.count = len(tensors)
+        steps, advanced = _index._normalize_key(_filled(key, tensors), x._xp())
+        return _index.Getitem.forward(ctx, x, steps, advanced)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple:
+        return (_index.Getitem.backward(ctx, grad_output)[0], None, *(None,) * ctx.count)
+
+
+class ViewBy(IndexBy):
+    """``IndexBy`` for a key whose tensors are 0-dim integers (``x[i]``): a view of ``x``, as
+    ``x[int(i)]`` is."""
+
+    _is_view = True
+
+    @staticmethod
+    def put_back(base: Tensor, value: Tensor, key: Any, *tensors: Tensor) -> Tensor:
+        steps, advanced = _index._normalize_key(_filled(key, tensors), base._xp())
+        return _index.IndexPut.apply(base, steps, advanced, value)
+
+
+def _filled(key: Any, tensors: tuple) -> Any:
+    if isinstance(key, Slot):
+        return tensors[key.n]
+    return tuple(tensors[p.n] if isinstance(p, Slot) else p for p in key) if isinstance(key, tuple) else key
+
 
 class _Recorder:
     """Builds one graph from the ops that run, mapping each tensor seen to its ``Value``."""
@@ -56,6 +132,7 @@ class _Recorder:
         self.graph = Graph()
         self._names = names  # id of a parameter or buffer -> its dotted name
         self._seen: dict[int, tuple[Tensor, Value, int, bool]] = {}  # id -> tensor, value, version, traced
+        self._made: dict[int, tuple[Tensor, str | None]] = {}  # id -> tensor, why it is not replayable
         self._count = 0
         self.converting = False
 
@@ -88,10 +165,21 @@ class _Recorder:
         entry = self._seen.get(id(tensor))
         return entry is not None and entry[3]
 
+    def read(self, tensor: Tensor, name: str) -> None:
+        """Note that the method ``name`` read a traced tensor's value into Python."""
+        warnings.warn(
+            f"Converting a tensor to {_READS[name]} might cause the trace to be incorrect. We "
+            "can't record the data flow of Python values, so this value will be treated as a constant "
+            "in the future. This means that the trace might not generalize to other inputs!",
+            TracerWarning,
+            stacklevel=3,
+        )
+
     def _capture(self, tensor: Tensor) -> Value:
         data = tensor._data
         name = self._names.get(id(tensor))
-        if name is None and _uniform(data):
+        made = self._made.get(id(tensor))
+        if name is None and made is not None and made[1] is None and _uniform(data):
             value = self._new_value(data)
             fill = data.reshape(-1)[0].item()
             self.graph.nodes.append(
@@ -105,6 +193,22 @@ class _Recorder:
         self.graph.captured.append(Captured(value, tensor))
         self._remember(tensor, value, traced=False)
         return value
+
+    def made(self, tensor: Tensor, frame: Any, source: Any = None) -> str:
+        """Note a tensor made outside an op by the code of ``frame`` (from ``source``); return
+        the name of the function that made it."""
+        module = frame.f_globals.get("__name__", "")
+        if module == _CREATION:
+            while frame.f_back is not None and frame.f_back.f_globals.get("__name__") == module:
+                frame = frame.f_back  # the factory that the caller called
+        name = f"{module}.{frame.f_code.co_name}"
+        reason = None
+        if not module.startswith("dltool.engine."):  # the function's own code: Tensor(...)
+            reason = "Tensor(tensor)" if _holds_tensor(source) else None
+        elif name not in _FROM_PYTHON_VALUES or _holds_tensor(frame.f_locals.get("data")):
+            reason = name
+        self._made[id(tensor)] = (tensor, reason)
+        return name
 
     def record(self, op: type, args: tuple, kwargs: dict, result: Any) -> None:
         node_args = tuple(self._argument(op, a) for a in args)
@@ -132,6 +236,17 @@ class _Recorder:
             value.name
             for tensor, value, version, traced in self._seen.values()
             if not traced and tensor._version_counter[0] != version
+        ]
+
+    def changed_inputs(self) -> list[str]:
+        """Names of the inputs, and of the captured tensors held from outside (no parameter or
+        buffer), that changed in place while tracing."""
+        inputs = {id(value) for value in self.graph.inputs}
+        return [
+            value.name
+            for tensor, value, version, traced in self._seen.values()
+            if (id(value) in inputs or not traced and id(tensor) not in self._names)
+            and tensor._version_counter[0] != version
         ]
 
     def output(self, item: Any) -> Any:
@@ -174,25 +289,21 @@ def _hook(op: type, args: tuple, kwargs: dict) -> Any:
     return result
 
 
-def _warning_conversion(name: str, original: Any) -> Any:
-    what = _CONVERSIONS[name]
+def conversion(name: str, original: Any) -> Any:
+    """``Tensor``'s method ``name`` (``original``), reporting reads of a traced tensor's value to
+    the recorder (one report for ``bool(t)``, which reads through ``item``)."""
 
     def conversion(self: Tensor, *args: Any, **kwargs: Any) -> Any:
         recorder = _recorder
         if recorder is None or recorder.converting or not recorder.is_traced(self):
             return original(self, *args, **kwargs)
-        warnings.warn(
-            f"Converting a tensor to {what} might cause the trace to be incorrect. We can't record "
-            "the data flow of Python values, so this value will be treated as a constant in the "
-            "future. This means that the trace might not generalize to other inputs!",
-            TracerWarning,
-            stacklevel=2,
-        )
         recorder.converting = True
         try:
-            return original(self, *args, **kwargs)
+            result = original(self, *args, **kwargs)
         finally:
             recorder.converting = False
+        recorder.read(self, name)
+        return result
 
     return conversion
 
@@ -208,6 +319,59 @@ def _recorded_comparison(operator: str, original: Any) -> Any:
     return comparison
 
 
+def _noting_make(original: Any) -> Any:
+    def make(array: Any, grad_fn: Any = None, output_nr: int = 0, version_counter: Any = None) -> Tensor:
+        tensor = original(array, grad_fn, output_nr, version_counter)
+        if _function._trace_hook is not None and _recorder is not None:  # NOTE: inside an op the hook is off
+            _recorder.made(tensor, sys._getframe(1))
+        return tensor
+
+    return staticmethod(make)
+
+
+def _noting_init(original: Any) -> Any:
+    def __init__(self: Tensor, data: Any, requires_grad: bool = False) -> None:
+        original(self, data, requires_grad)
+        if _function._trace_hook is not None and _recorder is not None:
+            _recorder.made(self, sys._getframe(1), data)
+
+    return __init__
+
+
+def _recorded_getitem(original: Any) -> Any:
+    def getitem(input: Tensor, key: Any) -> Tensor:
+        recorder = _recorder
+        if recorder is None or _function._trace_hook is None or not _holds_tensor(key):
+            return original(input, key)
+        parts = key if isinstance(key, tuple) else (key,)
+        tensors = tuple(p for p in parts if isinstance(p, Tensor))
+        nested = [t for p in parts if not isinstance(p, Tensor) for t in _tensors_in(p)]
+        if nested or any(t._data.dtype.kind not in "iu" for t in tensors):
+            _report_host_reads(recorder, [t for t in tensors if t._data.dtype.kind == "b"], nested)
+            return original(input, key)
+        slots = {id(t): Slot(n) for n, t in enumerate(tensors)}
+        template = tuple(slots.get(id(p), p) for p in parts) if isinstance(key, tuple) else slots[id(key)]
+        xp = input._xp()
+        advanced = any(hasattr(_index._index_part(p, xp), "dtype") for p in parts)
+        return (IndexBy if advanced else ViewBy).apply(input, template, *tensors)
+
+    return getitem
+
+
+def _tensors_in(item: Any) -> list[Tensor]:
+    if isinstance(item, (tuple, list)):
+        return [t for x in item for t in _tensors_in(x)]
+    return [item] if isinstance(item, Tensor) else []
+
+
+def _report_host_reads(recorder: _Recorder, masks: list[Tensor], nested: list[Tensor]) -> None:
+    """Report the index tensors that ``getitem`` reads on the host: boolean masks (for the
+    positions they select) and tensors inside lists (through ``numpy.asarray``)."""
+    for tensor, read in [*((m, "nonzero") for m in masks), *((t, "numpy") for t in nested)]:
+        if recorder.is_traced(tensor):
+            recorder.read(tensor, read)
+
+
 @contextlib.contextmanager
 def recording(names: dict[int, str], recorder: _Recorder | None = None) -> Iterator[_Recorder]:
     """Record the engine's ops into a new graph (into ``recorder``, when given) while the block runs."""
@@ -215,15 +379,25 @@ def recording(names: dict[int, str], recorder: _Recorder | None = None) -> Itera
     if _recorder is not None:
         raise RuntimeError("jit.trace cannot run inside another trace")
     originals = {name: getattr(Tensor, name) for name in (*_CONVERSIONS, *_COMPARISONS)}
+    patches = [
+        (Tensor, "_make", _noting_make),
+        (Tensor, "__init__", _noting_init),
+        (_index, "getitem", _recorded_getitem),
+    ]
+    replaced = [(owner, name, vars(owner)[name]) for owner, name, _ in patches]
     _recorder = _Recorder(names) if recorder is None else recorder
     try:
         for name, original in originals.items():
-            wrap = _warning_conversion if name in _CONVERSIONS else _recorded_comparison
+            wrap = conversion if name in _CONVERSIONS else _recorded_comparison
             setattr(Tensor, name, wrap(name, original))
+        for owner, name, wrap in patches:
+            setattr(owner, name, wrap(getattr(owner, name)))
         _function._trace_hook = _hook
         yield _recorder
     finally:
         _function._trace_hook = None
         for name, original in originals.items():
             setattr(Tensor, name, original)
+        for owner, name, original in replaced:
+            setattr(owner, name, original)
         _recorder = None

@@ -45,13 +45,26 @@ class LanguageModel(Task):
 
     def training_step(self, batch: Any, batch_idx: int) -> StepOutput:
         inputs, targets = batch
+        loss, state = self.loss_and_state(inputs, targets, self.initial_state(inputs, batch_idx))
+        self.keep_state(state)
+        return {"loss": loss}
+
+    def initial_state(self, inputs: dl.Tensor, batch_idx: int) -> Any:
+        """The state a batch starts from: the previous batch's with ``carry_state``, else None."""
         state = self._state if self.carry_state and batch_idx > 0 else None
         if state is not None and _rows(state) != inputs.shape[0]:
-            state = None  # a shorter last batch: its rows continue none of the previous ones
+            return None  # a shorter last batch: its rows continue none of the previous ones
+        return state
+
+    def loss_and_state(self, inputs: dl.Tensor, targets: dl.Tensor, state: Any) -> tuple[dl.Tensor, Any]:
+        """The batch's next-token cross-entropy and the model's final state, detached."""
         logits, state = self.model(inputs, state)
-        self._state = _detached(state) if self.carry_state else None
         loss = dl.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        return {"loss": loss}
+        return loss, _detached(state)
+
+    def keep_state(self, state: Any) -> None:
+        """Keep a batch's final state for the next batch (with ``carry_state``)."""
+        self._state = state if self.carry_state else None
 
     def validation_step(self, batch: Any, batch_idx: int) -> StepOutput:
         return self.training_step(batch, batch_idx)

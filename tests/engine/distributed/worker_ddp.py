@@ -25,10 +25,10 @@ def _data(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return x, rng.integers(0, 10, (STEPS, SIZE * BATCH))
 
 
-def _train(model: nn.Module, x: np.ndarray, y: np.ndarray) -> None:
+def _train(model: nn.Module, x: np.ndarray, y: np.ndarray, set_to_none: bool = True) -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for inputs, targets in zip(x, y, strict=True):
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none)
         nn.functional.cross_entropy(model(torch.from_numpy(inputs)), torch.from_numpy(targets)).backward()
         optimizer.step()
 
@@ -39,7 +39,7 @@ def _assert_same_state(model: nn.Module, reference: nn.Module) -> None:
         np.testing.assert_allclose(value.numpy(), expected[name].numpy(), rtol=1e-4, atol=2e-5, err_msg=name)
 
 
-def _equivalence(build, **ddp_options) -> None:
+def _equivalence(build, set_to_none: bool = True, **ddp_options) -> None:
     """DDP on SIZE ranks x BATCH == one process x SIZE * BATCH, on the same samples, for STEPS steps."""
     torch.manual_seed(0)
     model = build()
@@ -48,7 +48,7 @@ def _equivalence(build, **ddp_options) -> None:
     _train(reference, x, y)
     mine = slice(RANK * BATCH, (RANK + 1) * BATCH)
     ddp = DDP(model, **ddp_options)
-    _train(ddp, x[:, mine], y[:, mine])
+    _train(ddp, x[:, mine], y[:, mine], set_to_none)
     _assert_same_state(ddp.module, reference)
 
 
@@ -60,17 +60,55 @@ def check_mlp_with_many_small_buckets() -> None:
     _equivalence(lambda: MLP(SHAPE, 10, hidden_sizes=(32, 32), dropout=0.0), bucket_cap_mb=0.002)
 
 
-def check_batchnorm_cnn_with_sync_batchnorm_matches_one_process() -> None:
-    def build() -> nn.Module:
-        return CNN(SHAPE, 10, channels=(4, 8), hidden_size=16, dropout=0.0)
+def check_mlp_with_gradients_as_bucket_views() -> None:
+    _equivalence(lambda: MLP(SHAPE, 10, hidden_sizes=(32,), dropout=0.0), gradient_as_bucket_view=True)
 
+
+def check_mlp_with_bucket_views_zeroed_in_place_in_small_buckets() -> None:
+    _equivalence(
+        lambda: MLP(SHAPE, 10, hidden_sizes=(32, 32), dropout=0.0),
+        set_to_none=False,
+        bucket_cap_mb=0.002,
+        gradient_as_bucket_view=True,
+    )
+
+
+def _batchnorm_cnn_equivalence(set_to_none: bool = True, **ddp_options) -> None:
     torch.manual_seed(0)
-    reference, x, y = build(), *_data()
+    reference, x, y = CNN(SHAPE, 10, channels=(4, 8), hidden_size=16, dropout=0.0), *_data()
     model = nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(reference))
     _train(reference, x, y)
     mine = slice(RANK * BATCH, (RANK + 1) * BATCH)
-    _train(DDP(model), x[:, mine], y[:, mine])
+    _train(DDP(model, **ddp_options), x[:, mine], y[:, mine], set_to_none)
     _assert_same_state(model, reference)  # weights and the running statistics
+
+
+def check_batchnorm_cnn_with_sync_batchnorm_matches_one_process() -> None:
+    _batchnorm_cnn_equivalence()
+
+
+def check_batchnorm_cnn_with_bucket_views() -> None:
+    _batchnorm_cnn_equivalence(gradient_as_bucket_view=True)
+    _batchnorm_cnn_equivalence(set_to_none=False, gradient_as_bucket_view=True)
+
+
+def check_gradients_are_bucket_views_only_when_asked() -> None:
+    for as_view in (False, True):
+        model = DDP(nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2)), gradient_as_bucket_view=as_view)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        arrays = []
+        for set_to_none in (True, True, False):
+            optimizer.zero_grad(set_to_none)
+            model(torch.ones(2, 3) * (RANK + 1)).sum().backward()
+            arrays.append([param.grad._data for param in model.parameters()])
+        flat = model._buckets[0].flat
+        assert all(np.shares_memory(array, flat) == as_view for array in arrays[-1]), as_view
+        # a .grad set to None becomes the bucket's view again; a zeroed one is written in place
+        assert all((a is b) == as_view for a, b in zip(arrays[0], arrays[1], strict=True)), as_view
+        assert all(a is b for a, b in zip(arrays[1], arrays[2], strict=True)), as_view
+        # the mean over ranks of the inputs' scale (1, 2) times the batch of 2
+        expected = 3 * np.outer(model.module[1].weight.detach().numpy().sum(0), np.ones(3))
+        np.testing.assert_allclose(model.module[0].weight.grad.numpy(), expected, rtol=1e-6)
 
 
 def check_construction_broadcasts_rank_0_state() -> None:
@@ -99,15 +137,20 @@ def check_no_sync_accumulates_then_averages() -> None:
     x, y = _data()
     pieces = [(torch.from_numpy(x[i, : 2 * BATCH]), torch.from_numpy(y[i, : 2 * BATCH])) for i in range(2)]
     sum(nn.functional.cross_entropy(reference(a), b) for a, b in pieces).backward()
-    ddp = DDP(model)
     mine = slice(RANK * BATCH, (RANK + 1) * BATCH)
-    with ddp.no_sync():
-        nn.functional.cross_entropy(ddp(pieces[0][0][mine]), pieces[0][1][mine]).backward()
-    grads = [p.grad.clone() for p in model.parameters()]
-    nn.functional.cross_entropy(ddp(pieces[1][0][mine]), pieces[1][1][mine]).backward()
-    for param, expected, local in zip(model.parameters(), reference.parameters(), grads, strict=True):
-        np.testing.assert_allclose(param.grad.numpy(), expected.grad.numpy(), rtol=1e-4, atol=1e-6)
-        assert not np.allclose(param.grad.numpy(), local.numpy())  # the no_sync step stayed local
+    for as_view in (False, True):
+        ddp = DDP(copy.deepcopy(model), gradient_as_bucket_view=as_view)
+        # the second round accumulates into the bucket views the first one left in .grad
+        for _ in range(2):
+            ddp.zero_grad(set_to_none=False)
+            with ddp.no_sync():
+                nn.functional.cross_entropy(ddp(pieces[0][0][mine]), pieces[0][1][mine]).backward()
+            grads = [p.grad.clone() for p in ddp.parameters()]
+            nn.functional.cross_entropy(ddp(pieces[1][0][mine]), pieces[1][1][mine]).backward()
+            pairs = zip(ddp.parameters(), reference.parameters(), grads, strict=True)
+            for param, expected, local in pairs:
+                np.testing.assert_allclose(param.grad.numpy(), expected.grad.numpy(), rtol=1e-4, atol=1e-6)
+                assert not np.allclose(param.grad.numpy(), local.numpy())  # the no_sync step stayed local
 
 
 def check_unused_parameter_is_a_clear_error() -> None:

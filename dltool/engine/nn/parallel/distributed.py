@@ -1,16 +1,18 @@
 """``DistributedDataParallel``: one model replica per process, gradients averaged in buckets.
 
-How a step goes, as in PyTorch's reducer: each parameter's gradient hook copies the gradient into
+How a step goes, as in PyTorch's reducer: once backward has accumulated a parameter's gradient
+into ``.grad``, the parameter's post-accumulate-grad hook puts it, divided by the world size, into
 its slot of a flat bucket (about ``bucket_cap_mb`` each, filled in reverse parameter order, the
 order backward produces gradients); when a bucket is full its non-blocking all-reduce starts, while
 backward goes on with the layers below. Buckets start in index order on every rank, as MPI's
-ordering of collectives requires.
+ordering of collectives requires. The hook that completes the last bucket waits for all of them
+(the engine has no end-of-backward callback, PyTorch's ``queue_callback``) and copies the
+averages back into ``.grad``.
 
-The engine has no "end of backward" callback (PyTorch's ``queue_callback``), so the last hook of a
-backward pass waits for every bucket and writes the averaged gradients into ``.grad``: the
-parameter whose hook that is gets its average as the gradient it accumulates. When
-``backward()`` returns, ``.grad`` holds the average on every rank and ``optimizer.step()`` needs
-nothing special.
+With ``gradient_as_bucket_view=True`` the slot is the gradient: ``.grad`` becomes a view of the
+bucket, backward accumulates into it in place, the hook only divides it, and nothing is copied
+back. A ``.grad`` set to None (``zero_grad()``'s default) is copied into its slot once more and
+made the view again, as PyTorch does.
 """
 
 from __future__ import annotations
@@ -36,20 +38,21 @@ _UNUSED_PARAMETERS = (
 
 
 class _Bucket:
-    """A flat gradient buffer for consecutive parameters of one dtype."""
+    """A flat gradient buffer for consecutive parameters of one dtype, and each one's view of it."""
 
     def __init__(self, params: list[tuple[str, Tensor]]) -> None:
         self.names = [name for name, _ in params]
         self.params = [param for _, param in params]
         sizes = [param.numel() for param in self.params]
-        self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
         first = self.params[0]
-        self.flat = first._xp().empty(self.offsets[-1], dtype=first._data.dtype)
+        self.flat = first._xp().zeros(offsets[-1], dtype=first._data.dtype)
+        self.views = [
+            self.flat[start:end].reshape(param._data.shape)
+            for start, end, param in zip(offsets[:-1], offsets[1:], self.params, strict=True)
+        ]
         self.marked = [False] * len(self.params)
         self.ready = 0
-
-    def view(self, slot: int) -> Any:
-        return self.flat[self.offsets[slot] : self.offsets[slot + 1]].reshape(self.params[slot]._data.shape)
 
 
 class DistributedDataParallel(Module):
@@ -77,9 +80,14 @@ class DistributedDataParallel(Module):
         output_device: kept for PyTorch's signature.
         dim: kept for PyTorch's signature.
         broadcast_buffers: copy rank 0's buffers to all ranks at each training forward.
+        init_sync: broadcast rank 0's parameters and buffers at construction.
         process_group: the group (only the default group exists).
         bucket_cap_mb: the size of a gradient bucket in MiB (PyTorch's default, 25).
         find_unused_parameters: must be False.
+        check_reduction: deprecated in PyTorch; ignored.
+        gradient_as_bucket_view: make each ``.grad`` a view of its all-reduce bucket, which saves
+            a copy of the gradients per step and their memory; ``.grad`` then keeps its identity
+            across steps, and a ``.grad`` set to None is copied in once per step.
 
     Raises:
         ValueError: the process group is not initialized, or ``find_unused_parameters=True``.
@@ -93,9 +101,12 @@ class DistributedDataParallel(Module):
         output_device: Any = None,
         dim: int = 0,
         broadcast_buffers: bool = True,
+        init_sync: bool = True,
         process_group: Any = None,
         bucket_cap_mb: float | None = None,
         find_unused_parameters: bool = False,
+        check_reduction: bool = False,
+        gradient_as_bucket_view: bool = False,
     ) -> None:
         super().__init__()
         if find_unused_parameters:
@@ -104,11 +115,13 @@ class DistributedDataParallel(Module):
             )
         self.module = module
         self.broadcast_buffers = broadcast_buffers
+        self.gradient_as_bucket_view = gradient_as_bucket_view
         self.require_backward_grad_sync = True
         self._group = dist.distributed_c10d._group(process_group)
         named = [(name, param) for name, param in module.named_parameters() if param.requires_grad]
         self._check_same_model(named)
-        self._broadcast([param for _, param in module.named_parameters()] + list(module.buffers()))
+        if init_sync:
+            self._broadcast([param for _, param in module.named_parameters()] + list(module.buffers()))
         cap = int((25 if bucket_cap_mb is None else bucket_cap_mb) * _MB)
         self._buckets = [_Bucket(group) for group in _bucket_groups(named[::-1], cap)]
         self._scale = 1.0 / self._group.size
@@ -117,7 +130,7 @@ class DistributedDataParallel(Module):
         self._expect_backward = False
         for index, bucket in enumerate(self._buckets):
             for slot, param in enumerate(bucket.params):
-                param.register_hook(self._make_hook(index, slot))
+                param.register_post_accumulate_grad_hook(self._make_hook(index, slot))
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         self._pre_forward()
@@ -167,28 +180,25 @@ class DistributedDataParallel(Module):
 
     def _make_hook(self, index: int, slot: int) -> Any:
         bucket = self._buckets[index]
-        param = bucket.params[slot]
+        view = bucket.views[slot]
 
-        def hook(grad: Tensor) -> Tensor | None:
+        def hook(param: Tensor) -> None:
             if not self._expect_backward:
-                return None
-            view, xp = bucket.view(slot), param._xp()
-            # the average's division rides on the copy into the bucket, which then is summed
-            if param.grad is None:
-                xp.multiply(grad._data, self._scale, out=view)
-            else:
-                xp.add(param.grad._data, grad._data, out=view)
-                view *= self._scale
+                return
+            # the average's division rides on the copy into the bucket (in place where .grad is
+            # the bucket's view already), and the bucket is then summed
+            grad = param.grad._data
+            param._xp().multiply(grad, self._scale, out=view)
+            if grad is not view and self.gradient_as_bucket_view:
+                param.grad = Tensor._make(view)
             bucket.marked[slot] = True
             bucket.ready += 1
             if bucket.ready == len(bucket.params):
                 self._launch_ready()
             if self._next < len(self._buckets):
                 self._progress()
-                return None
-            self._finish(param)
-            param.grad = None
-            return Tensor._make(view.copy())
+            else:
+                self._finish()
 
         return hook
 
@@ -205,14 +215,14 @@ class DistributedDataParallel(Module):
         for work in self._works:
             work.is_completed()
 
-    def _finish(self, current: Tensor) -> None:
-        """Wait for every bucket and write the averages into ``.grad`` (``current``'s is returned)."""
+    def _finish(self) -> None:
+        """Wait for every bucket; the averages are in ``.grad`` then (copied there unless it is a view)."""
         for work in self._works:
             work.wait()
         for bucket in self._buckets:
-            for slot, param in enumerate(bucket.params):
-                if param is not current:
-                    param.grad._data[...] = bucket.view(slot)
+            for param, view in zip(bucket.params, bucket.views, strict=True):
+                if param.grad._data is not view:
+                    param.grad._data[...] = view
             bucket.ready = 0
             bucket.marked = [False] * len(bucket.params)
         self._works, self._next, self._expect_backward = [], 0, False
