@@ -478,10 +478,18 @@ class Tensor:
         return self._inplace(_elementwise.overwrite, src)
 
     def fill_(self, value: Any) -> Tensor:
-        return self._inplace(_elementwise.overwrite, value)
+        if isinstance(value, Tensor) or (_grad_state.enabled and self.requires_grad):
+            return self._inplace(_elementwise.overwrite, value)
+        # outside autograd (a gradient zeroed in place, an init under no_grad): one pass, no temporaries
+        try:
+            self._data.fill(value)
+        except ValueError:  # numpy marks broadcast views (expand) read-only
+            raise RuntimeError(OVERLAP_MESSAGE) from None
+        self._version_counter[0] += 1
+        return self
 
     def zero_(self) -> Tensor:
-        return self._inplace(_elementwise.overwrite, 0)
+        return self.fill_(0)
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Tensor:
         sample = backend.rng(generator).uniform(a, b, self.shape)

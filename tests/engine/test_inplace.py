@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import dltool.engine as dl
-from tests.op_check import check_op
+from tests.op_check import check_op, torch
 
 
 def _inplace(update):
@@ -72,6 +72,21 @@ def test_inplace_bumps_the_version_counter():
     assert x.tolist() == [0.0, 0.0, 0.0]
     x.fill_(2).mul_(3)  # in-place ops return the tensor itself
     assert x.tolist() == [6.0] * 3
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "bool"])
+def test_fill_outside_autograd_writes_the_same_storage_as_torch_would(dtype):
+    value = 2.7 if dtype != "bool" else 1
+    ours = dl.zeros(2, 3, dtype=getattr(dl, dtype))
+    storage, version = ours._data, ours._version
+    ours[0].fill_(value)  # a view: the write reaches the base
+    assert ours._data is storage and ours._version == version + 1
+    if torch is not None:
+        theirs = torch.zeros(2, 3, dtype=getattr(torch, dtype))
+        theirs[0].fill_(value)
+        assert ours.tolist() == theirs.tolist()
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        dl.ones(3).expand(2, 3).zero_()
 
 
 @pytest.mark.parametrize(
