@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+# A numpy floor: made from the starting weights, it runs one epoch (images, labels, order, batch size).
+Floor = Callable[[list[np.ndarray]], Callable[[np.ndarray, np.ndarray, np.ndarray, int], float]]
+
 
 def mlp(lib: Any) -> Any:
     nn = lib.nn
@@ -70,8 +73,12 @@ def epoch_cases(
     labels: np.ndarray,
     order: np.ndarray,
     batch_size: int,
+    floor: Floor | None = None,
 ) -> dict[str, Callable[[], float]]:
-    """One timed epoch of the same network, from the same weights, in dltool and in PyTorch."""
+    """One timed epoch of the same network, from the same weights, in dltool, PyTorch and ``floor``.
+
+    ``floor``, if given, makes a hand-written numpy loop from the starting weights (``state_dict`` order).
+    """
     import dltool.engine as dl
     from benchmarks.common import timed, torch
 
@@ -91,18 +98,26 @@ def epoch_cases(
     result = {"dltool": case(dl)}
     if torch is not None:
         result["torch"] = case(torch)
+    if floor is not None:
+        start = reference if reference is not None else build(dl)
+
+        def numpy_case() -> float:
+            epoch = floor([v.detach().numpy().copy() for v in start.state_dict().values()])
+            return timed(lambda: epoch(images, labels, order, batch_size))
+
+        result["numpy"] = numpy_case
     return result
 
 
 def fashion_mnist_epoch(
-    build: Callable[[Any], Any], settings: Any, batch_size: int = 256
+    build: Callable[[Any], Any], settings: Any, batch_size: int = 256, floor: Floor | None = None
 ) -> dict[str, Callable[[], float]]:
     """One epoch of ``build``'s network on Fashion-MNIST images (1,024 with ``--tiny``), with Adam."""
     from benchmarks.common import fashion_mnist_arrays
 
     images, labels = fashion_mnist_arrays(1024 if settings.tiny else None)
     order = np.random.default_rng(0).permutation(len(labels))
-    return epoch_cases(build, adam, images.reshape(-1, 1, 28, 28), labels, order, batch_size)
+    return epoch_cases(build, adam, images.reshape(-1, 1, 28, 28), labels, order, batch_size, floor)
 
 
 def adam(lib: Any, params: Any) -> Any:

@@ -1,0 +1,167 @@
+"""LeNet-5 trained by a hand-written numpy loop: the floor of the LeNet benchmark.
+
+The same network as ``benchmarks.models.lenet`` (Conv2d(1, 6, 5, padding=2), ReLU, MaxPool2d(2),
+Conv2d(6, 16, 5), ReLU, MaxPool2d(2), Flatten, Linear 400-120-84-10 with ReLUs), softmax
+cross-entropy and Adam, with the forward and backward passes written out for these shapes alone.
+Each convolution is one im2col copy and one matrix product; activations are laid out (C, H, W, N),
+so that the products need no transposes and every copy runs over long contiguous rows; the second
+convolution's input gradient goes back through 25 shifted adds.
+
+It is the floor of an engine built on numpy's kernels, because it skips what an engine must do: no
+graph is recorded and no Tensor or gradient bookkeeping happens per op; layouts and column orders
+are chosen once for these shapes rather than following the user's NCHW tensors; ReLU runs after
+pooling (on a quarter of the values, which max-pooling allows) instead of where the model puts it.
+What it keeps is the arithmetic and the copies (im2col, col2im, pooling masks) that cannot be
+avoided. It makes each column matrix whole: dltool's convolutions make theirs a cache-sized band at
+a time, which can put dltool at or just under this floor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+BETAS, EPS = (0.9, 0.999), 1e-8
+KERNEL = 5
+
+
+def im2col(x: np.ndarray) -> np.ndarray:
+    """Every 5 x 5 window of ``x`` (C, H, W, N) as a column: (C * 25, Ho * Wo * N), rows ordered like
+    a PyTorch weight's (c, kh, kw), so ``weight.reshape(out, -1) @ columns`` is the convolution.
+
+    The batch is the innermost axis, so that the copy's inner loop runs over whole rows of windows
+    (Wo * N values) and the product's result is already the next layer's (C, H, W, N) input.
+    """
+    windows = sliding_window_view(x, (KERNEL, KERNEL), axis=(1, 2))  # (C, Ho, Wo, N, kh, kw)
+    c, ho, wo, n = windows.shape[:4]
+    return np.ascontiguousarray(windows.transpose(0, 4, 5, 1, 2, 3)).reshape(c * KERNEL * KERNEL, ho * wo * n)
+
+
+def col2im(columns: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
+    """The gradient of :func:`im2col`: adds each window's column back onto the input (C, H, W, N)."""
+    c, h, w, n = shape
+    ho, wo = h - KERNEL + 1, w - KERNEL + 1
+    windows = columns.reshape(c, KERNEL, KERNEL, ho, wo, n)
+    grad = np.zeros(shape, dtype=columns.dtype)
+    for i in range(KERNEL):
+        for j in range(KERNEL):
+            grad[:, i : i + ho, j : j + wo] += windows[:, i, j]
+    return grad
+
+
+def pool(z: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """2 x 2 max-pooling of ``z`` (C, H, W, N), and the four corner views its backward needs."""
+    c, h, w, n = z.shape
+    blocks = z.reshape(c, h // 2, 2, w // 2, 2, n)
+    corners = [blocks[:, :, i, :, j] for i in (0, 1) for j in (0, 1)]  # PyTorch's scan order
+    return np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3])), corners
+
+
+def unpool(grad: np.ndarray, pooled: np.ndarray, corners: list[np.ndarray]) -> np.ndarray:
+    """Sends each pooled gradient to the first corner holding the maximum, as PyTorch breaks ties."""
+    c, h, w, n = grad.shape
+    out = np.empty((c, h, 2, w, 2, n), dtype=grad.dtype)
+    taken = np.zeros(grad.shape, dtype=bool)
+    for k, corner in enumerate(corners):
+        hit = corner == pooled
+        hit &= ~taken
+        taken |= hit
+        np.multiply(grad, hit, out=out[:, :, k // 2, :, k % 2])
+    return out.reshape(c, 2 * h, 2 * w, n)
+
+
+class NumpyLeNet:
+    """LeNet-5 with Adam (lr 1e-3) on float32 arrays that ``step`` updates in place.
+
+    Args:
+        params: PyTorch's parameters in ``state_dict`` order (conv1 weight and bias, conv2, fc1, fc2,
+            fc3), as float32 arrays; they are updated in place.
+        lr: Adam's learning rate.
+    """
+
+    def __init__(self, params: list[np.ndarray], lr: float = 1e-3) -> None:
+        self.params = params
+        self.lr = lr
+        self.moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+        self.steps = 0
+
+    def gradients(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """The mean cross-entropy of a batch of (N, 1, 28, 28) images and its parameter gradients."""
+        c1w, c1b, c2w, c2b, f1w, f1b, f2w, f2b, f3w, f3b = self.params
+        n = len(labels)
+        padded = np.zeros((1, 32, 32, n), dtype=np.float32)
+        padded[0, 2:30, 2:30] = images.reshape(n, 784).T.reshape(28, 28, n)
+        cols1 = im2col(padded)  # (25, 784 * N)
+        w1 = c1w.reshape(6, 25)
+        z1 = w1 @ cols1
+        z1 += c1b[:, None]
+        z1 = z1.reshape(6, 28, 28, n)
+        p1, corners1 = pool(z1)
+        a1 = np.maximum(p1, 0)  # (6, 14, 14, N)
+        cols2 = im2col(a1)  # (150, 100 * N)
+        w2 = c2w.reshape(16, 150)
+        z2 = w2 @ cols2
+        z2 += c2b[:, None]
+        z2 = z2.reshape(16, 10, 10, n)
+        p2, corners2 = pool(z2)
+        a2 = np.maximum(p2, 0)  # (16, 5, 5, N)
+        flat = a2.reshape(400, n).T  # each image's (C, H, W), as PyTorch flattens it
+        h1 = np.maximum(flat @ f1w.T + f1b, 0)
+        h2 = np.maximum(h1 @ f2w.T + f2b, 0)
+        logits = h2 @ f3w.T + f3b
+
+        rows = np.arange(n)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        loss = float((np.log(total[:, 0]) - shifted[rows, labels]).mean())
+        g3 = exp / total
+        g3[rows, labels] -= 1
+        g3 /= n
+        g2 = g3 @ f3w
+        g2 *= h2 > 0
+        g1 = g2 @ f2w
+        g1 *= h1 > 0
+        gflat = g1 @ f1w
+        gp2 = gflat.T.reshape(16, 5, 5, n) * (p2 > 0)
+        gz2 = unpool(gp2, p2, corners2).reshape(16, 100 * n)
+        ga1 = col2im(w2.T @ gz2, a1.shape)
+        ga1 *= p1 > 0
+        gz1 = unpool(ga1, p1, corners1).reshape(6, 784 * n)
+        grads = [
+            (cols1 @ gz1.T).T.reshape(c1w.shape), gz1.sum(axis=1),  # this order threads better
+            (gz2 @ cols2.T).reshape(c2w.shape), gz2.sum(axis=1),
+            g1.T @ flat, g1.sum(axis=0),
+            g2.T @ h1, g2.sum(axis=0),
+            g3.T @ h2, g3.sum(axis=0),
+        ]  # fmt: skip
+        return loss, grads
+
+    def adam(self, grads: list[np.ndarray]) -> None:
+        """One Adam step in place, in PyTorch's arithmetic order."""
+        self.steps += 1
+        beta1, beta2 = BETAS
+        step_size = self.lr / (1 - beta1**self.steps)
+        root_correction = np.sqrt(1 - beta2**self.steps)
+        for param, grad, (mean, square) in zip(self.params, grads, self.moments, strict=True):
+            mean += (1 - beta1) * (grad - mean)
+            square *= beta2
+            square += (1 - beta2) * grad * grad
+            denom = np.sqrt(square)
+            denom /= root_correction
+            denom += EPS
+            param -= step_size * (mean / denom)
+
+    def step(self, images: np.ndarray, labels: np.ndarray) -> float:
+        """One training step on a batch; returns its loss."""
+        loss, grads = self.gradients(images, labels)
+        self.adam(grads)
+        return loss
+
+    def epoch(self, images: np.ndarray, labels: np.ndarray, order: np.ndarray, batch_size: int) -> float:
+        """One pass over ``images`` in ``order``, as ``benchmarks.models.train_epoch`` does; the last loss."""
+        loss = 0.0
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            loss = self.step(images[index], labels[index])
+        return loss
