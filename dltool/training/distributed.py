@@ -225,6 +225,8 @@ class Ranks:
             return
         if task.automatic_optimization:
             self._ddp = DistributedDataParallel(task, gradient_as_bucket_view=True)
+            # gradients zeroed in place stay the buckets' views: the sync is then the all-reduce alone
+            task.grads_to_none = False
             return
         for model in _models(task, self.size):
             ddp = DistributedDataParallel(model, gradient_as_bucket_view=True)

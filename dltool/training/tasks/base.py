@@ -85,6 +85,8 @@ class Task(dl.nn.Module):
         super().__init__()
         self.classes: list[str] = []
         self.grad_clip: float | None = None  # the trainer's trainer.grad_clip
+        # False under data-parallel ranks: zeroing in place keeps DDP's gradients views of its buckets
+        self.grads_to_none = True
         self._optimizations: list[Optimization] = []
 
     # ------------------------------------------------------------ what a task implements
@@ -141,7 +143,7 @@ class Task(dl.nn.Module):
     def optimizer_step(self, loss: dl.Tensor, *optimizers: dl.optim.Optimizer) -> None:
         """Zero the gradients, backpropagate ``loss``, clip to ``grad_clip``, step each optimizer."""
         for optimizer in optimizers:
-            optimizer.zero_grad()
+            optimizer.zero_grad(set_to_none=self.grads_to_none)
         loss.backward()
         for optimizer in optimizers:
             if self.grad_clip is not None:
