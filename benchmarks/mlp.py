@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 import dltool.engine as dl
-from benchmarks.common import Settings, fashion_mnist_arrays, timed
+from benchmarks.common import Settings, fashion_mnist_arrays, softmax_cross_entropy, timed
 from benchmarks.models import epoch_cases, mlp, reference_model
 
 TITLE = "MLP 784-256-10 epoch (Fashion-MNIST, batch 256, SGD)"
@@ -21,17 +21,9 @@ def numpy_epoch(params: list[np.ndarray], images: np.ndarray, labels: np.ndarray
     for start in range(0, len(order), BATCH):
         index = order[start : start + BATCH]
         x, y = images[index], labels[index]
-        rows = np.arange(len(y))
         hidden = x @ w1.T + b1
         active = np.maximum(hidden, 0)
-        logits = active @ w2.T + b2
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        total = exp.sum(axis=1, keepdims=True)
-        loss = float((np.log(total[:, 0]) - shifted[rows, y]).mean())
-        grad_logits = exp / total
-        grad_logits[rows, y] -= 1
-        grad_logits /= len(y)
+        loss, grad_logits = softmax_cross_entropy(active @ w2.T + b2, y)
         grad_active = grad_logits @ w2
         grad_active[hidden <= 0] = 0
         w2 -= LR * (grad_logits.T @ active)

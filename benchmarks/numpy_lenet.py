@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from benchmarks.common import softmax_cross_entropy
+
 BETAS, EPS = (0.9, 0.999), 1e-8
 KERNEL = 5
 
@@ -57,6 +59,17 @@ def pool(z: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     return np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3])), corners
 
 
+def _conv_pool(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+    """A 5 x 5 convolution of ``x`` (C, H, W, N) then 2 x 2 max-pooling: the columns (for the weight's
+    gradient), the pooled maps and the corners (for the pooling's backward)."""
+    _, h, w, n = x.shape
+    columns = im2col(x)
+    z = weight.reshape(len(weight), -1) @ columns
+    z += bias[:, None]
+    pooled, corners = pool(z.reshape(len(weight), h - KERNEL + 1, w - KERNEL + 1, n))
+    return columns, pooled, corners
+
+
 def unpool(grad: np.ndarray, pooled: np.ndarray, corners: list[np.ndarray]) -> np.ndarray:
     """Sends each pooled gradient to the first corner holding the maximum, as PyTorch breaks ties."""
     c, h, w, n = grad.shape
@@ -91,33 +104,16 @@ class NumpyLeNet:
         n = len(labels)
         padded = np.zeros((1, 32, 32, n), dtype=np.float32)
         padded[0, 2:30, 2:30] = images.reshape(n, 784).T.reshape(28, 28, n)
-        cols1 = im2col(padded)  # (25, 784 * N)
-        w1 = c1w.reshape(6, 25)
-        z1 = w1 @ cols1
-        z1 += c1b[:, None]
-        z1 = z1.reshape(6, 28, 28, n)
-        p1, corners1 = pool(z1)
-        a1 = np.maximum(p1, 0)  # (6, 14, 14, N)
-        cols2 = im2col(a1)  # (150, 100 * N)
-        w2 = c2w.reshape(16, 150)
-        z2 = w2 @ cols2
-        z2 += c2b[:, None]
-        z2 = z2.reshape(16, 10, 10, n)
-        p2, corners2 = pool(z2)
-        a2 = np.maximum(p2, 0)  # (16, 5, 5, N)
+        cols1, p1, corners1 = _conv_pool(padded, c1w, c1b)  # cols (25, 784 * N), p1 (6, 14, 14, N)
+        a1 = np.maximum(p1, 0)
+        cols2, p2, corners2 = _conv_pool(a1, c2w, c2b)  # cols (150, 100 * N), p2 (16, 5, 5, N)
+        a2 = np.maximum(p2, 0)
         flat = a2.reshape(400, n).T  # each image's (C, H, W), as PyTorch flattens it
         h1 = np.maximum(flat @ f1w.T + f1b, 0)
         h2 = np.maximum(h1 @ f2w.T + f2b, 0)
         logits = h2 @ f3w.T + f3b
 
-        rows = np.arange(n)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        total = exp.sum(axis=1, keepdims=True)
-        loss = float((np.log(total[:, 0]) - shifted[rows, labels]).mean())
-        g3 = exp / total
-        g3[rows, labels] -= 1
-        g3 /= n
+        loss, g3 = softmax_cross_entropy(logits, labels)
         g2 = g3 @ f3w
         g2 *= h2 > 0
         g1 = g2 @ f2w
@@ -125,7 +121,7 @@ class NumpyLeNet:
         gflat = g1 @ f1w
         gp2 = gflat.T.reshape(16, 5, 5, n) * (p2 > 0)
         gz2 = unpool(gp2, p2, corners2).reshape(16, 100 * n)
-        ga1 = col2im(w2.T @ gz2, a1.shape)
+        ga1 = col2im(c2w.reshape(16, 150).T @ gz2, a1.shape)
         ga1 *= p1 > 0
         gz1 = unpool(ga1, p1, corners1).reshape(6, 784 * n)
         grads = [
