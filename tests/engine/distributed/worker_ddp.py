@@ -172,6 +172,51 @@ def check_unused_parameter_is_a_clear_error() -> None:
         raise AssertionError("no error")
 
 
+class _Branches(nn.Module):
+    """Two heads; ``forward`` uses the one ``head`` names (control flow that skips parameters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk, self.left, self.right = nn.Linear(3, 4), nn.Linear(4, 2), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor, head: str) -> torch.Tensor:
+        return getattr(self, head)(self.trunk(x).relu())
+
+
+def _branch_grads(heads: list[str], set_to_none: bool, **ddp_options) -> tuple[list, list]:
+    """The gradients of one step where rank r takes ``heads[r]``, against one process doing every
+    rank's part of the mean (the reference), per parameter."""
+    torch.manual_seed(0)
+    model = _Branches()
+    reference = copy.deepcopy(model)
+    x = torch.from_numpy(np.random.default_rng(3).standard_normal((SIZE, 5, 3)).astype(np.float32))
+    sum(reference(x[r], heads[r]).square().sum() for r in range(SIZE)).div(SIZE).backward()
+    ddp = DDP(model, find_unused_parameters=True, **ddp_options)
+    ddp.zero_grad(set_to_none)
+    ddp(x[RANK], heads[RANK]).square().sum().backward()
+    return [p.grad for p in ddp.module.parameters()], [p.grad for p in reference.parameters()]
+
+
+def check_find_unused_parameters_averages_what_some_rank_used() -> None:
+    for set_to_none, as_view in ((True, False), (False, True)):
+        grads, expected = _branch_grads(["left", "right"], set_to_none, gradient_as_bucket_view=as_view)
+        for grad, want in zip(grads, expected, strict=True):
+            np.testing.assert_allclose(grad.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def check_find_unused_parameters_leaves_what_no_rank_used() -> None:
+    grads, expected = _branch_grads(["left"] * SIZE, set_to_none=True, bucket_cap_mb=1e-5)
+    for grad, want in zip(grads, expected, strict=True):
+        assert (grad is None) == (want is None)
+        if want is not None:
+            np.testing.assert_allclose(grad.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
+    assert grads[-1] is None  # right.bias
+
+
+def check_find_unused_parameters_trains_like_one_process_over_steps() -> None:
+    _equivalence(lambda: MLP(SHAPE, 10, hidden_sizes=(32,), dropout=0.0), find_unused_parameters=True)
+
+
 def check_module_attribute_and_state_dict_keys() -> None:
     inner = nn.Linear(3, 2)
     model = DDP(inner)

@@ -18,6 +18,7 @@ made the view again, as PyTorch does.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from dltool.engine import distributed as dist
 from dltool.engine.autograd import is_grad_enabled
+from dltool.engine.autograd.function import AccumulateGrad
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.tensor import Tensor
 
@@ -69,10 +71,14 @@ class DistributedDataParallel(Module):
     into the bare model. dltool's trainer does the latter, so its checkpoints are the same with one
     process or many.
 
-    Differs from PyTorch: every parameter that requires grad must receive a gradient in each
-    synchronized backward pass (``find_unused_parameters=True`` is not implemented), and
-    ``device_ids`` / ``output_device`` are accepted and unused: the module already sits on its
-    device.
+    With ``find_unused_parameters=True`` each training forward walks the graph of its outputs, as
+    PyTorch's does: a parameter it does not reach adds zeros to the average at once, and one that no
+    rank reached keeps its ``.grad`` as it was. Without it every parameter that requires grad must
+    receive a gradient in each synchronized backward pass (a clear error names the others).
+
+    Differs from PyTorch: ``device_ids`` / ``output_device`` are accepted and unused (the module
+    already sits on its device), and an unused parameter adds zeros even where its ``.grad`` holds
+    a value from before (PyTorch adds that value).
 
     Args:
         module: the model, identical on every rank.
@@ -83,14 +89,15 @@ class DistributedDataParallel(Module):
         init_sync: broadcast rank 0's parameters and buffers at construction.
         process_group: the group (only the default group exists).
         bucket_cap_mb: the size of a gradient bucket in MiB (PyTorch's default, 25).
-        find_unused_parameters: must be False.
+        find_unused_parameters: look for parameters that the forward's outputs do not depend on
+            (a graph walk per training forward); needed where control flow skips parameters.
         check_reduction: deprecated in PyTorch; ignored.
         gradient_as_bucket_view: make each ``.grad`` a view of its all-reduce bucket, which saves
             a copy of the gradients per step and their memory; ``.grad`` then keeps its identity
             across steps, and a ``.grad`` set to None is copied in once per step.
 
     Raises:
-        ValueError: the process group is not initialized, or ``find_unused_parameters=True``.
+        ValueError: the process group is not initialized.
         RuntimeError: the ranks hold different models.
     """
 
@@ -109,11 +116,8 @@ class DistributedDataParallel(Module):
         gradient_as_bucket_view: bool = False,
     ) -> None:
         super().__init__()
-        if find_unused_parameters:
-            raise ValueError(
-                "find_unused_parameters=True is not implemented by dltool's DistributedDataParallel"
-            )
         self.module = module
+        self.find_unused_parameters = find_unused_parameters
         self.broadcast_buffers = broadcast_buffers
         self.gradient_as_bucket_view = gradient_as_bucket_view
         self.require_backward_grad_sync = True
@@ -128,13 +132,17 @@ class DistributedDataParallel(Module):
         self._works: list[dist.Work] = []
         self._next = 0
         self._expect_backward = False
+        self._uses: tuple[np.ndarray, dist.Work] | None = None  # find_unused_parameters: per bucket slot
         for index, bucket in enumerate(self._buckets):
             for slot, param in enumerate(bucket.params):
                 param.register_post_accumulate_grad_hook(self._make_hook(index, slot))
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         self._pre_forward()
-        return self.module(*inputs, **kwargs)
+        outputs = self.module(*inputs, **kwargs)
+        if self.find_unused_parameters and self._expect_backward:
+            self._mark_unused(_reached_leaves(outputs))
+        return outputs
 
     def _pre_forward(self) -> None:
         """Rank 0's buffers, and gradient hooks armed for the next backward (when it will sync).
@@ -191,16 +199,39 @@ class DistributedDataParallel(Module):
             param._xp().multiply(grad, self._scale, out=view)
             if grad is not view and self.gradient_as_bucket_view:
                 param.grad = Tensor._make(view)
-            bucket.marked[slot] = True
-            bucket.ready += 1
-            if bucket.ready == len(bucket.params):
-                self._launch_ready()
+            self._mark_ready(bucket, slot)
             if self._next < len(self._buckets):
                 self._progress()
             else:
                 self._finish()
 
         return hook
+
+    def _mark_unused(self, reached: set[int]) -> None:
+        """Make the parameters outside ``reached`` ready with zero gradients, and start counting,
+        over all ranks, the ranks that used each parameter (for the ones no rank used)."""
+        used = []
+        for bucket in self._buckets:
+            for slot, param in enumerate(bucket.params):
+                used.append(id(param) in reached)
+                if not used[-1]:
+                    bucket.views[slot][...] = 0
+                    self._mark_ready(bucket, slot)
+        counts = np.asarray(used, dtype=np.int32)
+        self._uses = counts, self._group.all_reduce(counts, dist.ReduceOp.SUM)
+        if self._next == len(self._buckets):  # nothing here will get a gradient: no hook will finish
+            self._finish()
+
+    def _mark_ready(self, bucket: _Bucket, slot: int) -> None:
+        if bucket.marked[slot]:
+            raise RuntimeError(
+                f"Expected to mark a variable ready only once: {bucket.names[slot]} got a gradient "
+                "although the forward's outputs do not depend on it (find_unused_parameters=True)"
+            )
+        bucket.marked[slot] = True
+        bucket.ready += 1
+        if bucket.ready == len(bucket.params):
+            self._launch_ready()
 
     def _launch_ready(self) -> None:
         while self._next < len(self._buckets) and self._buckets[self._next].ready == len(
@@ -219,13 +250,27 @@ class DistributedDataParallel(Module):
         """Wait for every bucket; the averages are in ``.grad`` then (copied there unless it is a view)."""
         for work in self._works:
             work.wait()
+        used = iter(self._used_anywhere())
         for bucket in self._buckets:
             for param, view in zip(bucket.params, bucket.views, strict=True):
-                if param.grad._data is not view:
+                if not next(used):  # no rank's outputs depended on it: its .grad stays as it was
+                    continue
+                if param.grad is None:
+                    param.grad = Tensor._make(view if self.gradient_as_bucket_view else view.copy())
+                elif param.grad._data is not view:
                     param.grad._data[...] = view
             bucket.ready = 0
             bucket.marked = [False] * len(bucket.params)
-        self._works, self._next, self._expect_backward = [], 0, False
+        self._works, self._next, self._expect_backward, self._uses = [], 0, False, None
+
+    def _used_anywhere(self) -> Any:
+        """Per bucket slot, whether some rank's outputs depended on the parameter (all True unless
+        ``find_unused_parameters`` looked)."""
+        if self._uses is None:
+            return itertools.repeat(True)
+        counts, work = self._uses
+        work.wait()
+        return (count > 0 for count in counts.tolist())
 
     def _unready(self) -> list[str]:
         return [
@@ -234,6 +279,31 @@ class DistributedDataParallel(Module):
             for name, marked in zip(bucket.names, bucket.marked, strict=True)
             if not marked
         ]
+
+
+def _reached_leaves(outputs: Any) -> set[int]:
+    """The ids of the leaf tensors whose gradient the tensors in ``outputs`` (nested in tuples,
+    lists and dicts) depend on: a walk of their graph to the accumulating nodes."""
+    pending, seen, leaves = [], set(), set()
+    stack = [outputs]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Tensor):
+            if item.requires_grad:
+                pending.append(item._grad_node())
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, AccumulateGrad):
+            leaves.add(id(node.variable))
+        pending.extend(child for child, _ in node.next_functions)
+    return leaves
 
 
 def _bucket_groups(named: list[tuple[str, Tensor]], cap: int) -> list[list[tuple[str, Tensor]]]:
