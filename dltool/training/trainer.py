@@ -47,7 +47,7 @@ from dltool.training.checkpoint import (
     refuse_used_run_dir,
     restore_rng,
 )
-from dltool.training.compiled import check_compilable, compiled_step
+from dltool.training.compiled import check_compilable, compiled_evaluation, compiled_step
 from dltool.training.console import EpochProgress, run_logging
 from dltool.training.distributed import Ranks, is_main_process
 from dltool.training.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
@@ -166,6 +166,7 @@ class _Trainer:
         if o.compile:
             check_compilable(self.task, o.num_processes)
         self.compiled_step = compiled_step(self.task) if o.compile else None
+        self.compiled_evaluation = compiled_evaluation(self.task) if o.compile else None
         self.state = LoopState()
         self.running = MeanMetrics()
         self.window = MeanMetrics()  # the losses since the last per-step log
@@ -444,7 +445,7 @@ class _Trainer:
         if self.ranks.size > 1:
             return self.ranks.evaluate(self.task, loader, split, self.options)
         batches = itertools.islice(loader, self.options.num_batches(split, len(loader)))
-        return self.task.evaluate(batches, split, device=self.options.device)
+        return self.task.evaluate(batches, split, device=self.options.device, step=self.compiled_evaluation)
 
     def _log_pictures(self) -> None:
         """The task's pictures to the loggers that show them, and those it saves to files."""

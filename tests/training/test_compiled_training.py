@@ -1,5 +1,5 @@
-"""``trainer.compile=true``: the replayed train step trains to the eager weights, and runs resume
-across compile switched on and off."""
+"""``trainer.compile=true``: the replayed train step trains to the eager weights, the replayed
+validation and test passes score as the eager ones, and runs resume across compile switched on and off."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import dltool.engine as dl
+from dltool.engine.jit import CompiledFunction
 from dltool.training.checkpoint import load_checkpoint
 from dltool.training.compiled import check_compilable
 from dltool.training.errors import ConfigError
@@ -32,6 +33,37 @@ def fixed_threads(monkeypatch: pytest.MonkeyPatch):
         yield
 
 
+@pytest.fixture
+def compiled_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool, bool]]:
+    """Every call of a compiled function: its name, whether grad mode was on, whether it captured."""
+    calls = []
+    call = CompiledFunction.__call__
+
+    def spy(self: CompiledFunction, *args, **kwargs):
+        captures = self.captures
+        result = call(self, *args, **kwargs)
+        calls.append((self.__name__, dl.is_grad_enabled(), self.captures > captures))
+        return result
+
+    monkeypatch.setattr(CompiledFunction, "__call__", spy)
+    return calls
+
+
+def _calls_of(calls: list[tuple[str, bool, bool]], name: str, grad_enabled: bool) -> tuple[int, int]:
+    """How many calls of the compiled function ``name`` there were (each in the grad mode given),
+    and how many of them captured."""
+    mine = [(grad, captured) for called, grad, captured in calls if called == name]
+    assert all(grad == grad_enabled for grad, _ in mine), f"{name} ran with grad mode {not grad_enabled}"
+    return len(mine), sum(captured for _, captured in mine)
+
+
+def _measured(result: dict) -> dict[str, float]:
+    """A run's metrics but its timings; the val/ and test/ ones among them."""
+    metrics = {k: v for k, v in result["metrics"].items() if not k.startswith("time/")}
+    assert any(k.startswith("val/") for k in metrics) and any(k.startswith("test/") for k in metrics)
+    return metrics
+
+
 def _weights(run_dir: Path) -> dict[str, np.ndarray]:
     state = load_checkpoint(run_dir / "checkpoints/last.ckpt")
     arrays = {f"model.{k}": v.numpy() for k, v in state["model"].items()}
@@ -51,14 +83,26 @@ def _assert_same(a: dict, b: dict) -> None:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def test_a_compiled_run_trains_to_the_eager_weights_and_metrics(fashion: Callable, tmp_path: Path) -> None:
+def test_a_compiled_run_trains_and_evaluates_to_the_eager_weights_and_metrics(
+    fashion: Callable, tmp_path: Path, compiled_calls: list
+) -> None:
     # NOTE: a step that fell back to eager mode would warn, and warnings are errors in the tests
-    options = ("model=cnn", "trainer.epochs=1", "trainer.max_steps=4", "trainer.grad_clip=1.0")
+    options = (
+        "model=cnn",  # BatchNorm (its running statistics in eval) and dropout (off in eval)
+        "trainer.epochs=2",
+        "trainer.grad_clip=1.0",
+        "trainer.val_split=250",
+        "trainer.limit_val_batches=null",  # batches of 200 and a short last one of 50
+    )
     eager = train(fashion(*options), tmp_path / "eager")
+    assert not compiled_calls
     compiled = train(fashion(*options, "trainer.compile=true"), tmp_path / "compiled")
-    measured = {k: v for k, v in eager["metrics"].items() if not k.startswith("time/")}
-    assert measured == {k: v for k, v in compiled["metrics"].items() if not k.startswith("time/")}
+    assert _measured(eager) == _measured(compiled)
     _assert_same(_weights(tmp_path / "eager"), _weights(tmp_path / "compiled"))
+    assert _calls_of(compiled_calls, "_forward_backward", True) == (8, 1)  # 2 epochs of 4 steps
+    # two validation passes of two batches, then the test batch: the full and the short batch
+    # are captured once each, in the first pass, and replayed from then on
+    assert _calls_of(compiled_calls, "output_and_loss", False) == (5, 2)
 
 
 @pytest.mark.parametrize(("first", "then"), [("false", "true"), ("true", "false")])
@@ -77,7 +121,9 @@ def test_a_run_resumes_across_compile_on_and_off(
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_a_compiled_language_model_carries_its_state_to_the_eager_weights(tmp_path: Path, cell: str) -> None:
+def test_a_compiled_language_model_carries_its_state_to_the_eager_weights_and_metrics(
+    tmp_path: Path, cell: str, compiled_calls: list
+) -> None:
     corpus = tmp_path / "tiny.txt"
     corpus.write_text("to be, or not to be, that is the question.\n" * 12)
     options = [
@@ -85,6 +131,8 @@ def test_a_compiled_language_model_carries_its_state_to_the_eager_weights(tmp_pa
         "dataset=text_bptt",  # the state runs on from batch to batch, detached
         f"dataset.path={corpus}",
         "dataset.seq_len=8",
+        "dataset.val_fraction=0.3",
+        "dataset.val.streams=6",  # 18 windows: validation batches of 4, 4, 4, 4 and 2 rows
         "trainer.batch_size=4",
         "trainer.eval_batch_size=4",
         f"model.cell={cell}",
@@ -95,9 +143,12 @@ def test_a_compiled_language_model_carries_its_state_to_the_eager_weights(tmp_pa
     ]
     eager = train(compose_config(*options), tmp_path / "eager")
     compiled = train(compose_config(*options, "trainer.compile=true"), tmp_path / "compiled")
-    measured = {k: v for k, v in eager["metrics"].items() if not k.startswith("time/")}
-    assert measured == {k: v for k, v in compiled["metrics"].items() if not k.startswith("time/")}
+    assert _measured(eager) == _measured(compiled)
     _assert_same(_weights(tmp_path / "eager"), _weights(tmp_path / "compiled"))
+    assert _calls_of(compiled_calls, "_forward_backward", True) == (22, 2)  # the first batch, the others
+    # two validation passes and the test pass (the same split) of five batches; the first batch
+    # (no state), the next ones (a state) and the short last one (no state) are captured once each
+    assert _calls_of(compiled_calls, "loss_and_state", False) == (15, 3)
 
 
 def _gan() -> GAN:
@@ -111,12 +162,18 @@ class _OwnStep(Classification):
         return super().training_step(batch, batch_idx)
 
 
+class _OwnValidation(Classification):
+    def validation_step(self, batch, batch_idx):
+        return super().validation_step(batch, batch_idx)
+
+
 @pytest.mark.parametrize(
     ("task", "processes", "message"),
     [
         (Task(), 1, "supported for the supervised tasks"),
         (_gan(), 1, "task GAN optimizes manually"),
         (_OwnStep(dl.nn.Linear(2, 2), dl.nn.CrossEntropyLoss()), 1, "_OwnStep is not one"),
+        (_OwnValidation(dl.nn.Linear(2, 2), dl.nn.CrossEntropyLoss()), 1, "_OwnValidation is not one"),
         (Classification(dl.nn.Linear(2, 2), dl.nn.CrossEntropyLoss()), 2, "num_processes > 1"),
     ],
 )

@@ -21,7 +21,7 @@ tensors with one element or Python numbers.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from PIL import Image
@@ -29,6 +29,7 @@ from PIL import Image
 import dltool.engine as dl
 
 StepOutput = Mapping[str, Any]
+BatchStep = Callable[[Any, int], StepOutput]  # (batch, batch_idx) -> values, as validation_step
 
 
 @dataclasses.dataclass
@@ -151,14 +152,24 @@ class Task(dl.nn.Module):
                 dl.nn.utils.clip_grad_norm_(params, self.grad_clip)
             optimizer.step()
 
-    def evaluate(self, batches: Iterable[Any], prefix: str, device: str = "cpu") -> dict[str, float]:
+    def evaluate(
+        self, batches: Iterable[Any], prefix: str, device: str = "cpu", step: BatchStep | None = None
+    ) -> dict[str, float]:
         """``validation_step`` over ``batches`` in eval mode: the sample-weighted means, ``prefix/``-tagged."""
-        return tagged(self.epoch_metrics(self.validation_sums(batches, device).compute()), prefix)
+        return tagged(self.epoch_metrics(self.validation_sums(batches, device, step).compute()), prefix)
 
     @dl.no_grad()
-    def validation_sums(self, batches: Iterable[Any], device: str = "cpu") -> MeanMetrics:
+    def validation_sums(
+        self, batches: Iterable[Any], device: str = "cpu", step: BatchStep | None = None
+    ) -> MeanMetrics:
         """``validation_step`` over ``batches`` in eval mode, its outputs summed by sample (data-parallel
-        ranks add their sums before the means are taken)."""
+        ranks add their sums before the means are taken).
+
+        Args:
+            step: what runs each batch in place of ``validation_step`` (``trainer.compile``'s,
+                which replays its tensor part).
+        """
+        step = self.validation_step if step is None else step
         was_training = self.training
         self.eval()
         self.on_validation_start()
@@ -166,7 +177,7 @@ class Task(dl.nn.Module):
         try:
             for batch_idx, batch in enumerate(batches):
                 batch = to_device(batch, device)
-                means.update(self.validation_step(batch, batch_idx), batch_size(batch))
+                means.update(step(batch, batch_idx), batch_size(batch))
         finally:
             self.train(was_training)
         return means

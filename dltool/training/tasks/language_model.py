@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import dltool.engine as dl
 from dltool.training.tasks.base import StepOutput, Task
+
+# (inputs, targets, state) -> (loss, final state)
+LossAndState = Callable[[dl.Tensor, dl.Tensor, Any], tuple[dl.Tensor, Any]]
 
 # exp() of a mean loss above this overflows a float; such a perplexity is reported as inf
 _LARGEST_EXPONENT = 700.0
@@ -44,8 +48,13 @@ class LanguageModel(Task):
         return self.model(tokens, state)
 
     def training_step(self, batch: Any, batch_idx: int) -> StepOutput:
+        return self.carried_step(batch, batch_idx, self.loss_and_state)
+
+    def carried_step(self, batch: Any, batch_idx: int, loss_and_state: LossAndState) -> StepOutput:
+        """``loss_and_state`` (``self.loss_and_state``, or a compiled step around it) on ``batch``
+        from the state the batch starts from, its final state kept for the next batch."""
         inputs, targets = batch
-        loss, state = self.loss_and_state(inputs, targets, self.initial_state(inputs, batch_idx))
+        loss, state = loss_and_state(inputs, targets, self.initial_state(inputs, batch_idx))
         self.keep_state(state)
         return {"loss": loss}
 

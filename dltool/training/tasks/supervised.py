@@ -35,11 +35,22 @@ class Supervised(Task):
 
     def training_step(self, batch: Any, batch_idx: int) -> StepOutput:
         x, y = batch
-        output = self.model(x)
-        return {"loss": self.loss(output, y), **self.score(output, y)}
+        output, loss = self.output_and_loss(x, y)
+        return {"loss": loss, **self.score(output, y)}
 
     def validation_step(self, batch: Any, batch_idx: int) -> StepOutput:
-        return self.training_step(batch, batch_idx)
+        x, y = batch
+        return self.validation_values(batch, *self.output_and_loss(x, y))
+
+    def output_and_loss(self, x: dl.Tensor, y: dl.Tensor) -> tuple[dl.Tensor, dl.Tensor]:
+        """The model's output for ``x`` and its loss against ``y``: the part of a step on tensors
+        (what ``trainer.compile`` captures)."""
+        output = self.model(x)
+        return output, self.loss(output, y)
+
+    def validation_values(self, batch: Any, output: dl.Tensor, loss: dl.Tensor) -> StepOutput:
+        """``validation_step``'s values from the batch's output and loss: the loss and ``score``."""
+        return {"loss": loss, **self.score(output, batch[1])}
 
     def score(self, output: dl.Tensor, target: dl.Tensor) -> dict[str, float]:
         """The metrics beside the loss, computed on host arrays: nothing to differentiate."""
@@ -90,9 +101,8 @@ class Classification(Supervised):
     def on_validation_start(self) -> None:
         self.matrix, self.mistakes = None, []
 
-    def validation_step(self, batch: Any, batch_idx: int) -> StepOutput:
+    def validation_values(self, batch: Any, output: dl.Tensor, loss: dl.Tensor) -> StepOutput:
         x, y = batch
-        output = self.model(x)
         predicted, target = output.numpy(force=True).argmax(axis=1), y.numpy(force=True)
         classes = len(self.classes) or output.shape[1]
         counts = confusion_matrix(predicted, target, classes)
@@ -101,7 +111,7 @@ class Classification(Supervised):
         if missed.size and x.dim() == 4:  # images (N, C, H, W): the only inputs the picture can draw
             inputs = x.numpy(force=True)
             self.mistakes += [(inputs[i], int(target[i]), int(predicted[i])) for i in missed]
-        return {"loss": self.loss(output, y), "acc": _accuracy(predicted, target)}
+        return {"loss": loss, "acc": _accuracy(predicted, target)}
 
     def pictures(self) -> dict[str, Image.Image]:
         names = self.classes or [str(i) for i in range(0 if self.matrix is None else len(self.matrix))]
