@@ -198,8 +198,11 @@ def _branch_grads(heads: list[str], set_to_none: bool, **ddp_options) -> tuple[l
 
 
 def check_find_unused_parameters_averages_what_some_rank_used() -> None:
-    for set_to_none, as_view in ((True, False), (False, True)):
-        grads, expected = _branch_grads(["left", "right"], set_to_none, gradient_as_bucket_view=as_view)
+    # one bucket for all, then one per parameter: buckets of unused parameters start at the forward
+    for set_to_none, as_view, cap in ((True, False, None), (False, True, None), (True, False, 1e-5)):
+        grads, expected = _branch_grads(
+            ["left", "right"], set_to_none, gradient_as_bucket_view=as_view, bucket_cap_mb=cap
+        )
         for grad, want in zip(grads, expected, strict=True):
             np.testing.assert_allclose(grad.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
 

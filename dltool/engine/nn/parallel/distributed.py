@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from dltool.engine import backend
 from dltool.engine import distributed as dist
 from dltool.engine.autograd import is_grad_enabled
 from dltool.engine.autograd.function import AccumulateGrad
@@ -140,7 +141,7 @@ class DistributedDataParallel(Module):
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         self._pre_forward()
         outputs = self.module(*inputs, **kwargs)
-        if self.find_unused_parameters and self._expect_backward:
+        if self.find_unused_parameters and self._expect_backward and self._buckets:
             self._mark_unused(_reached_leaves(outputs))
         return outputs
 
@@ -208,17 +209,21 @@ class DistributedDataParallel(Module):
         return hook
 
     def _mark_unused(self, reached: set[int]) -> None:
-        """Make the parameters outside ``reached`` ready with zero gradients, and start counting,
-        over all ranks, the ranks that used each parameter (for the ones no rank used)."""
-        used = []
+        """Start counting, over all ranks, the ranks that used each parameter (for the ones no rank
+        used), then make the parameters outside ``reached`` ready with zero gradients.
+
+        NOTE: the count goes first on every rank: marking may start buckets, and MPI matches
+        collectives by the order in which the ranks start them.
+        """
+        used = [id(param) in reached for bucket in self._buckets for param in bucket.params]
+        counts = backend.array_module(self._buckets[0].flat).asarray(used, dtype=np.int32)
+        self._uses = counts, self._group.all_reduce(counts, dist.ReduceOp.SUM)
+        unused = (not flag for flag in used)
         for bucket in self._buckets:
-            for slot, param in enumerate(bucket.params):
-                used.append(id(param) in reached)
-                if not used[-1]:
+            for slot in range(len(bucket.params)):
+                if next(unused):
                     bucket.views[slot][...] = 0
                     self._mark_ready(bucket, slot)
-        counts = np.asarray(used, dtype=np.int32)
-        self._uses = counts, self._group.all_reduce(counts, dist.ReduceOp.SUM)
         if self._next == len(self._buckets):  # nothing here will get a gradient: no hook will finish
             self._finish()
 
