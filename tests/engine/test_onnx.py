@@ -201,6 +201,21 @@ def test_recurrent_layers_both_directions(make: Callable) -> None:
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+def test_lstm_cell_steps(bias: bool) -> None:
+    cell = dl.nn.LSTMCell(4, 5, bias=bias)
+
+    def run(x: dl.Tensor, h: dl.Tensor, c: dl.Tensor) -> tuple:
+        for _ in range(2):
+            h, c = cell(x, (h, c))
+        return h, c
+
+    example = (dl.randn(3, 4), dl.randn(3, 5), dl.randn(3, 5))
+    data = _exported(run, example)
+    onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    _assert_runs_as(data, run, example)
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
 def test_a_recurrence_from_a_given_projection(mode: str) -> None:
     from dltool.engine.ops.recurrence import recurrence
@@ -212,7 +227,12 @@ def test_a_recurrence_from_a_given_projection(mode: str) -> None:
         return recurrence(mode, x_proj, h0, c0 if mode == "LSTM" else None, w_hh, b_hh, reverse=True)[:2]
 
     example = (dl.randn(4, 2, gates * 3), dl.randn(2, 3), dl.randn(2, 3))
-    data = _exported(run, example)
+    _assert_runs_as(_exported(run, example), run, example)
+
+
+def _assert_runs_as(data: bytes, run: Callable, example: tuple) -> None:
+    """The exported ``data`` in onnxruntime gives ``run``'s outputs on ``example`` (an input the
+    graph does not use, such as a GRU's cell state, is not an input of the file)."""
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     with dl.no_grad():

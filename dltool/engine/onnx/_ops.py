@@ -18,7 +18,7 @@ from dltool.engine.onnx._builder import Builder, UnsupportedOperatorError, stati
 from dltool.engine.ops import elementwise, linalg, normalization, pool, reduce, rnn, shape, sparse, special
 from dltool.engine.ops.conv import Convolution, FoldedProduct
 from dltool.engine.ops.index import Getitem
-from dltool.engine.ops.recurrence import Recurrence
+from dltool.engine.ops.recurrence import LSTMCellStep, Recurrence
 
 Converter = Callable[[Builder, Node, tuple], list]
 CONVERTERS: dict[Any, Converter] = {}
@@ -399,6 +399,22 @@ def _recurrence(b: Builder, node: Node, args: tuple) -> list:
     outputs = b.add(op_type, inputs, outputs=3 if c0 is not None else 2, **attributes)
     y, *states = outputs
     return [b.squeeze(y, [1]), *(b.squeeze(s, [0]) for s in states)]
+
+
+@converts(LSTMCellStep)
+def _lstm_cell(b: Builder, node: Node, args: tuple) -> list:
+    """One step of ONNX's ``LSTM``, its weights' rows in ONNX's gate order."""
+    x, h, c, w_ih, w_hh, b_ih, b_hh = args
+    hidden = w_hh.shape[1]
+    rows = b.const(np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in _GATES["LSTM"][1]]))
+    zeros = b.const(np.zeros(4 * hidden, dtype=x.dtype))
+    w, r, *biases = (
+        zeros if t is None else b.add("Gather", [b.name(t), rows], axis=0) for t in (w_ih, w_hh, b_ih, b_hh)
+    )
+    bias = b.add("Concat", biases, axis=0)
+    steps = [b.unsqueeze(t, [0]) for t in (b.name(x), w, r, bias, b.name(h), b.name(c))]
+    _, h_n, c_n = b.add("LSTM", [*steps[:4], "", *steps[4:]], outputs=3, hidden_size=int(hidden))
+    return [b.squeeze(h_n, [0]), b.squeeze(c_n, [0])]
 
 
 def _input_projection(b: Builder, x: Value, order: np.ndarray) -> tuple[str, str, Value | None]:

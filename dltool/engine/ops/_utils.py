@@ -37,7 +37,7 @@ def backward_operands(*values: Any) -> tuple:
     """
     if _grad_state.enabled:
         return values
-    return tuple(v._data if type(v) is Tensor else v for v in values)
+    return tuple(v._data if isinstance(v, Tensor) else v for v in values)
 
 
 def as_tensor_like(value: Any, like: Tensor) -> Tensor:

@@ -5,11 +5,13 @@ runs the time loop on raw arrays: one GEMM ``h @ W_hh^T`` per step into prealloc
 gates updated in place, their activations kept. The backward runs backpropagation through time on
 raw arrays and takes ``W_hh``'s gradient as one GEMM over all steps, as cuDNN's and oneDNN's RNN
 primitives do. Under ``create_graph=True`` the backward rebuilds the sequence from the cell
-compositions of ``ops.rnn`` instead, so higher derivatives are exact.
+compositions of ``ops.rnn`` instead, so higher derivatives are exact. ``LSTMCellStep`` is one
+such step with its input projection, for an ``LSTMCell`` called in a Python loop.
 
 NOTE: sigmoid is ``(tanh(x / 2) + 1) / 2``, as in ``ops.elementwise``, which never overflows. The
-sigmoid gates' rows of ``W_hh``, their input projection and bias are halved once per sequence, so
-one ``tanh`` per step covers every gate of an LSTM.
+sigmoid gates' rows of ``W_hh``, their input projection and bias are halved once per sequence (a
+single step halves its pre-activations instead), so one ``tanh`` per step covers every gate of an
+LSTM.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from dltool.engine import backend
 from dltool.engine.autograd.engine import grad
 from dltool.engine.autograd.function import Function
 from dltool.engine.autograd.grad_mode import state as _grad_state
-from dltool.engine.ops.rnn import cell_step, unbind_steps
+from dltool.engine.ops.linalg import linear
+from dltool.engine.ops.rnn import cell_step, lstm_cell_step, unbind_steps
 from dltool.engine.ops.shape import stack
 from dltool.engine.tensor import Tensor
 
@@ -61,22 +65,28 @@ def _states(first: Any, steps: int, reverse: bool, xp: Any) -> tuple[Any, Any]:
 # their own and turn it into the gates' activations in place.
 
 
+def _lstm_step(a: Any, c_prev: Any, c: Any, tanh_c: Any, h: Any, product: Any, xp: Any) -> None:
+    """One LSTM step from its halved pre-activations ``a`` (N, 4H), which become the gates'
+    activations in place; writes the cell state ``c``, ``tanh(c)`` and the hidden state ``h``."""
+    hidden = a.shape[1] // 4
+    xp.tanh(a, out=a)
+    _sigmoid_from_halved(a[:, : 2 * hidden])
+    _sigmoid_from_halved(a[:, 3 * hidden :])
+    i, f, g, o = (a[:, k * hidden : (k + 1) * hidden] for k in range(4))
+    xp.multiply(f, c_prev, out=c)
+    c += xp.multiply(i, g, out=product)
+    xp.tanh(c, out=tanh_c)
+    xp.multiply(o, tanh_c, out=h)
+
+
 def _lstm_forward(xs: Any, h0: Any, c0: Any, w_t: Any, b: None, order: range, xp: Any) -> tuple:
-    hidden = xs.shape[2] // 4
     out, h_prev = _states(h0, xs.shape[0], order.step < 0, xp)
     cells, c_prev = _states(c0, xs.shape[0], order.step < 0, xp)
     tanh_c, proj, product = xp.empty_like(out), xp.empty_like(xs[0]), xp.empty_like(h0)
     for t in order:
         a = xs[t]
         a += xp.matmul(h_prev[t], w_t, out=proj)
-        xp.tanh(a, out=a)
-        _sigmoid_from_halved(a[:, : 2 * hidden])
-        _sigmoid_from_halved(a[:, 3 * hidden :])
-        i, f, g, o = (a[:, k * hidden : (k + 1) * hidden] for k in range(4))
-        xp.multiply(f, c_prev[t], out=cells[t])
-        cells[t] += xp.multiply(i, g, out=product)
-        xp.tanh(cells[t], out=tanh_c[t])
-        xp.multiply(o, tanh_c[t], out=out[t])
+        _lstm_step(a, c_prev[t], cells[t], tanh_c[t], out[t], product, xp)
     return out, h_prev, cells[order[-1]].copy(), (xs, c_prev, tanh_c)
 
 
@@ -242,9 +252,11 @@ class Recurrence(Function):
 
     @staticmethod
     def backward(ctx, grad_output, grad_h, grad_c=None):
-        if _grad_state.enabled:  # create_graph: differentiable again through the compositions
-            return _rebuilt_backward(ctx, (grad_output, grad_h, grad_c))
         x, h0, c0, w_hh, b_hh, _ = ctx.saved_tensors  # the outputs are checked: h_prev is a view of them
+        if _grad_state.enabled:  # create_graph: differentiable again through the compositions
+            sequence = functools.partial(_composed, ctx.mode, reverse=ctx.order.step < 0)
+            grads = _rebuilt_backward(ctx, (x, h0, c0, w_hh, b_hh), (grad_output, grad_h, grad_c), sequence)
+            return *grads, None, None
         xp = x._xp()
         dh = xp.zeros_like(h0._data) if grad_h is None else grad_h._data.copy()
         dc = None if c0 is None else (xp.zeros_like(c0._data) if grad_c is None else grad_c._data.copy())
@@ -274,19 +286,18 @@ def _composed(
     return stack(outputs), h, c
 
 
-def _rebuilt_backward(ctx: Any, grad_outputs: tuple) -> tuple:
-    """The input gradients as a graph of their own: the sequence rebuilt from clones of the
-    inputs (where the inner ``grad`` stops) and differentiated with ``create_graph=True``."""
-    *inputs, _ = ctx.saved_tensors
-    needs = ctx.needs_input_grad[:5]
-    inputs = [t.clone() if need else t for t, need in zip(inputs, needs, strict=True)]
-    outputs = _composed(ctx.mode, *inputs, ctx.order.step < 0)
+def _rebuilt_backward(ctx: Any, inputs: tuple, grad_outputs: tuple, composed: Any) -> tuple:
+    """The gradients of ``inputs`` as a graph of their own: ``composed(*inputs)`` rebuilt from
+    clones of them (where the inner ``grad`` stops) and differentiated with ``create_graph=True``."""
+    needs = ctx.needs_input_grad[: len(inputs)]
+    inputs = tuple(t.clone() if need else t for t, need in zip(inputs, needs, strict=True))
+    outputs = composed(*inputs)
     pairs = [(y, g) for y, g in zip(outputs, grad_outputs, strict=True) if g is not None]
     wanted = [t for t, need in zip(inputs, needs, strict=True) if need]
     found = iter(
         grad([y for y, _ in pairs], wanted, [g for _, g in pairs], create_graph=True, allow_unused=True)
     )
-    return *(next(found) if need else None for need in needs), None, None
+    return tuple(next(found) if need else None for need in needs)
 
 
 def recurrence(
@@ -316,3 +327,96 @@ def recurrence(
     """
     result = Recurrence.apply(x_proj, h0, c0, weight_hh, bias_hh, mode, reverse)
     return result if len(result) == 3 else (*result, None)
+
+
+# =============================================================== one LSTM step (LSTMCell)
+
+
+class LSTMCellStep(Function):
+    """One LSTM step with both projections (``LSTMCell``) as one node.
+
+    A cell called in a Python loop would otherwise record a dozen nodes per step (two linears,
+    adds, a split, five activations, products); here the forward runs ``_lstm_step`` on raw
+    arrays after the two GEMMs, and the backward runs one step of the sequence's BPTT, then one
+    GEMM per operand gradient. Under ``create_graph=True`` it differentiates the composition of
+    ``ops.rnn`` instead.
+    """
+
+    array_gradients = True
+
+    @staticmethod
+    def forward(ctx, x, h, c, w_ih, w_hh, b_ih, b_hh):
+        xp = x._xp()
+        a = xp.matmul(x._data, w_ih._data.T)
+        a += xp.matmul(h._data, w_hh._data.T)
+        for b in (b_ih, b_hh):
+            if b is not None:
+                a += b._data
+        hidden = w_hh.shape[1]
+        a[:, : 2 * hidden] *= 0.5  # the sigmoid gates i, f and o
+        a[:, 3 * hidden :] *= 0.5
+        c_next, tanh_c, h_next = xp.empty_like(c._data), xp.empty_like(c._data), xp.empty_like(h._data)
+        _lstm_step(a, c._data, c_next, tanh_c, h_next, xp.empty_like(c_next), xp)
+        ctx.save_for_backward(x, h, c, w_ih, w_hh, b_ih, b_hh)
+        ctx.saved_arrays = (a[None], c._data[None], tanh_c[None])
+        ctx.set_materialize_grads(False)
+        return h_next, c_next
+
+    @staticmethod
+    def backward(ctx, grad_h, grad_c):
+        inputs = ctx.saved_tensors
+        if _grad_state.enabled:  # create_graph: differentiable again through the composition
+            return _rebuilt_backward(ctx, inputs, (grad_h, grad_c), _composed_lstm_cell)
+        x, h, c, w_ih, w_hh, b_ih, b_hh = (None if t is None else t._data for t in inputs)
+        xp = backend.array_module(x)
+        dh = xp.zeros_like(h) if grad_h is None else _data(grad_h).copy()
+        dc = xp.zeros_like(c) if grad_c is None else _data(grad_c).copy()
+        d, _, dh, dc = _lstm_backward(ctx.saved_arrays, None, None, dh, dc, w_hh, range(1), xp)
+        d = d[0]
+        needs = ctx.needs_input_grad
+        db = d.sum(0) if needs[5] or needs[6] else None
+        return (
+            d @ w_ih if needs[0] else None,
+            dh if needs[1] else None,
+            dc if needs[2] else None,
+            d.T @ x if needs[3] else None,
+            d.T @ h if needs[4] else None,
+            db if needs[5] else None,
+            db if needs[6] else None,
+        )
+
+
+def _data(value: Any) -> Any:
+    return value._data if isinstance(value, Tensor) else value
+
+
+def _composed_lstm_cell(
+    x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None
+) -> tuple:
+    return lstm_cell_step(linear(x, w_ih, b_ih), h, c, w_hh.t(), b_hh)
+
+
+def lstm_cell(
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor | None,
+    bias_hh: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """One LSTM step ``(h, c) -> (h', c')`` from the input ``x`` ``(N, I)`` with PyTorch's gates.
+
+    Args:
+        x: the step's input ``(N, I)``.
+        h: the hidden state ``(N, H)``.
+        c: the cell state ``(N, H)``.
+        weight_ih: ``W_ih``, ``(4 * H, I)``.
+        weight_hh: ``W_hh``, ``(4 * H, H)``.
+        bias_ih: ``b_ih``, ``(4 * H,)``, or None.
+        bias_hh: ``b_hh``, ``(4 * H,)``, or None.
+
+    Returns:
+        The next hidden and cell states, each ``(N, H)``.
+    """
+    return LSTMCellStep.apply(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)

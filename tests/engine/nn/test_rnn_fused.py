@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import dltool.engine as dl
-from dltool.engine.ops.recurrence import recurrence
+from dltool.engine.ops.recurrence import lstm_cell, recurrence
 from tests.engine.nn.layer_check import check_layer
+from tests.op_check import check_op
 
 MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -135,3 +136,77 @@ def test_changing_an_output_in_place_before_backward_raises():
     out.mul_(2)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
+
+
+# =============================================================== the fused LSTM cell
+
+CELL_SHAPES = [(3, 4), (3, 2), (3, 2), (8, 4), (8, 2), (8,), (8,)]  # x, h, c, W_ih, W_hh, b_ih, b_hh
+
+
+def _torch_lstm_cell(lib, x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+    return lib.lstm_cell(x, (h, c), w_ih, w_hh, b_ih, b_hh)
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+def test_lstm_cell_matches_pytorch(bias):
+    shapes = CELL_SHAPES if bias else CELL_SHAPES[:5]
+    check_op(lambda lib, *xs: lstm_cell(*xs, *[None] * (7 - len(xs))), *shapes, torch_fn=_torch_lstm_cell)
+    # only one of the two states feeds the loss: the other's gradient arrives as None
+    check_op(
+        lambda lib, *xs: lstm_cell(*xs)[0],
+        *CELL_SHAPES,
+        torch_fn=lambda lib, *xs: _torch_lstm_cell(lib, *xs)[0],
+    )
+    check_op(
+        lambda lib, *xs: lstm_cell(*xs)[1],
+        *CELL_SHAPES,
+        torch_fn=lambda lib, *xs: _torch_lstm_cell(lib, *xs)[1],
+    )
+
+
+def test_lstm_cell_double_backward():
+    rng = np.random.default_rng(2)
+    inputs = [
+        dl.tensor(rng.standard_normal(s), requires_grad=True)
+        for s in [(1, 2), (1, 2), (1, 2), (8, 2), (8, 2), (8,), (8,)]
+    ]
+    assert dl.autograd.gradgradcheck(lstm_cell, inputs)
+    outputs = lstm_cell(*inputs)
+    weights = [dl.tensor(rng.standard_normal(y.shape)) for y in outputs]
+    plain = dl.autograd.grad(outputs, inputs, weights, retain_graph=True)
+    graph = dl.autograd.grad(outputs, inputs, weights, create_graph=True)
+    for a, b in zip(plain, graph, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_lstm_cell_module_runs_one_node_per_call():
+    h, c = dl.nn.LSTMCell(3, 4)(dl.randn(2, 3))
+    assert h.grad_fn is c.grad_fn and h.grad_fn.name() == "LSTMCellStepBackward0"
+
+
+CELL_ERRORS = [
+    ("LSTMCell", (3, 5), None),
+    ("LSTMCell", (3, 4), ((3, 5), (3, 6))),
+    ("LSTMCell", (3, 4), ((3, 6), (2, 6))),
+    ("GRUCell", (3, 4), (3, 5)),
+    ("RNNCell", (3, 4), (2, 6)),
+]
+
+
+@pytest.mark.parametrize("kind,x_shape,state_shapes", CELL_ERRORS)
+def test_cell_input_errors_match_pytorch(kind, x_shape, state_shapes):
+    torch = pytest.importorskip("torch")
+
+    def message(lib):
+        states = state_shapes
+        if states is not None:
+            states = (
+                tuple(lib.zeros(s) for s in states) if isinstance(states[0], tuple) else lib.zeros(states)
+            )
+        with pytest.raises(RuntimeError) as error:
+            getattr(lib.nn, kind)(4, 6)(lib.zeros(x_shape), states)
+        return str(error.value)
+
+    assert message(dl) == message(torch)
+    with pytest.raises(RuntimeError, match="must have the same dtype"):
+        dl.nn.LSTMCell(4, 6)(dl.zeros(3, 4, dtype=dl.float64))

@@ -2,7 +2,8 @@
 
 Each layer projects the whole input sequence with one matmul, then runs the time steps of each
 direction as one fused node (``ops.recurrence``); a packed sequence, whose batch shrinks from step
-to step, runs the cells' compositions step by step instead. Parameter names, shapes, gate order and init are
+to step, runs the cells' compositions step by step instead. ``LSTMCell`` runs each call as one
+fused node too; the other cells compose engine ops. Parameter names, shapes, gate order and init are
 PyTorch's (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so state dicts load both ways.
 """
 
@@ -19,7 +20,7 @@ from dltool.engine.nn import init
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.nn.parameter import Parameter
 from dltool.engine.nn.utils.rnn import PackedSequence
-from dltool.engine.ops.recurrence import recurrence
+from dltool.engine.ops.recurrence import lstm_cell, recurrence
 from dltool.engine.ops.rnn import cell_step, split_views, unbind_steps
 from dltool.engine.ops.shape import cat, stack
 from dltool.engine.tensor import Tensor
@@ -269,10 +270,26 @@ class _CellBase(Module):
         states = hx if isinstance(hx, (tuple, list)) else (hx, None)
         zero = zeros((x.shape[0], self.hidden_size), dtype=x.dtype, device=x.device)
         h, c = ((zero if s is None else (s if batched else s.unsqueeze(0))) for s in states)
-        h, c = cell_step(mode, F.linear(x, self.weight_ih, self.bias_ih), h, c, self.weight_hh.t(), self.bias_hh)
+        self._check_cell_inputs(x, h, c)
+        if mode == "LSTM":
+            h, c = lstm_cell(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        else:
+            h, c = cell_step(mode, F.linear(x, self.weight_ih, self.bias_ih), h, c, self.weight_hh.t(), self.bias_hh)
         if not batched:
             h, c = h.squeeze(0), (c.squeeze(0) if c is not None else None)
         return (h, c) if mode == "LSTM" else h
+
+    def _check_cell_inputs(self, x: Tensor, h: Tensor, c: Tensor | None) -> None:
+        """PyTorch's checks of a cell's input and states, with its messages."""
+        if x.shape[1] != self.input_size:
+            raise RuntimeError(f"input has inconsistent input_size: got {x.shape[1]} expected {self.input_size}")
+        if x.dtype != self.weight_ih.dtype:
+            raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {x.dtype} and {self.weight_ih.dtype}")
+        for k, state in enumerate(s for s in (h, c) if s is not None):
+            if state.shape[0] != x.shape[0]:
+                raise RuntimeError(f"Input batch size {x.shape[0]} doesn't match hidden{k} batch size {state.shape[0]}")
+            if state.shape[1] != self.hidden_size:
+                raise RuntimeError(f"hidden{k} has inconsistent hidden_size: got {state.shape[1]}, expected {self.hidden_size}")
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
