@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 from benchmarks.common import Settings
 from benchmarks.models import cnn, fashion_mnist_epoch
+from benchmarks.numpy_cnn import NumpyCNN
 
 TITLE = "CNN epoch (Fashion-MNIST, batch 256, Adam)"
 
 
 def cases(settings: Settings) -> dict[str, Callable[[], float]]:
-    return fashion_mnist_epoch(cnn, settings)
+    return fashion_mnist_epoch(cnn, settings, floor=lambda state: NumpyCNN(state).epoch)

@@ -19,71 +19,25 @@ a time, which can put dltool at or just under this floor.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from benchmarks.common import softmax_cross_entropy
+from benchmarks.numpy_layers import AdamFloor, col2im, im2col, pool, unpool
 
-BETAS, EPS = (0.9, 0.999), 1e-8
 KERNEL = 5
-
-
-def im2col(x: np.ndarray) -> np.ndarray:
-    """Every 5 x 5 window of ``x`` (C, H, W, N) as a column: (C * 25, Ho * Wo * N), rows ordered like
-    a PyTorch weight's (c, kh, kw), so ``weight.reshape(out, -1) @ columns`` is the convolution.
-
-    The batch is the innermost axis, so that the copy's inner loop runs over whole rows of windows
-    (Wo * N values) and the product's result is already the next layer's (C, H, W, N) input.
-    """
-    windows = sliding_window_view(x, (KERNEL, KERNEL), axis=(1, 2))  # (C, Ho, Wo, N, kh, kw)
-    c, ho, wo, n = windows.shape[:4]
-    return np.ascontiguousarray(windows.transpose(0, 4, 5, 1, 2, 3)).reshape(c * KERNEL * KERNEL, ho * wo * n)
-
-
-def col2im(columns: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
-    """The gradient of :func:`im2col`: adds each window's column back onto the input (C, H, W, N)."""
-    c, h, w, n = shape
-    ho, wo = h - KERNEL + 1, w - KERNEL + 1
-    windows = columns.reshape(c, KERNEL, KERNEL, ho, wo, n)
-    grad = np.zeros(shape, dtype=columns.dtype)
-    for i in range(KERNEL):
-        for j in range(KERNEL):
-            grad[:, i : i + ho, j : j + wo] += windows[:, i, j]
-    return grad
-
-
-def pool(z: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """2 x 2 max-pooling of ``z`` (C, H, W, N), and the four corner views its backward needs."""
-    c, h, w, n = z.shape
-    blocks = z.reshape(c, h // 2, 2, w // 2, 2, n)
-    corners = [blocks[:, :, i, :, j] for i in (0, 1) for j in (0, 1)]  # PyTorch's scan order
-    return np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3])), corners
 
 
 def _conv_pool(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
     """A 5 x 5 convolution of ``x`` (C, H, W, N) then 2 x 2 max-pooling: the columns (for the weight's
     gradient), the pooled maps and the corners (for the pooling's backward)."""
     _, h, w, n = x.shape
-    columns = im2col(x)
+    columns = im2col(x, KERNEL)
     z = weight.reshape(len(weight), -1) @ columns
     z += bias[:, None]
     pooled, corners = pool(z.reshape(len(weight), h - KERNEL + 1, w - KERNEL + 1, n))
     return columns, pooled, corners
 
 
-def unpool(grad: np.ndarray, pooled: np.ndarray, corners: list[np.ndarray]) -> np.ndarray:
-    """Sends each pooled gradient to the first corner holding the maximum, as PyTorch breaks ties."""
-    c, h, w, n = grad.shape
-    out = np.empty((c, h, 2, w, 2, n), dtype=grad.dtype)
-    taken = np.zeros(grad.shape, dtype=bool)
-    for k, corner in enumerate(corners):
-        hit = corner == pooled
-        hit &= ~taken
-        taken |= hit
-        np.multiply(grad, hit, out=out[:, :, k // 2, :, k % 2])
-    return out.reshape(c, 2 * h, 2 * w, n)
-
-
-class NumpyLeNet:
+class NumpyLeNet(AdamFloor):
     """LeNet-5 with Adam (lr 1e-3) on float32 arrays that ``step`` updates in place.
 
     Args:
@@ -91,12 +45,6 @@ class NumpyLeNet:
             fc3), as float32 arrays; they are updated in place.
         lr: Adam's learning rate.
     """
-
-    def __init__(self, params: list[np.ndarray], lr: float = 1e-3) -> None:
-        self.params = params
-        self.lr = lr
-        self.moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
-        self.steps = 0
 
     def gradients(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, list[np.ndarray]]:
         """The mean cross-entropy of a batch of (N, 1, 28, 28) images and its parameter gradients."""
@@ -121,7 +69,7 @@ class NumpyLeNet:
         gflat = g1 @ f1w
         gp2 = gflat.T.reshape(16, 5, 5, n) * (p2 > 0)
         gz2 = unpool(gp2, p2, corners2).reshape(16, 100 * n)
-        ga1 = col2im(c2w.reshape(16, 150).T @ gz2, a1.shape)
+        ga1 = col2im(c2w.reshape(16, 150).T @ gz2, a1.shape, KERNEL)
         ga1 *= p1 > 0
         gz1 = unpool(ga1, p1, corners1).reshape(6, 784 * n)
         grads = [
@@ -132,32 +80,3 @@ class NumpyLeNet:
             g3.T @ h2, g3.sum(axis=0),
         ]  # fmt: skip
         return loss, grads
-
-    def adam(self, grads: list[np.ndarray]) -> None:
-        """One Adam step in place, in PyTorch's arithmetic order."""
-        self.steps += 1
-        beta1, beta2 = BETAS
-        step_size = self.lr / (1 - beta1**self.steps)
-        root_correction = np.sqrt(1 - beta2**self.steps)
-        for param, grad, (mean, square) in zip(self.params, grads, self.moments, strict=True):
-            mean += (1 - beta1) * (grad - mean)
-            square *= beta2
-            square += (1 - beta2) * grad * grad
-            denom = np.sqrt(square)
-            denom /= root_correction
-            denom += EPS
-            param -= step_size * (mean / denom)
-
-    def step(self, images: np.ndarray, labels: np.ndarray) -> float:
-        """One training step on a batch; returns its loss."""
-        loss, grads = self.gradients(images, labels)
-        self.adam(grads)
-        return loss
-
-    def epoch(self, images: np.ndarray, labels: np.ndarray, order: np.ndarray, batch_size: int) -> float:
-        """One pass over ``images`` in ``order``, as ``benchmarks.models.train_epoch`` does; the last loss."""
-        loss = 0.0
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            loss = self.step(images[index], labels[index])
-        return loss

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from benchmarks.numpy_lenet import NumpyLeNet, col2im, im2col
+from benchmarks.numpy_layers import col2im, im2col
+from benchmarks.numpy_lenet import KERNEL, NumpyLeNet
+from tests.benchmarks.floor_check import assert_same_weights, step_both
 
 LR = 1e-3
 
@@ -25,31 +27,18 @@ def test_two_training_steps_match_pytorch():
     settled = [np.ones(p.shape, dtype=bool) for p in reference.parameters()]
     for seed in (1, 2):  # the second step reads the moments the first one left
         images, labels = batch(seed)
-        loss, grads = floor.gradients(images, labels)
-        optimizer.zero_grad()
-        expected = torch.nn.functional.cross_entropy(
-            reference(torch.from_numpy(images)), torch.from_numpy(labels)
-        )
-        expected.backward()
-        floor.adam(grads)
-        optimizer.step()
-        assert loss == pytest.approx(expected.item(), rel=1e-6)
+        loss, grads, expected = step_both(torch, floor, reference, optimizer, images, labels)
+        assert loss == pytest.approx(expected, rel=1e-6)
         for mine, param in zip(grads, reference.parameters(), strict=True):
             np.testing.assert_allclose(mine, param.grad.numpy(), rtol=1e-4, atol=1e-7)
-        for mine, param, held in zip(floor.params, reference.parameters(), settled, strict=True):
-            # Adam's first steps move each weight by about lr * sign(grad): where a gradient was
-            # ever rounding noise (dead units), its sign may differ, so only the others are held tight
-            held &= np.abs(param.grad.numpy()) > 1e-5
-            theirs = param.detach().numpy()
-            np.testing.assert_allclose(mine[held], theirs[held], rtol=1e-5, atol=1e-7)
-            np.testing.assert_allclose(mine, theirs, rtol=0, atol=2 * LR)
+        assert_same_weights(floor, reference, settled, LR, rtol=1e-5, atol=1e-7)
 
 
 def test_col2im_is_the_adjoint_of_im2col():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 9, 8, 2))  # (C, H, W, N)
-    columns = rng.normal(size=im2col(x).shape)
-    assert np.vdot(im2col(x), columns) == pytest.approx(np.vdot(x, col2im(columns, x.shape)))
+    columns = rng.normal(size=im2col(x, KERNEL).shape)
+    assert np.vdot(im2col(x, KERNEL), columns) == pytest.approx(np.vdot(x, col2im(columns, x.shape, KERNEL)))
 
 
 def test_the_lenet_workload_times_the_floor(data_root, monkeypatch):
