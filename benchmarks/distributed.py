@@ -120,10 +120,10 @@ SYNC_VARIANTS = {
 }
 
 
-def _interleaved_medians(
+def _interleaved_samples(
     functions: dict[str, Callable[[], Any]], rounds: int, sync: Callable[[], Any]
-) -> dict:
-    """The median seconds of each function, timed in turns (one call each per round) after ``sync``."""
+) -> dict[str, list[float]]:
+    """Each function's seconds per round, timed in turns (one call each per round) after ``sync``."""
     samples: dict[str, list[float]] = {key: [] for key in functions}
     for round_ in range(rounds + 1):
         for key, fn in functions.items():
@@ -132,7 +132,7 @@ def _interleaved_medians(
             fn()
             if round_:  # the first round is untimed: caches, buffers, first-call costs
                 samples[key].append(time.perf_counter() - start)
-    return {key: statistics.median(values) for key, values in samples.items()}
+    return samples
 
 
 def _sync_measurements(name: str, rounds: int) -> dict[str, float]:
@@ -152,10 +152,12 @@ def _sync_measurements(name: str, rounds: int) -> dict[str, float]:
         functions[f"ddp_{variant}"] = _linear_backward(ddp, weights, set_to_none, synced=True)
     flat = np.zeros(sum(w.numel() for w in weights), dtype=np.float32)
     functions["bare"] = lambda: comm.Allreduce(MPI.IN_PLACE, flat)
-    medians = _interleaved_medians(functions, rounds, comm.Barrier)
-    result = {"gradient_mib": flat.nbytes / 2**20, "bare_allreduce_s": medians["bare"]}
+    samples = _interleaved_samples(functions, rounds, comm.Barrier)
+    result = {"gradient_mib": flat.nbytes / 2**20, "bare_allreduce_s": statistics.median(samples["bare"])}
     for variant in SYNC_VARIANTS:
-        result[f"sync_{variant}_s"] = medians[f"ddp_{variant}"] - medians[f"local_{variant}"]
+        # paired by round, so that drift over the run falls on both sides of each difference
+        pairs = zip(samples[f"ddp_{variant}"], samples[f"local_{variant}"], strict=True)
+        result[f"sync_{variant}_s"] = statistics.median(synced - local for synced, local in pairs)
     return result
 
 
