@@ -421,11 +421,28 @@ def _output_node(ctx: Node, result: Any, array: Any) -> Node | None:
     """Record the meta of an op's one output in ``ctx``; ``ctx`` when the output is differentiable
     (a float array not marked non-differentiable), else None. ``_link_outputs`` for most ops,
     without its loops."""
-    ctx._output_meta = ((array.shape, array.dtype, backend.array_module(array)),)
+    ctx._output_meta = _shared_meta(array)
     non_diff = ctx._non_differentiable
     if array.dtype.kind != "f" or (non_diff and any(result is t for t in non_diff)):
         return None
     return ctx
+
+
+# ``_output_meta`` of one-output nodes by (array type, shape, dtype), shared between nodes: every
+# tuple a node keeps is an object for the cyclic garbage collector to track, one collection per 700
+_SHARED_METAS: dict = {}
+_SHARED_METAS_MAX = 4096  # distinct shapes seen before the table starts again
+
+
+def _shared_meta(array: Any) -> tuple:
+    """``((shape, dtype, array module),)`` of ``array``, the same tuple for every array alike."""
+    key = (type(array), array.shape, array.dtype)
+    meta = _SHARED_METAS.get(key)
+    if meta is None:
+        if len(_SHARED_METAS) >= _SHARED_METAS_MAX:
+            _SHARED_METAS.clear()
+        meta = _SHARED_METAS[key] = ((array.shape, array.dtype, backend.array_module(array)),)
+    return meta
 
 
 def _pack(tensor: Any, outputs: tuple, wrapped: tuple) -> tuple | None:
