@@ -125,6 +125,9 @@ class DistributedDataParallel(Module):
         self._group = dist.distributed_c10d._group(process_group)
         named = [(name, param) for name, param in module.named_parameters() if param.requires_grad]
         self._check_same_model(named)
+        # where the buffers live, found once as PyTorch's DDP does; each forward reads them there,
+        # so a buffer replaced later (a lazy module's, a loaded one) is the one broadcast
+        self._buffer_slots = [(owner._buffers, name) for owner in module.modules() for name in owner._buffers]
         if init_sync:
             self._broadcast([param for _, param in module.named_parameters()] + list(module.buffers()))
         cap = int((25 if bucket_cap_mb is None else bucket_cap_mb) * _MB)
@@ -155,7 +158,9 @@ class DistributedDataParallel(Module):
             raise RuntimeError(_UNUSED_PARAMETERS.format(names=", ".join(self._unready())))
         sync = is_grad_enabled() and self.require_backward_grad_sync
         if sync and self.broadcast_buffers:
-            self._broadcast([buffer for buffer in self.module.buffers() if buffer is not None])
+            self._broadcast(
+                [b for b in (store.get(name) for store, name in self._buffer_slots) if b is not None]
+            )
         self._expect_backward = sync and self._group.size > 1
 
     @contextlib.contextmanager
