@@ -23,6 +23,18 @@ TINY = [
     "trainer.log_every_n_steps=2",
 ]
 
+# A GAN of small generator and discriminator on a few MNIST batches.
+TINY_GAN = [
+    "task=gan",
+    "dataset=mnist",
+    "trainer.epochs=2",
+    "trainer.batch_size=16",
+    "trainer.limit_train_batches=3",
+    "model.generator.features=8",
+    "model.discriminator.features=8",
+    "task.samples=16",
+]
+
 
 def cli_env(data_root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "COLUMNS")}

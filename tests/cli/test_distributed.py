@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dltool.training.checkpoint import load_checkpoint
-from tests.cli.conftest import cli_env, ok
+from tests.cli.conftest import TINY_GAN, cli_env, ok
 
 pytest.importorskip("mpi4py")
 from dltool.training.distributed import find_mpiexec
@@ -222,17 +222,6 @@ def test_sigterm_stops_every_rank_at_one_step_with_a_checkpoint(tmp_path: Path, 
 
 # ---------------------------------------------------------------- the GAN: two optimizers, two backward passes
 
-GAN = [
-    "task=gan",
-    "dataset=mnist",
-    "trainer.epochs=2",
-    "trainer.batch_size=16",
-    "trainer.limit_train_batches=3",
-    "model.generator.features=8",
-    "model.discriminator.features=8",
-    "task.samples=16",
-]
-
 
 def test_gan_on_two_ranks_matches_one_process_with_the_global_batch(tmp_path: Path) -> None:
     env = cli_env(tmp_path) | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -252,7 +241,7 @@ def test_gan_on_two_ranks_matches_one_process_with_the_global_batch(tmp_path: Pa
 
 
 def test_gan_trains_on_two_ranks(dltool: Callable, tmp_path: Path) -> None:
-    result = ok(dltool("train", *GAN, TWO, "hydra.run.dir=run"))
+    result = ok(dltool("train", *TINY_GAN, TWO, "hydra.run.dir=run"))
     assert "batch 16 x 2 processes = 32" in result.stdout
     assert sorted(p.name for p in (tmp_path / "run/samples").iterdir()) == ["epoch-1.png", "epoch-2.png"]
     checkpoint = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")

@@ -9,22 +9,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.cli.conftest import TINY, ok
+from tests.cli.conftest import TINY, TINY_GAN, ok
 from tests.cli.test_train import same_state
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
-GAN = [
-    "task=gan",
-    "dataset=mnist",
-    "trainer.epochs=2",
-    "trainer.batch_size=16",
-    "trainer.limit_train_batches=3",
-    "trainer.log_every_n_steps=1",
-    "model.generator.features=8",
-    "model.discriminator.features=8",
-    "task.samples=16",
-]
+GAN = [*TINY_GAN, "trainer.log_every_n_steps=1"]
 
 
 def _error(result) -> str:

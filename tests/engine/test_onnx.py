@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import dltool.engine as dl
-from dltool.engine import jit
+from dltool.engine.jit._graph import leaves
 from dltool.engine.onnx import UnsupportedOperatorError
 from dltool.models.cnn import CNN
 from dltool.models.dcgan import Discriminator, Generator
@@ -68,7 +68,7 @@ def test_shipped_models_match_onnxruntime_at_another_batch_size(name: str) -> No
     for n in (2, 5):
         x = inputs(n)
         with dl.no_grad():
-            want = jit._leaves(model(x))
+            want = leaves(model(x), dl.Tensor)
         got = session.run(None, {"input": x.numpy()})
         assert len(got) == len(want)
         for w, g in zip(want, got, strict=True):
@@ -196,7 +196,7 @@ def test_recurrent_layers_both_directions(make: Callable) -> None:
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     x = dl.randn(5, 7, 4)
     with dl.no_grad():
-        want = jit._leaves(layer(x))
+        want = leaves(layer(x), dl.Tensor)
     for w, g in zip(want, session.run(None, {"x": x.numpy()}), strict=True):
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-5)
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from dltool.engine.autograd.grad_mode import no_grad
 from dltool.engine.jit._compile import CompiledFunction, OptimizedModule, Unsupported
-from dltool.engine.jit._graph import Captured, Full, Graph, Node, Value
+from dltool.engine.jit._graph import Captured, Full, Graph, Node, Value, leaves
 from dltool.engine.jit._replay import plan, run
 from dltool.engine.jit._tracer import TracerWarning, recording
 from dltool.engine.nn.modules.module import Module
@@ -276,8 +276,8 @@ def _changed(inputs: tuple) -> tuple:
 
 def _check(func: Callable, traced: Any, inputs: tuple, tolerance: float) -> None:
     with no_grad():
-        expected = _leaves(func(*inputs))
-        replayed = _leaves(traced(*inputs))
+        expected = leaves(func(*inputs), Tensor)
+        replayed = leaves(traced(*inputs), Tensor)
     for i, (want, got) in enumerate(zip(expected, replayed, strict=True)):
         if want.shape != got.shape or not np.allclose(
             _host(got), _host(want), rtol=tolerance, atol=tolerance, equal_nan=True
@@ -287,14 +287,6 @@ def _check(func: Callable, traced: Any, inputs: tuple, tolerance: float) -> None
                 "of the same shapes: the function reads tensor values into Python (control flow on "
                 "them), or computes outside the engine's ops (such as through .data or numpy)"
             )
-
-
-def _leaves(item: Any) -> list[Tensor]:
-    if isinstance(item, Tensor):
-        return [item]
-    if isinstance(item, (tuple, list)):
-        return [leaf for x in item for leaf in _leaves(x)]
-    return []
 
 
 def _host(x: Tensor) -> np.ndarray:

@@ -30,7 +30,7 @@ from dltool.engine import backend
 from dltool.engine.autograd import engine as _engine
 from dltool.engine.autograd.function import AccumulateGrad
 from dltool.engine.jit import _tracer
-from dltool.engine.jit._graph import Node, Value
+from dltool.engine.jit._graph import Node, Value, leaves
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.ops import activation as _activation
 from dltool.engine.ops import loss as _loss
@@ -318,7 +318,7 @@ class StepRecorder(_tracer._Recorder):
 
     def escaping(self, result: Any) -> list[Any]:
         """The arrays that outlive the step: its result's, and the gradients of its leaves."""
-        arrays = [t._data for t in _tensors(result)]
+        arrays = [t._data for t in leaves(result, Tensor)]
         for tensor, _, _, _ in self._seen.values():
             if tensor.grad is not None:
                 arrays.append(tensor.grad._data)
@@ -355,16 +355,6 @@ class StepRecorder(_tracer._Recorder):
         if isinstance(item, dict):
             return {key: self.output(x) for key, x in item.items()}
         return super().output(item)
-
-
-def _tensors(item: Any) -> list[Tensor]:
-    if isinstance(item, Tensor):
-        return [item]
-    if isinstance(item, dict):
-        item = list(item.values())
-    if isinstance(item, (tuple, list)):
-        return [t for x in item for t in _tensors(x)]
-    return []
 
 
 _OPAQUE = ((Optimizer, "zero_grad"), (Module, "zero_grad"))

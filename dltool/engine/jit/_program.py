@@ -23,7 +23,7 @@ from dltool.engine import _threads, backend
 from dltool.engine.autograd import function as _function
 from dltool.engine.autograd.grad_mode import state as _grad_state
 from dltool.engine.jit._capture import Backward, BackwardPlan, Call, GradOf
-from dltool.engine.jit._graph import Graph, Value
+from dltool.engine.jit._graph import Graph, Value, leaves
 from dltool.engine.ops import elementwise as _ew
 from dltool.engine.ops import linalg as _linalg
 from dltool.engine.tensor import Tensor
@@ -271,7 +271,7 @@ class Program:
             locals_ = [self._names[key] for key in drops[index] if self._names[key][0] == "v"]
             if locals_:
                 lines.append(f"    {' = '.join(locals_)} = None")
-        outputs = [self._names[id(v)] for v in _values(graph.outputs)]
+        outputs = [self._names[id(v)] for v in leaves(graph.outputs, Value)]
         lines.append(f"    return ({''.join(name + ', ' for name in outputs)})")
         self.source = "\n".join(lines)
         namespace = dict(self._globals)
@@ -307,7 +307,7 @@ class Program:
     def _last_uses(self) -> list[list[int]]:
         """For each node, the values (ids) that no later node reads: replay lets go of their
         locals there, so arrays live no longer than in eager mode."""
-        kept = {id(v) for v in _values(self.graph.outputs)}
+        kept = {id(v) for v in leaves(self.graph.outputs, Value)}
         last: dict[int, int] = {}
         for index, node in enumerate(self.graph.nodes):
             last.update((id(arg), index) for arg in _node_values(node) if id(arg) in last)
@@ -485,7 +485,7 @@ class Program:
             results = self._replay(inputs, previous)
         finally:
             _grad_state.enabled = previous
-        slots = {id(v): t for v, t in zip(_values(self.graph.outputs), results, strict=True)}
+        slots = {id(v): t for v, t in zip(leaves(self.graph.outputs, Value), results, strict=True)}
         return _structure(self.graph.outputs, slots)
 
 
@@ -497,16 +497,6 @@ def _node_values(node: Any) -> list[Value]:
     if node.op is Backward:
         return [v for v in node.args[:2] if isinstance(v, Value)]
     return [a for a in (*node.args, *node.kwargs.values()) if isinstance(a, Value)]
-
-
-def _values(item: Any) -> list[Value]:
-    if isinstance(item, Value):
-        return [item]
-    if isinstance(item, dict):
-        item = list(item.values())
-    if isinstance(item, (tuple, list)):
-        return [v for x in item for v in _values(x)]
-    return []
 
 
 def _structure(item: Any, tensors: dict[int, Tensor]) -> Any:

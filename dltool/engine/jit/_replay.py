@@ -8,14 +8,14 @@ from typing import Any
 from dltool.engine.autograd.function import _Scratch
 from dltool.engine.autograd.grad_mode import no_grad
 from dltool.engine.autograd.grad_mode import state as _grad_state
-from dltool.engine.jit._graph import Full, Graph, Guard, Node, Value
+from dltool.engine.jit._graph import Full, Graph, Guard, Node, Value, leaves
 from dltool.engine.tensor import Tensor
 
 
 def plan(graph: Graph) -> list[tuple[Node, list[Value]]]:
     """The nodes the outputs and the guards need, in order, each with the values no later node
     reads (replay drops them there, so intermediates live no longer than in eager mode)."""
-    needed = set(_leaves(graph.outputs))
+    needed = {id(v) for v in leaves(graph.outputs, Value)}
     steps: list[tuple[Node, list[Value]]] = []
     for node in reversed(graph.nodes):
         if node.op is not Guard and not any(id(v) in needed for v in node.outputs):
@@ -28,14 +28,6 @@ def plan(graph: Graph) -> list[tuple[Node, list[Value]]]:
         steps.append((node, drops))
     steps.reverse()
     return steps
-
-
-def _leaves(item: Any) -> list[int]:
-    if isinstance(item, Value):
-        return [id(item)]
-    if isinstance(item, (tuple, list)):
-        return [leaf for x in item for leaf in _leaves(x)]
-    return []
 
 
 def run(graph: Graph, steps: list[tuple[Node, list[Value]]], inputs: tuple) -> Any:

@@ -17,7 +17,7 @@ import numpy as np
 
 from dltool.engine.autograd.grad_mode import no_grad
 from dltool.engine.jit import Graph, Node, Value, _as_inputs, _Recordings
-from dltool.engine.jit._graph import _parameter_names
+from dltool.engine.jit._graph import _parameter_names, leaves
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.onnx._builder import Builder, Derived, Dim, UnsupportedOperatorError
 from dltool.engine.tensor import Tensor
@@ -82,8 +82,8 @@ def export(
             _, grown = _record(
                 model, tuple(_grow(x, dynamic_in.get(n, {})) for x, n in zip(inputs, names_in, strict=True))
             )
-    leaves = _leaves(graph.outputs)
-    default_out = ["output"] if len(leaves) == 1 else [f"output{i}" for i in range(len(leaves))]
+    outputs = leaves(graph.outputs, Value)
+    default_out = ["output"] if len(outputs) == 1 else [f"output{i}" for i in range(len(outputs))]
     names_out = _names(output_names, default_out, "output_names")
     model_proto = _build(onnx, opset, graph, grown, names_in, names_out, dynamic_in, dynamic_axes or {})
     onnx.checker.check_model(model_proto)
@@ -161,12 +161,6 @@ def _grow(x: Tensor, axes: dict[int, str]) -> Tensor:
     return Tensor._make(data)
 
 
-def _leaves(item: Any) -> list:
-    if isinstance(item, (tuple, list)):
-        return [leaf for x in item for leaf in _leaves(x)]
-    return [item] if isinstance(item, Value) else []
-
-
 # =============================================================== ints that follow dynamic axes
 
 
@@ -234,7 +228,7 @@ def _symbolic_args(graph: Graph, grown: Graph | None, dims: list[tuple]) -> list
 
 def _live(graph: Graph) -> list[bool]:
     """Which nodes the outputs need."""
-    needed = {id(v) for v in _leaves(graph.outputs)}
+    needed = {id(v) for v in leaves(graph.outputs, Value)}
     live = [False] * len(graph.nodes)
     for i in range(len(graph.nodes) - 1, -1, -1):
         node = graph.nodes[i]
@@ -295,10 +289,10 @@ def _build(
             b.producers[id(value)] = (node, args)
             if name is not None:
                 b.names[id(value)] = name
-    outputs = _leaves(graph.outputs)
+    outputs = leaves(graph.outputs, Value)
     for value, name in zip(outputs, names_out, strict=True):
         b.nodes.append(helper.make_node("Identity", [b.name(value)], [name]))
-    grown_outputs = _leaves(grown.outputs) if grown else outputs
+    grown_outputs = leaves(grown.outputs, Value) if grown else outputs
     inputs_info = [
         _info(helper, name, v, v, dynamic_in.get(name, {}), dims)
         for name, v in zip(names_in, graph.inputs, strict=True)
