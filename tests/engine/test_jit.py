@@ -8,7 +8,7 @@ import pytest
 import dltool.engine as dl
 from dltool.engine import jit
 from dltool.engine.autograd import function
-from dltool.engine.jit._graph import leaves
+from dltool.engine.utils._structure import leaves
 from dltool.models.cnn import CNN
 from dltool.models.language import RNNLanguageModel
 from dltool.models.mlp import MLP

@@ -10,7 +10,7 @@ import pytest
 
 import dltool.engine as dl
 from dltool.engine import jit
-from dltool.engine.jit._graph import leaves
+from dltool.engine.utils._structure import leaves
 from dltool.models.language import RNNLanguageModel
 from dltool.models.mlp import MLP
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import dltool.engine as dl
-from dltool.engine.jit._graph import leaves
 from dltool.engine.onnx import UnsupportedOperatorError
+from dltool.engine.utils._structure import leaves
 from dltool.models.cnn import CNN
 from dltool.models.dcgan import Discriminator, Generator
 from dltool.models.language import RNNLanguageModel, TransformerLanguageModel

@@ -32,11 +32,12 @@ import numpy as np
 
 from dltool.engine.autograd.grad_mode import no_grad
 from dltool.engine.jit._compile import CompiledFunction, OptimizedModule, Unsupported
-from dltool.engine.jit._graph import Captured, Full, Graph, Node, Value, leaves
+from dltool.engine.jit._graph import Captured, Full, Graph, Node, Value
 from dltool.engine.jit._replay import plan, run
 from dltool.engine.jit._tracer import TracerWarning, recording
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.tensor import Tensor
+from dltool.engine.utils._structure import leaves
 
 __all__ = [
     "Captured",

@@ -30,13 +30,14 @@ from dltool.engine import backend
 from dltool.engine.autograd import engine as _engine
 from dltool.engine.autograd.function import AccumulateGrad
 from dltool.engine.jit import _tracer
-from dltool.engine.jit._graph import Node, Value, leaves
+from dltool.engine.jit._graph import Node, Value
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.ops import activation as _activation
 from dltool.engine.ops import loss as _loss
 from dltool.engine.optim.lr_scheduler.core import LRScheduler
 from dltool.engine.optim.optimizer import Optimizer
 from dltool.engine.tensor import Tensor
+from dltool.engine.utils._structure import leaves
 
 
 class Unsupported(RuntimeError):

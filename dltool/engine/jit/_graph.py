@@ -18,18 +18,6 @@ from dltool.engine import backend
 from dltool.engine.tensor import Tensor
 
 
-def leaves(item: Any, kind: type) -> list:
-    """The instances of ``kind`` in ``item``, in order, through tuples, lists and dict values: the
-    tensors of an output structure, or the values of a graph's."""
-    if isinstance(item, kind):
-        return [item]
-    if isinstance(item, dict):
-        item = list(item.values())
-    if isinstance(item, (tuple, list)):
-        return [leaf for x in item for leaf in leaves(x, kind)]
-    return []
-
-
 @dataclass(eq=False)
 class Value:
     """One array of the graph: its shape, dtype and printed name."""

@@ -23,10 +23,11 @@ from dltool.engine import _threads, backend
 from dltool.engine.autograd import function as _function
 from dltool.engine.autograd.grad_mode import state as _grad_state
 from dltool.engine.jit._capture import Backward, BackwardPlan, Call, GradOf
-from dltool.engine.jit._graph import Graph, Value, leaves
+from dltool.engine.jit._graph import Graph, Value
 from dltool.engine.ops import elementwise as _ew
 from dltool.engine.ops import linalg as _linalg
 from dltool.engine.tensor import Tensor
+from dltool.engine.utils._structure import leaves
 
 _SCRATCH = _function._Scratch()  # an op that builds no graph node saves nothing: one will do
 

@@ -8,8 +8,9 @@ from typing import Any
 from dltool.engine.autograd.function import _Scratch
 from dltool.engine.autograd.grad_mode import no_grad
 from dltool.engine.autograd.grad_mode import state as _grad_state
-from dltool.engine.jit._graph import Full, Graph, Guard, Node, Value, leaves
+from dltool.engine.jit._graph import Full, Graph, Guard, Node, Value
 from dltool.engine.tensor import Tensor
+from dltool.engine.utils._structure import leaves
 
 
 def plan(graph: Graph) -> list[tuple[Node, list[Value]]]:

@@ -17,10 +17,11 @@ import numpy as np
 
 from dltool.engine.autograd.grad_mode import no_grad
 from dltool.engine.jit import Graph, Node, Value, _as_inputs, _Recordings
-from dltool.engine.jit._graph import _parameter_names, leaves
+from dltool.engine.jit._graph import _parameter_names
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.onnx._builder import Builder, Derived, Dim, UnsupportedOperatorError
 from dltool.engine.tensor import Tensor
+from dltool.engine.utils._structure import leaves
 
 __all__ = ["UnsupportedOperatorError", "export"]
 

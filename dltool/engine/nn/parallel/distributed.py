@@ -27,9 +27,11 @@ import numpy as np
 from dltool.engine import backend
 from dltool.engine import distributed as dist
 from dltool.engine.autograd import is_grad_enabled
+from dltool.engine.autograd.engine import _in_order
 from dltool.engine.autograd.function import AccumulateGrad
 from dltool.engine.nn.modules.module import Module
 from dltool.engine.tensor import Tensor
+from dltool.engine.utils._structure import leaves
 
 _MB = 1024 * 1024
 _UNUSED_PARAMETERS = (
@@ -293,27 +295,9 @@ class DistributedDataParallel(Module):
 
 def _reached_leaves(outputs: Any) -> set[int]:
     """The ids of the leaf tensors whose gradient the tensors in ``outputs`` (nested in tuples,
-    lists and dicts) depend on: a walk of their graph to the accumulating nodes."""
-    pending, seen, leaves = [], set(), set()
-    stack = [outputs]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Tensor):
-            if item.requires_grad:
-                pending.append(item._grad_node())
-        elif isinstance(item, (tuple, list)):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-    while pending:
-        node = pending.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, AccumulateGrad):
-            leaves.add(id(node.variable))
-        pending.extend(child for child, _ in node.next_functions)
-    return leaves
+    lists and dicts) depend on: the accumulating nodes that backward from them would reach."""
+    roots = [(t._grad_node(), t._output_nr, None) for t in leaves(outputs, Tensor) if t.requires_grad]
+    return {id(node.variable) for node in _in_order(roots) if type(node) is AccumulateGrad}
 
 
 def _bucket_groups(named: list[tuple[str, Tensor]], cap: int) -> list[list[tuple[str, Tensor]]]:
