@@ -12,10 +12,11 @@ rank: the trainer's default per-process batch, a global batch of 256 as in the `
 
 - sync: what DistributedDataParallel adds to a backward pass whose own arithmetic is negligible
   (a loss that is linear in every parameter), against one bare ``comm.Allreduce`` of the same
-  bytes: with ``.grad`` copied to and from the buckets, with ``gradient_as_bucket_view=True`` and
+  bytes and against the floor of any average, one division pass and that ``Allreduce``: with
+  ``.grad`` copied to and from the buckets, with ``gradient_as_bucket_view=True`` and
   ``.grad`` set to None before each backward (``zero_grad()``'s default: copied into the bucket
   once), and with bucket views zeroed in place (``zero_grad(set_to_none=False)``: no copy, the
-  backward accumulates into the bucket). The variants and the bare call take turns, round after
+  backward accumulates into the bucket). The variants and the bare calls take turns, round after
   round, so that the machine's drift falls on all of them alike;
 - the share of a training step spent on communication: DDP as the trainer runs it (bucket views,
   buckets all-reduced from gradient hooks, overlapping backward) and, with overlap off, backward
@@ -152,13 +153,35 @@ def _sync_measurements(name: str, rounds: int) -> dict[str, float]:
         functions[f"ddp_{variant}"] = _linear_backward(ddp, weights, set_to_none, synced=True)
     flat = np.zeros(sum(w.numel() for w in weights), dtype=np.float32)
     functions["bare"] = lambda: comm.Allreduce(MPI.IN_PLACE, flat)
+    functions["averaged"] = _averaged_allreduce(comm, flat.size)
     samples = _interleaved_samples(functions, rounds, comm.Barrier)
-    result = {"gradient_mib": flat.nbytes / 2**20, "bare_allreduce_s": statistics.median(samples["bare"])}
+    result = {
+        "gradient_mib": flat.nbytes / 2**20,
+        "bare_allreduce_s": statistics.median(samples["bare"]),
+        "averaged_allreduce_s": statistics.median(samples["averaged"]),
+    }
     for variant in SYNC_VARIANTS:
         # paired by round, so that drift over the run falls on both sides of each difference
         pairs = zip(samples[f"ddp_{variant}"], samples[f"local_{variant}"], strict=True)
         result[f"sync_{variant}_s"] = statistics.median(synced - local for synced, local in pairs)
     return result
+
+
+def _averaged_allreduce(comm: Any, size: int) -> Callable[[], None]:
+    """The floor of an average over ranks: one division pass, then the bare ``Allreduce`` (what
+    PyTorch's default DDP communication hook does to each bucket, with no Python around it)."""
+    from mpi4py import MPI
+
+    # the same normal values on every rank: a division by the rank count and the sum leave them
+    # as they were, so no round meets denormals or overflow
+    values = np.random.default_rng(0).standard_normal(size).astype(np.float32)
+    scale = np.float32(1 / comm.Get_size())
+
+    def run() -> None:
+        np.multiply(values, scale, out=values)
+        comm.Allreduce(MPI.IN_PLACE, values)
+
+    return run
 
 
 def _linear_backward(ddp: Any, weights: list, set_to_none: bool, synced: bool) -> Callable[[], None]:
@@ -234,14 +257,17 @@ def _run(command: list[str], threads: int) -> dict[str, Any]:
 def sync_table(ranks: dict[str, Any]) -> str:
     """DDP's sync against the bare ``Allreduce`` (goal <= 1.15x), per model and variant."""
     rows = [
-        "| model | gradients | bare Allreduce | DDP sync, .grad copied | bucket views, .grad set to None "
-        "| bucket views, .grad zeroed |",
-        "|---|---|---|---|---|---|",
+        "| model | gradients | bare Allreduce | averaged: division + Allreduce | DDP sync, .grad copied "
+        "| bucket views, .grad set to None | bucket views, .grad zeroed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in MODELS:
         r = ranks[name]
         bare = r["bare_allreduce_s"]
-        cells = [f"{r[f'sync_{v}_s'] * 1e3:.2f} ms ({r[f'sync_{v}_s'] / bare:.2f}x)" for v in SYNC_VARIANTS]
+        cells = [
+            f"{r[key] * 1e3:.2f} ms ({r[key] / bare:.2f}x)"
+            for key in ("averaged_allreduce_s", *(f"sync_{v}_s" for v in SYNC_VARIANTS))
+        ]
         rows.append(f"| {name} | {r['gradient_mib']:.2f} MiB | {bare * 1e3:.2f} ms | {' | '.join(cells)} |")
     return "\n".join(rows)
 

@@ -27,19 +27,17 @@ _OPS = {
 }
 
 
-def _mpi() -> Any:
-    from mpi4py import MPI
-
-    return MPI
-
-
 class MpiBackend:
     """Collectives over ``MPI.COMM_WORLD`` (its duplicate, so user MPI traffic cannot interleave)."""
 
     name = "mpi"
 
     def __init__(self) -> None:
-        self.comm = _mpi().COMM_WORLD.Dup()
+        from mpi4py import MPI  # imported here: the engine imports without the [mpi] extra
+
+        self.comm = MPI.COMM_WORLD.Dup()
+        self.in_place = MPI.IN_PLACE
+        self.ops = {name: getattr(MPI, attribute) for name, attribute in _OPS.items()}
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
 
@@ -51,7 +49,7 @@ class MpiBackend:
         return Work(request.Wait, request.Test, then)
 
     def all_reduce(self, array: np.ndarray, op: str) -> Work:
-        request = self.comm.Iallreduce(_mpi().IN_PLACE, array, op=getattr(_mpi(), _OPS[op]))
+        request = self.comm.Iallreduce(self.in_place, array, op=self.ops[op])
         return self._request(request, _average(array, self.size) if op == "AVG" else None)
 
     def broadcast(self, array: np.ndarray, src: int) -> Work:
@@ -61,9 +59,9 @@ class MpiBackend:
         return self._request(self.comm.Iallgather(array, out))
 
     def reduce(self, array: np.ndarray, dst: int, op: str) -> Work:
-        mpi_op = getattr(_mpi(), _OPS[op])
+        mpi_op = self.ops[op]
         if self.rank == dst:
-            request = self.comm.Ireduce(_mpi().IN_PLACE, array, op=mpi_op, root=dst)
+            request = self.comm.Ireduce(self.in_place, array, op=mpi_op, root=dst)
             return self._request(request, _average(array, self.size) if op == "AVG" else None)
         return self._request(self.comm.Ireduce(array, None, op=mpi_op, root=dst))
 

@@ -101,7 +101,7 @@ def check_gradients_are_bucket_views_only_when_asked() -> None:
             optimizer.zero_grad(set_to_none)
             model(torch.ones(2, 3) * (RANK + 1)).sum().backward()
             arrays.append([param.grad._data for param in model.parameters()])
-        flat = model._buckets[0].flat
+        flat = model._reducer.buckets[0].flat
         assert all(np.shares_memory(array, flat) == as_view for array in arrays[-1]), as_view
         # a .grad set to None becomes the bucket's view again; a zeroed one is written in place
         assert all((a is b) == as_view for a, b in zip(arrays[0], arrays[1], strict=True)), as_view

@@ -60,6 +60,124 @@ class _Bucket:
         self.ready = 0
 
 
+class _Reducer:
+    """The buckets of one DDP model and the state of the backward pass that averages them (a
+    plain object: per-step bookkeeping on the Module would go through ``Module.__setattr__``)."""
+
+    __slots__ = ("group", "buckets", "as_view", "scale", "works", "next", "expect_backward", "uses")
+
+    def __init__(self, group: Any, groups: list[list[tuple[str, Tensor]]], as_view: bool) -> None:
+        self.group = group
+        self.buckets = [_Bucket(params) for params in groups]
+        self.as_view = as_view
+        self.scale = 1.0 / group.size
+        self.works: list[dist.Work] = []
+        self.next = 0  # the first bucket whose all-reduce has not started
+        self.expect_backward = False  # armed by the forward: the next backward syncs
+        self.uses: tuple[Any, dist.Work] | None = None  # find_unused_parameters: per bucket slot
+        for bucket in self.buckets:
+            for slot, param in enumerate(bucket.params):
+                param.register_post_accumulate_grad_hook(self._make_hook(bucket, slot))
+
+    def _make_hook(self, bucket: _Bucket, slot: int) -> Any:
+        view = bucket.views[slot]
+
+        def hook(param: Tensor) -> None:
+            if not self.expect_backward:
+                return
+            # the average's division rides on the copy into the bucket (in place where .grad is
+            # the bucket's view already), and the bucket is then summed
+            grad = param.grad._data
+            param._xp().multiply(grad, self.scale, out=view)
+            if grad is not view and self.as_view:
+                param.grad = Tensor._make(view)
+            self.mark_ready(bucket, slot)
+            if self.next < len(self.buckets):
+                self.progress()
+            else:
+                self.finish()
+
+        return hook
+
+    def mark_unused(self, reached: set[int]) -> None:
+        """Start counting, over all ranks, the ranks that used each parameter (for the ones no rank
+        used), then make the parameters outside ``reached`` ready with zero gradients.
+
+        NOTE: the count goes first on every rank: marking may start buckets, and MPI matches
+        collectives by the order in which the ranks start them.
+        """
+        used = [id(param) in reached for bucket in self.buckets for param in bucket.params]
+        counts = backend.array_module(self.buckets[0].flat).asarray(used, dtype=np.int32)
+        self.uses = counts, self.group.all_reduce(counts, dist.ReduceOp.SUM)
+        unused = (not flag for flag in used)
+        for bucket in self.buckets:
+            for slot in range(len(bucket.params)):
+                if next(unused):
+                    bucket.views[slot][...] = 0
+                    self.mark_ready(bucket, slot)
+        if self.next == len(self.buckets):  # nothing here will get a gradient: no hook will finish
+            self.finish()
+
+    def mark_ready(self, bucket: _Bucket, slot: int) -> None:
+        if bucket.marked[slot]:
+            raise RuntimeError(
+                f"Expected to mark a variable ready only once: {bucket.names[slot]} got a gradient "
+                "although the forward's outputs do not depend on it (find_unused_parameters=True)"
+            )
+        bucket.marked[slot] = True
+        bucket.ready += 1
+        if bucket.ready == len(bucket.params):
+            self.launch_ready()
+
+    def launch_ready(self) -> None:
+        """Start the all-reduce of each full bucket, in index order (the same order on every rank)."""
+        buckets = self.buckets
+        while self.next < len(buckets) and buckets[self.next].ready == len(buckets[self.next].params):
+            self.works.append(self.group.all_reduce(buckets[self.next].flat, dist.ReduceOp.SUM))
+            self.next += 1
+
+    def progress(self) -> None:
+        """Let the all-reduces in flight advance: MPI implementations without a progress thread
+        (MPICH's default) move a non-blocking collective only inside MPI calls."""
+        for work in self.works:
+            work.is_completed()
+
+    def finish(self) -> None:
+        """Wait for every bucket; the averages are in ``.grad`` then (copied there unless it is a view)."""
+        for work in self.works:
+            work.wait()
+        used = iter(self.used_anywhere())
+        for bucket in self.buckets:
+            for param, view in zip(bucket.params, bucket.views, strict=True):
+                if not next(used):  # no rank's outputs depended on it: its .grad stays as it was
+                    continue
+                if param.grad is None:
+                    param.grad = Tensor._make(view if self.as_view else view.copy())
+                elif param.grad._data is not view:
+                    param.grad._data[...] = view
+            bucket.ready = 0
+            bucket.marked = [False] * len(bucket.params)
+        self.works, self.next, self.expect_backward, self.uses = [], 0, False, None
+
+    def used_anywhere(self) -> Any:
+        """Per bucket slot, whether some rank's outputs depended on the parameter (all True unless
+        ``find_unused_parameters`` looked)."""
+        if self.uses is None:
+            return itertools.repeat(True)
+        counts, work = self.uses
+        work.wait()
+        return (count > 0 for count in counts.tolist())
+
+    def unready(self) -> list[str]:
+        """The names of the parameters that have not had their gradient yet."""
+        return [
+            name
+            for bucket in self.buckets
+            for name, marked in zip(bucket.names, bucket.marked, strict=True)
+            if not marked
+        ]
+
+
 class DistributedDataParallel(Module):
     """Runs ``module`` in every process and averages its gradients over the process group.
 
@@ -133,21 +251,13 @@ class DistributedDataParallel(Module):
         if init_sync:
             self._broadcast([param for _, param in module.named_parameters()] + list(module.buffers()))
         cap = int((25 if bucket_cap_mb is None else bucket_cap_mb) * _MB)
-        self._buckets = [_Bucket(group) for group in _bucket_groups(named[::-1], cap)]
-        self._scale = 1.0 / self._group.size
-        self._works: list[dist.Work] = []
-        self._next = 0
-        self._expect_backward = False
-        self._uses: tuple[np.ndarray, dist.Work] | None = None  # find_unused_parameters: per bucket slot
-        for index, bucket in enumerate(self._buckets):
-            for slot, param in enumerate(bucket.params):
-                param.register_post_accumulate_grad_hook(self._make_hook(index, slot))
+        self._reducer = _Reducer(self._group, _bucket_groups(named[::-1], cap), gradient_as_bucket_view)
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         self._pre_forward()
         outputs = self.module(*inputs, **kwargs)
-        if self.find_unused_parameters and self._expect_backward and self._buckets:
-            self._mark_unused(_reached_leaves(outputs))
+        if self.find_unused_parameters and self._reducer.expect_backward and self._reducer.buckets:
+            self._reducer.mark_unused(_reached_leaves(outputs))
         return outputs
 
     def _pre_forward(self) -> None:
@@ -156,14 +266,15 @@ class DistributedDataParallel(Module):
         A caller that runs ``module`` through its own methods (dltool's trainer calls a task's
         ``training_step``) calls this instead of ``forward``.
         """
-        if self._expect_backward and any(bucket.ready for bucket in self._buckets):
-            raise RuntimeError(_UNUSED_PARAMETERS.format(names=", ".join(self._unready())))
+        reducer = self._reducer
+        if reducer.expect_backward and any(bucket.ready for bucket in reducer.buckets):
+            raise RuntimeError(_UNUSED_PARAMETERS.format(names=", ".join(reducer.unready())))
         sync = is_grad_enabled() and self.require_backward_grad_sync
         if sync and self.broadcast_buffers:
             self._broadcast(
                 [b for b in (store.get(name) for store, name in self._buffer_slots) if b is not None]
             )
-        self._expect_backward = sync and self._group.size > 1
+        reducer.expect_backward = sync and self._group.size > 1
 
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:
@@ -191,106 +302,6 @@ class DistributedDataParallel(Module):
             return
         for work in [self._group.broadcast(tensor._data, 0) for tensor in tensors]:
             work.wait()
-
-    # ------------------------------------------------------------------ backward
-
-    def _make_hook(self, index: int, slot: int) -> Any:
-        bucket = self._buckets[index]
-        view = bucket.views[slot]
-
-        def hook(param: Tensor) -> None:
-            if not self._expect_backward:
-                return
-            # the average's division rides on the copy into the bucket (in place where .grad is
-            # the bucket's view already), and the bucket is then summed
-            grad = param.grad._data
-            param._xp().multiply(grad, self._scale, out=view)
-            if grad is not view and self.gradient_as_bucket_view:
-                param.grad = Tensor._make(view)
-            self._mark_ready(bucket, slot)
-            if self._next < len(self._buckets):
-                self._progress()
-            else:
-                self._finish()
-
-        return hook
-
-    def _mark_unused(self, reached: set[int]) -> None:
-        """Start counting, over all ranks, the ranks that used each parameter (for the ones no rank
-        used), then make the parameters outside ``reached`` ready with zero gradients.
-
-        NOTE: the count goes first on every rank: marking may start buckets, and MPI matches
-        collectives by the order in which the ranks start them.
-        """
-        used = [id(param) in reached for bucket in self._buckets for param in bucket.params]
-        counts = backend.array_module(self._buckets[0].flat).asarray(used, dtype=np.int32)
-        self._uses = counts, self._group.all_reduce(counts, dist.ReduceOp.SUM)
-        unused = (not flag for flag in used)
-        for bucket in self._buckets:
-            for slot in range(len(bucket.params)):
-                if next(unused):
-                    bucket.views[slot][...] = 0
-                    self._mark_ready(bucket, slot)
-        if self._next == len(self._buckets):  # nothing here will get a gradient: no hook will finish
-            self._finish()
-
-    def _mark_ready(self, bucket: _Bucket, slot: int) -> None:
-        if bucket.marked[slot]:
-            raise RuntimeError(
-                f"Expected to mark a variable ready only once: {bucket.names[slot]} got a gradient "
-                "although the forward's outputs do not depend on it (find_unused_parameters=True)"
-            )
-        bucket.marked[slot] = True
-        bucket.ready += 1
-        if bucket.ready == len(bucket.params):
-            self._launch_ready()
-
-    def _launch_ready(self) -> None:
-        while self._next < len(self._buckets) and self._buckets[self._next].ready == len(
-            self._buckets[self._next].params
-        ):
-            self._works.append(self._group.all_reduce(self._buckets[self._next].flat, dist.ReduceOp.SUM))
-            self._next += 1
-
-    def _progress(self) -> None:
-        """Let the all-reduces in flight advance: MPI implementations without a progress thread
-        (MPICH's default) move a non-blocking collective only inside MPI calls."""
-        for work in self._works:
-            work.is_completed()
-
-    def _finish(self) -> None:
-        """Wait for every bucket; the averages are in ``.grad`` then (copied there unless it is a view)."""
-        for work in self._works:
-            work.wait()
-        used = iter(self._used_anywhere())
-        for bucket in self._buckets:
-            for param, view in zip(bucket.params, bucket.views, strict=True):
-                if not next(used):  # no rank's outputs depended on it: its .grad stays as it was
-                    continue
-                if param.grad is None:
-                    param.grad = Tensor._make(view if self.gradient_as_bucket_view else view.copy())
-                elif param.grad._data is not view:
-                    param.grad._data[...] = view
-            bucket.ready = 0
-            bucket.marked = [False] * len(bucket.params)
-        self._works, self._next, self._expect_backward, self._uses = [], 0, False, None
-
-    def _used_anywhere(self) -> Any:
-        """Per bucket slot, whether some rank's outputs depended on the parameter (all True unless
-        ``find_unused_parameters`` looked)."""
-        if self._uses is None:
-            return itertools.repeat(True)
-        counts, work = self._uses
-        work.wait()
-        return (count > 0 for count in counts.tolist())
-
-    def _unready(self) -> list[str]:
-        return [
-            name
-            for bucket in self._buckets
-            for name, marked in zip(bucket.names, bucket.marked, strict=True)
-            if not marked
-        ]
 
 
 def _reached_leaves(outputs: Any) -> set[int]:
