@@ -1,6 +1,7 @@
 """``DistributedDataParallel``: one model replica per process, gradients averaged in buckets.
 
-How a step goes, as in PyTorch's reducer: once backward has accumulated a parameter's gradient
+How a step goes, as in PyTorch's reducer (``_Reducer`` here, which owns the buckets and the
+state of each backward pass, while the Module broadcasts and runs the forward): once backward has accumulated a parameter's gradient
 into ``.grad``, the parameter's post-accumulate-grad hook puts it, divided by the world size, into
 its slot of a flat bucket (about ``bucket_cap_mb`` each, filled in reverse parameter order, the
 order backward produces gradients); when a bucket is full its non-blocking all-reduce starts, while
