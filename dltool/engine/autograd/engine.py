@@ -68,11 +68,27 @@ def _in_order(roots: list) -> Iterator[Node]:
             heappush(pending, (-node._sequence_nr, node))
     while pending:
         node = heappop(pending)[1]
-        yield node
-        for child, _ in node.next_functions:
-            if child is not None and child not in seen:
-                seen.add(child)
-                heappush(pending, (-child._sequence_nr, child))
+        while node is not None:
+            yield node
+            node = _next_in_chain(node, pending, seen)
+
+
+def _next_in_chain(node: Node, pending: list, seen: set) -> Node | None:
+    """Add the unseen children of ``node`` to ``pending``; but when the heap is empty and there is
+    one such child, return it instead, the next node in any case (the common chain of ops goes
+    through no heap)."""
+    first = None
+    for child, _ in node.next_functions:
+        if child is not None and child not in seen:
+            seen.add(child)
+            if first is None and not pending:
+                first = child
+                continue
+            heappush(pending, (-child._sequence_nr, child))
+    if first is not None and pending:  # more than one child: the heap orders them all
+        heappush(pending, (-first._sequence_nr, first))
+        return None
+    return first
 
 
 def _needed_nodes(roots: list, targets: set) -> set:
