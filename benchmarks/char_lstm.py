@@ -5,7 +5,8 @@ num_layers=2, cell="lstm")``, Shakespeare's 80 characters) on a batch of 64 wind
 tokens: cross-entropy over every position, gradient norm clipped at 1.0, Adam at lr 2e-3. The
 recurrent state runs on from one step to the next, detached, as with ``carry_state``. Both
 frameworks start from the same weights. An epoch of the Shakespeare corpus's training split is
-226 such steps.
+226 such steps. The LSTM's step is also timed as the hand-written numpy loop of
+``benchmarks.numpy_char_lstm`` (the ``numpy`` column: the floor of an engine on numpy's kernels).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import dltool.engine as dl
 from benchmarks.common import Settings, timed, torch
 from benchmarks.models import copy_weights
+from benchmarks.numpy_char_lstm import NumpyCharLSTM
 from dltool.models.language import RNNLanguageModel
 
 TITLE = "char-LSTM step, 64 x 100 (Shakespeare epoch = 226 steps)"
@@ -37,11 +39,15 @@ def _step(lib: Any, model: Any, optimizer: Any, inputs: Any, targets: Any, state
 
 
 def cases(settings: Settings) -> dict[str, Callable[[], float]]:
-    return step_cases(settings, "lstm")
+    return step_cases(settings, "lstm", floor=lambda params: NumpyCharLSTM(params, lr=2e-3).step)
 
 
-def step_cases(settings: Settings, cell: str) -> dict[str, Callable[[], float]]:
-    """The timed step of the language model with ``cell`` ("lstm", "gru") in both frameworks."""
+def step_cases(
+    settings: Settings, cell: str, floor: Callable[[list[np.ndarray]], Callable[..., float]] | None = None
+) -> dict[str, Callable[[], float]]:
+    """The timed step of the language model with ``cell`` ("lstm", "gru") in both frameworks and,
+    if given, ``floor``: made from the starting weights (``state_dict`` order), it steps on (inputs,
+    targets)."""
     batch, length = (4, 10) if settings.tiny else (64, 100)
     stream = np.random.default_rng(0).integers(0, MODEL["vocab_size"], (batch, length + 1))
     dl.manual_seed(0)
@@ -64,6 +70,10 @@ def step_cases(settings: Settings, cell: str) -> dict[str, Callable[[], float]]:
         twin = torch_twins.TorchRNNLanguageModel(**{**MODEL, "cell": cell})
         copy_weights(model, twin, torch)
         result["torch"] = case(torch, twin)
+    if floor is not None:
+        step = floor([v.detach().numpy().copy() for v in model.state_dict().values()])
+        inputs, targets = np.ascontiguousarray(stream[:, :-1]), np.ascontiguousarray(stream[:, 1:])
+        result["numpy"] = lambda: timed(lambda: step(inputs, targets))
     return result
 
 
