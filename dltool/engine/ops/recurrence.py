@@ -8,16 +8,22 @@ primitives do. Under ``create_graph=True`` the backward rebuilds the sequence fr
 compositions of ``ops.rnn`` instead, so higher derivatives are exact. ``LSTMCellStep`` is one
 such step with its input projection, for an ``LSTMCell`` called in a Python loop.
 
-NOTE: sigmoid is ``(tanh(x / 2) + 1) / 2``, as in ``ops.elementwise``, which never overflows. The
-sigmoid gates' rows of ``W_hh``, their input projection and bias are halved once per sequence (a
-single step halves its pre-activations instead), so one ``tanh`` per step covers every gate of an
-LSTM.
+NOTE: the gates' nonlinearities come from one pass of a single function over the whole gate
+block of a step, its pre-activations scaled per gate once per sequence (rows of ``W_hh``, the input
+projection and the bias; a single step scales its pre-activations instead). An LSTM's gates come
+from ``exp``: sigmoid is ``1 / (1 + exp(-x))`` and tanh ``2 sigmoid(2x) - 1``, so its pre-activations
+are scaled by -1 and, for the cell gate, -2 (numpy's float32 ``exp`` is about 1.7x faster than its
+``tanh``; an ``exp`` that overflows gives the sigmoid's limit, 0). A GRU's come from ``tanh``:
+sigmoid is ``(tanh(x / 2) + 1) / 2``, as in ``ops.elementwise``, its sigmoid gates halved (its
+candidate's pre-activation holds a product, which no scale of the weights reaches).
 """
 
 from __future__ import annotations
 
 import functools
 from typing import Any
+
+import numpy as np
 
 from dltool.engine import backend
 from dltool.engine.autograd.engine import grad
@@ -28,17 +34,16 @@ from dltool.engine.ops.rnn import cell_step, lstm_cell_step, unbind_steps
 from dltool.engine.ops.shape import stack
 from dltool.engine.tensor import Tensor
 
-_SIGMOID_GATES = {"LSTM": (0, 1, 3), "GRU": (0, 1)}
+# Per gate, in PyTorch's order, the scale of the pre-activations that the loops expect (see NOTE).
+_GATE_SCALES = {"LSTM": (-1.0, -1.0, -2.0, -1.0), "GRU": (0.5, 0.5, 1.0)}
 
 
 def _gate_scale(mode: str, weight_shape: tuple, dtype: Any, xp: Any) -> Any:
-    """Per row of ``W_hh``: 1/2 for the sigmoid gates, 1 for the others; None when there are none."""
-    if mode not in _SIGMOID_GATES:
+    """Per row of ``W_hh``, the scale of its gate's pre-activations; None for the plain RNNs."""
+    if mode not in _GATE_SCALES:
         return None
     gate_size, hidden = weight_shape
-    scale = xp.ones((gate_size // hidden, hidden), dtype=dtype)
-    scale[list(_SIGMOID_GATES[mode])] = 0.5
-    return scale.reshape(-1)
+    return xp.repeat(xp.asarray(_GATE_SCALES[mode], dtype=dtype), hidden)
 
 
 def _sigmoid_from_halved(v: Any) -> None:
@@ -59,38 +64,48 @@ def _states(first: Any, steps: int, reverse: bool, xp: Any) -> tuple[Any, Any]:
 
 
 # =============================================================== forward loops on raw arrays
-# Each takes the halved input projection ``xs`` (T, N, G*H), the initial states, ``W_hh^T`` (halved)
+# Each takes the input projection ``xs`` (T, N, G*H), the initial states, ``W_hh^T`` and ``b_hh``
+# (both scaled by ``scale``, the gates' scale of the pre-activations, None for the plain RNNs),
 # and the steps in the order they run; it returns the states (T, N, H), each step's previous
-# state, the last cell state (LSTM) and what its backward needs. The gated cells get an ``xs`` of
-# their own and turn it into the gates' activations in place.
+# state, the last cell state (LSTM) and what its backward needs. The gated cells scale ``xs`` into
+# a buffer of their own and turn it into the gates' activations in place.
 
 
 def _lstm_step(a: Any, c_prev: Any, c: Any, tanh_c: Any, h: Any, product: Any, xp: Any) -> None:
-    """One LSTM step from its halved pre-activations ``a`` (N, 4H), which become the gates'
-    activations in place; writes the cell state ``c``, ``tanh(c)`` and the hidden state ``h``."""
+    """One LSTM step from its scaled pre-activations ``a`` (N, 4H), which become the gates'
+    activations in place; writes the cell state ``c``, ``tanh(c)`` and the hidden state ``h``.
+
+    Call it where numpy's overflow warnings are off (``np.errstate(over="ignore")``)."""
     hidden = a.shape[1] // 4
-    xp.tanh(a, out=a)
-    _sigmoid_from_halved(a[:, : 2 * hidden])
-    _sigmoid_from_halved(a[:, 3 * hidden :])
+    xp.exp(a, out=a)
+    a += 1
+    xp.reciprocal(a, out=a)  # sigmoid(x) for i, f and o; sigmoid(2x) for g
     i, f, g, o = (a[:, k * hidden : (k + 1) * hidden] for k in range(4))
+    g *= 2
+    g -= 1
     xp.multiply(f, c_prev, out=c)
     c += xp.multiply(i, g, out=product)
     xp.tanh(c, out=tanh_c)
     xp.multiply(o, tanh_c, out=h)
 
 
-def _lstm_forward(xs: Any, h0: Any, c0: Any, w_t: Any, b: None, order: range, xp: Any) -> tuple:
+def _lstm_forward(xs: Any, h0: Any, c0: Any, w_t: Any, b: Any, scale: Any, order: range, xp: Any) -> tuple:
     out, h_prev = _states(h0, xs.shape[0], order.step < 0, xp)
     cells, c_prev = _states(c0, xs.shape[0], order.step < 0, xp)
-    tanh_c, proj, product = xp.empty_like(out), xp.empty_like(xs[0]), xp.empty_like(h0)
-    for t in order:
-        a = xs[t]
-        a += xp.matmul(h_prev[t], w_t, out=proj)
-        _lstm_step(a, c_prev[t], cells[t], tanh_c[t], out[t], product, xp)
-    return out, h_prev, cells[order[-1]].copy(), (xs, c_prev, tanh_c)
+    acts, tanh_c = xp.empty_like(xs), xp.empty_like(out)
+    proj, product = xp.empty_like(xs[0]), xp.empty_like(h0)
+    with np.errstate(over="ignore"):
+        for t in order:  # a step's scaling and bias in its own buffer, which stays in cache
+            a = xp.multiply(xs[t], scale, out=acts[t])
+            if b is not None:
+                a += b
+            a += xp.matmul(h_prev[t], w_t, out=proj)
+            _lstm_step(a, c_prev[t], cells[t], tanh_c[t], out[t], product, xp)
+    return out, h_prev, cells[order[-1]].copy(), (acts, c_prev, tanh_c)
 
 
-def _gru_forward(xs: Any, h0: Any, c0: None, w_t: Any, b: Any, order: range, xp: Any) -> tuple:
+def _gru_forward(xs: Any, h0: Any, c0: None, w_t: Any, b: Any, scale: Any, order: range, xp: Any) -> tuple:
+    xs = xs * scale
     hidden = xs.shape[2] // 3
     hidden_proj = xp.empty_like(xs)
     out, h_prev = _states(h0, xs.shape[0], order.step < 0, xp)
@@ -112,12 +127,16 @@ def _gru_forward(xs: Any, h0: Any, c0: None, w_t: Any, b: Any, order: range, xp:
     return out, h_prev, None, (xs, hidden_proj[:, :, 2 * hidden :])
 
 
-def _rnn_forward(xs: Any, h0: Any, c0: None, w_t: Any, b: None, order: range, xp: Any, relu: bool) -> tuple:
+def _rnn_forward(
+    xs: Any, h0: Any, c0: None, w_t: Any, b: Any, scale: None, order: range, xp: Any, relu: bool
+) -> tuple:
     out, h_prev = _states(h0, xs.shape[0], order.step < 0, xp)
     for t in order:
         v = out[t]
         xp.matmul(h_prev[t], w_t, out=v)
         v += xs[t]
+        if b is not None:
+            v += b
         if relu:
             xp.maximum(v, 0, out=v)
         else:
@@ -237,13 +256,11 @@ class Recurrence(Function):
         steps = x.shape[0]
         xs, w_t, b = x._data, w_hh._data.T, None if b_hh is None else b_hh._data
         scale = _gate_scale(mode, w_hh.shape, x.dtype, xp)
-        if scale is not None:  # a copy, which the gated loops overwrite with their activations
-            xs, w_t, b = xs * scale, (w_hh._data * scale[:, None]).T, None if b is None else b * scale
-        if b is not None and mode != "GRU":  # outside GRU's reset gate, b_hh adds to the input's projection
-            xs, b = xs + b, None
+        if scale is not None:
+            w_t, b = (w_hh._data * scale[:, None]).T, None if b is None else b * scale
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         c0_data = None if c0 is None else c0._data
-        out, h_prev, c_n, saved = _LOOPS[mode][0](xs, h0._data, c0_data, w_t, b, order, xp)
+        out, h_prev, c_n, saved = _LOOPS[mode][0](xs, h0._data, c0_data, w_t, b, scale, order, xp)
         ctx.save_for_backward(x, h0, c0, w_hh, b_hh, out)
         ctx.mode, ctx.order, ctx.h_prev, ctx.saved_arrays = mode, order, h_prev, saved
         ctx.set_materialize_grads(False)
@@ -352,11 +369,10 @@ class LSTMCellStep(Function):
         for b in (b_ih, b_hh):
             if b is not None:
                 a += b._data
-        hidden = w_hh.shape[1]
-        a[:, : 2 * hidden] *= 0.5  # the sigmoid gates i, f and o
-        a[:, 3 * hidden :] *= 0.5
+        a *= _gate_scale("LSTM", w_hh.shape, a.dtype, xp)
         c_next, tanh_c, h_next = xp.empty_like(c._data), xp.empty_like(c._data), xp.empty_like(h._data)
-        _lstm_step(a, c._data, c_next, tanh_c, h_next, xp.empty_like(c_next), xp)
+        with np.errstate(over="ignore"):
+            _lstm_step(a, c._data, c_next, tanh_c, h_next, xp.empty_like(c_next), xp)
         ctx.save_for_backward(x, h, c, w_ih, w_hh, b_ih, b_hh)
         ctx.saved_arrays = (a[None], c._data[None], tanh_c[None])
         ctx.set_materialize_grads(False)
