@@ -12,8 +12,9 @@ rank: the trainer's default per-process batch, a global batch of 256 as in the `
 
 - sync: what DistributedDataParallel adds to a backward pass whose own arithmetic is negligible
   (a loss that is linear in every parameter), against one bare ``comm.Allreduce`` of the same
-  bytes and against the floor of any average, one division pass and that ``Allreduce``: with
-  ``.grad`` copied to and from the buckets, with ``gradient_as_bucket_view=True`` and
+  bytes right after the same backward pass (on the gradients it wrote, as hot in cache as DDP's
+  all-reduce finds them), and against the floor of any average, one division pass and that
+  ``Allreduce``: with ``.grad`` copied to and from the buckets, with ``gradient_as_bucket_view=True`` and
   ``.grad`` set to None before each backward (``zero_grad()``'s default: copied into the bucket
   once), and with bucket views zeroed in place (``zero_grad(set_to_none=False)``: no copy, the
   backward accumulates into the bucket). The variants and the bare calls take turns, round after
@@ -122,12 +123,18 @@ SYNC_VARIANTS = {
 
 
 def _interleaved_samples(
-    functions: dict[str, Callable[[], Any]], rounds: int, sync: Callable[[], Any]
+    functions: dict[str, Callable[[], Any]],
+    rounds: int,
+    sync: Callable[[], Any],
+    setups: dict[str, Callable[[], Any]] | None = None,
 ) -> dict[str, list[float]]:
-    """Each function's seconds per round, timed in turns (one call each per round) after ``sync``."""
+    """Each function's seconds per round, timed in turns (one call each per round) after ``sync``
+    and, untimed before it, the function's entry in ``setups`` if it has one."""
     samples: dict[str, list[float]] = {key: [] for key in functions}
     for round_ in range(rounds + 1):
         for key, fn in functions.items():
+            if setups and key in setups:
+                setups[key]()
             sync()
             start = time.perf_counter()
             fn()
@@ -137,7 +144,13 @@ def _interleaved_samples(
 
 
 def _sync_measurements(name: str, rounds: int) -> dict[str, float]:
-    """Bare ``Allreduce`` against DDP's sync of a linear loss's gradients, per ``SYNC_VARIANTS``."""
+    """DDP's sync of a linear loss's gradients, per ``SYNC_VARIANTS``, against a bare ``Allreduce``
+    of the bucket (and a division and that ``Allreduce``) right after the same backward pass.
+
+    DDP's sync is the median of the paired, per-round difference between its backward pass and
+    the same pass without it. The bare calls are timed alone, after an untimed backward pass has
+    written the gradients into the bucket: as hot in cache as DDP's own all-reduce finds them.
+    """
     from mpi4py import MPI
 
     import dltool.engine as dl
@@ -151,12 +164,14 @@ def _sync_measurements(name: str, rounds: int) -> dict[str, float]:
         weights = [dl.randn(*p.shape) for p in ddp.parameters()]
         functions[f"local_{variant}"] = _linear_backward(ddp, weights, set_to_none, synced=False)
         functions[f"ddp_{variant}"] = _linear_backward(ddp, weights, set_to_none, synced=True)
-    flat = np.zeros(sum(w.numel() for w in weights), dtype=np.float32)
-    functions["bare"] = lambda: comm.Allreduce(MPI.IN_PLACE, flat)
-    functions["averaged"] = _averaged_allreduce(comm, flat.size)
-    samples = _interleaved_samples(functions, rounds, comm.Barrier)
+    # the last variant's model: bucket views zeroed in place, so its backward fills the buckets
+    buckets = [bucket.flat for bucket in ddp._reducer.buckets]
+    functions["bare"] = _allreduce(comm, buckets, divide=False)
+    functions["averaged"] = _allreduce(comm, buckets, divide=True)
+    fill = functions["local_views_zeroed"]
+    samples = _interleaved_samples(functions, rounds, comm.Barrier, setups={"bare": fill, "averaged": fill})
     result = {
-        "gradient_mib": flat.nbytes / 2**20,
+        "gradient_mib": sum(flat.nbytes for flat in buckets) / 2**20,
         "bare_allreduce_s": statistics.median(samples["bare"]),
         "averaged_allreduce_s": statistics.median(samples["averaged"]),
     }
@@ -167,19 +182,19 @@ def _sync_measurements(name: str, rounds: int) -> dict[str, float]:
     return result
 
 
-def _averaged_allreduce(comm: Any, size: int) -> Callable[[], None]:
-    """The floor of an average over ranks: one division pass, then the bare ``Allreduce`` (what
-    PyTorch's default DDP communication hook does to each bucket, with no Python around it)."""
+def _allreduce(comm: Any, buckets: list, divide: bool) -> Callable[[], None]:
+    """A bare ``Allreduce`` of each bucket; with ``divide``, one division pass first: the floor of
+    an average over ranks, what PyTorch's default DDP communication hook does to each bucket, with
+    no Python around it."""
     from mpi4py import MPI
 
-    # the same normal values on every rank: a division by the rank count and the sum leave them
-    # as they were, so no round meets denormals or overflow
-    values = np.random.default_rng(0).standard_normal(size).astype(np.float32)
     scale = np.float32(1 / comm.Get_size())
 
     def run() -> None:
-        np.multiply(values, scale, out=values)
-        comm.Allreduce(MPI.IN_PLACE, values)
+        for flat in buckets:
+            if divide:
+                np.multiply(flat, scale, out=flat)
+            comm.Allreduce(MPI.IN_PLACE, flat)
 
     return run
 
