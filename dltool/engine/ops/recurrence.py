@@ -8,14 +8,15 @@ primitives do. Under ``create_graph=True`` the backward rebuilds the sequence fr
 compositions of ``ops.rnn`` instead, so higher derivatives are exact. ``LSTMCellStep`` is one
 such step with its input projection, for an ``LSTMCell`` called in a Python loop.
 
-NOTE: the gates' nonlinearities come from one pass of a single function over the whole gate
-block of a step, its pre-activations scaled per gate once per sequence (rows of ``W_hh``, the input
-projection and the bias; a single step scales its pre-activations instead). An LSTM's gates come
-from ``exp``: sigmoid is ``1 / (1 + exp(-x))`` and tanh ``2 sigmoid(2x) - 1``, so its pre-activations
-are scaled by -1 and, for the cell gate, -2 (numpy's float32 ``exp`` is about 1.7x faster than its
-``tanh``; an ``exp`` that overflows gives the sigmoid's limit, 0). A GRU's come from ``tanh``:
-sigmoid is ``(tanh(x / 2) + 1) / 2``, as in ``ops.elementwise``, its sigmoid gates halved (its
-candidate's pre-activation holds a product, which no scale of the weights reaches).
+NOTE: the gates' nonlinearities come from one pass of a single function over the whole gate block
+of a step, its pre-activations scaled per gate (the rows of ``W_hh`` and the bias once per
+sequence, the input projection as a step copies it into its own buffer; ``LSTMCellStep`` scales its
+pre-activations). An LSTM's gates come from ``exp``: sigmoid is ``1 / (1 + exp(-x))`` and tanh is
+``2 sigmoid(2x) - 1``, so its pre-activations are scaled by -1 and, for the cell gate, -2 (numpy's
+float32 ``exp`` is about 1.7x faster than its ``tanh``; an ``exp`` that overflows gives the
+sigmoid's limit, 0). A GRU's come from ``tanh``: sigmoid is ``(tanh(x / 2) + 1) / 2``, as in
+``ops.elementwise``, its sigmoid gates halved (its candidate's pre-activation holds a product,
+which no scale of the weights reaches).
 """
 
 from __future__ import annotations

@@ -112,6 +112,33 @@ def test_float32_char_model_shape_matches_pytorch(kind):
         )
 
 
+@pytest.mark.parametrize("cell", [False, True], ids=["sequence", "LSTMCell"])
+def test_saturated_lstm_gates_match_pytorch_without_overflow_warnings(cell):
+    """Gates far into their tails: the LSTM's ``exp`` overflows to inf, which gives the sigmoid's
+    limit 0 (the tests turn warnings into errors, so an overflow warning would fail here too)."""
+    torch = pytest.importorskip("torch")
+    kind = "LSTMCell" if cell else "LSTM"
+    ref = getattr(torch.nn, kind)(8, 16)
+    with torch.no_grad():
+        for param in ref.parameters():
+            param.mul_(400)
+    ours = getattr(dl.nn, kind)(8, 16)
+    ours.load_state_dict({k: dl.tensor(v.detach().numpy()) for k, v in ref.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((5, 4, 8)).astype(np.float32)
+    inputs = (x[0],) if cell else (x,)
+    out = ours(*(dl.tensor(a) for a in inputs))[0]
+    ref_out = ref(*(torch.tensor(a) for a in inputs))[0]
+    assert np.isfinite(out.detach().numpy()).all()
+    pre_activations = x[0] @ next(ref.parameters()).detach().numpy().T  # the input weights
+    assert pre_activations.min() < -100  # exp(-x) overflows float32 beyond 88.7
+    np.testing.assert_allclose(out.detach().numpy(), ref_out.detach().numpy(), atol=1e-5)
+    out.sum().backward()
+    ref_out.sum().backward()
+    for name, param in ours.named_parameters():
+        theirs = dict(ref.named_parameters())[name].grad.numpy()
+        np.testing.assert_allclose(param.grad.numpy(), theirs, atol=1e-4, err_msg=name)
+
+
 def test_layers_run_one_fused_node_per_direction_and_packed_input_runs_the_cells():
     lstm = dl.nn.LSTM(3, 4)
     out, (h, c) = lstm(dl.randn(5, 2, 3))

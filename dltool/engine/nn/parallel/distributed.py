@@ -1,14 +1,14 @@
 """``DistributedDataParallel``: one model replica per process, gradients averaged in buckets.
 
-How a step goes, as in PyTorch's reducer (``_Reducer`` here, which owns the buckets and the
-state of each backward pass, while the Module broadcasts and runs the forward): once backward has accumulated a parameter's gradient
-into ``.grad``, the parameter's post-accumulate-grad hook puts it, divided by the world size, into
-its slot of a flat bucket (about ``bucket_cap_mb`` each, filled in reverse parameter order, the
-order backward produces gradients); when a bucket is full its non-blocking all-reduce starts, while
-backward goes on with the layers below. Buckets start in index order on every rank, as MPI's
-ordering of collectives requires. The hook that completes the last bucket waits for all of them
-(the engine has no end-of-backward callback, PyTorch's ``queue_callback``) and copies the
-averages back into ``.grad``.
+How a step goes, as in PyTorch's reducer (``_Reducer`` here, which owns the buckets and the state
+of each backward pass, while the Module broadcasts and runs the forward): once backward has
+accumulated a parameter's gradient into ``.grad``, the parameter's post-accumulate-grad hook puts
+it, divided by the world size, into its slot of a flat bucket (about ``bucket_cap_mb`` each, filled
+in reverse parameter order, the order backward produces gradients); when a bucket is full its
+non-blocking all-reduce starts, while backward goes on with the layers below. Buckets start in
+index order on every rank, as MPI's ordering of collectives requires. The hook that completes the
+last bucket waits for all of them (the engine has no end-of-backward callback, PyTorch's
+``queue_callback``) and copies the averages back into ``.grad``.
 
 With ``gradient_as_bucket_view=True`` the slot is the gradient: ``.grad`` becomes a view of the
 bucket, backward accumulates into it in place, the hook only divides it, and nothing is copied
