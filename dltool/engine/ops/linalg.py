@@ -86,15 +86,15 @@ class Linear(Function):
         grad_output, x, weight = backward_operands(grad_output, *ctx.saved_tensors)
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad
         x_grad = weight_grad = bias_grad = None
+        # leading dims folded into rows: one GEMM per gradient (a stacked matmul would run one per slice)
+        grad_rows = grad_output if grad_output.ndim == 2 else grad_output.reshape(-1, weight.shape[0])
         if needs_x:
-            x_grad = grad_output @ weight
-        if needs_weight or needs_bias:
-            grad_rows = grad_output if grad_output.ndim == 2 else grad_output.reshape(-1, weight.shape[0])
-            if needs_weight:
-                x_rows = x if x.ndim == 2 else x.reshape(-1, weight.shape[1])
-                weight_grad = grad_rows.T @ x_rows
-            if needs_bias:
-                bias_grad = grad_rows.sum(0)
+            x_grad = (grad_rows @ weight).reshape(x.shape)
+        if needs_weight:
+            x_rows = x if x.ndim == 2 else x.reshape(-1, weight.shape[1])
+            weight_grad = grad_rows.T @ x_rows
+        if needs_bias:
+            bias_grad = grad_rows.sum(0)
         return x_grad, weight_grad, bias_grad
 
 
