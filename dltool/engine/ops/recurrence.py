@@ -336,7 +336,8 @@ def recurrence(
         h0: the initial hidden state ``(N, H)``.
         c0: the initial cell state ``(N, H)`` for LSTM, else None.
         weight_hh: ``W_hh``, ``(G * H, H)``.
-        bias_hh: ``b_hh``, ``(G * H,)``, or None.
+        bias_hh: ``b_hh``, ``(G * H,)``, or None. Outside GRU it adds to the pre-activations as
+            ``b_ih`` does, so a layer passes ``b_ih + b_hh`` here and an input projection without bias.
         reverse: run the steps from last to first.
 
     Returns:
