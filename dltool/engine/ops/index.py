@@ -78,6 +78,32 @@ def _locate(array: Any, steps: tuple) -> Any:
     return array
 
 
+def _add_at(target: Any, index: Any, values: Any, xp: Any) -> None:
+    """``target[index] += values`` with repeated indices adding up (``ufunc.at``).
+
+    numpy's ``add.at`` goes element by element: an embedding's gradient of 6,400 rows of 64 took
+    4.4 ms. For one integer array that picks rows of a numpy array, the rows are instead sorted by
+    index (stably, so each row's values add up in their original order) and summed per run: 1.0
+    ms. cupy's ``add.at`` is a fast scatter-add already.
+    """
+    if (
+        xp is not np
+        or not isinstance(index, np.ndarray)
+        or index.dtype.kind not in "iu"
+        or index.size == 0
+        or values.shape != index.shape + target.shape[1:]
+    ):
+        xp.add.at(target, index, values)
+        return
+    flat = index.reshape(-1) % target.shape[0]  # -1 and n - 1 are one row, and must add up as one
+    rows = values.reshape(flat.size, -1)
+    order = np.argsort(flat, kind="stable")
+    picked = flat[order]
+    starts = np.flatnonzero(np.concatenate(([True], picked[1:] != picked[:-1])))
+    sums = np.add.reduceat(rows[order], starts, axis=0)
+    target[picked[starts]] += sums.reshape((starts.size,) + target.shape[1:])
+
+
 class IndexAdd(Function):
     """Zeros of ``shape`` with ``values`` added at ``steps``: the gradient of indexing."""
 
@@ -88,7 +114,7 @@ class IndexAdd(Function):
         out = xp.zeros(shape, dtype=values.dtype)
         target = _locate(out, steps)
         if advanced:
-            xp.add.at(target, steps[-1], values._data)
+            _add_at(target, steps[-1], values._data, xp)
         else:
             target[steps[-1]] = values._data
         return out

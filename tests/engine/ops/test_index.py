@@ -19,6 +19,7 @@ GETITEM = [
     ("list_repeated", lambda lib, x: x[[0, 2, 0, 0]]),
     ("tensor_repeated", lambda lib, x: x[lib.tensor([1, 1, 2])]),
     ("tensor_2d", lambda lib, x: x[lib.tensor([[0, 1], [1, 1]])]),
+    ("tensor_negative_repeated", lambda lib, x: x[lib.tensor([[-1, 2], [0, -1], [2, 2]])]),  # -1 is row 2
     ("zero_dim_tensor", lambda lib, x: x[lib.tensor(1), :, [0, 1]] if x.ndim == 3 else x[lib.tensor(2)]),
     ("two_advanced_repeated", lambda lib, x: x[lib.tensor([0, 2, 2]), lib.tensor([1, 1, 0])]),
     ("slice_then_advanced", lambda lib, x: x[1:, lib.tensor([0, 0, 1])]),
@@ -44,6 +45,21 @@ def test_repeated_indices_accumulate_gradients():
     x = dl.zeros(3, requires_grad=True)
     x[[0, 0, 2, 0]].sum().backward()
     assert x.grad.tolist() == [3.0, 0.0, 1.0]
+
+
+def test_rows_added_at_sorted_runs_equal_numpy_add_at():
+    """``_add_at``'s path for one integer array of rows (an embedding's gradient): repeated and
+    negative indices, the same row written both ways, add up as ``np.add.at`` adds them."""
+    from dltool.engine.ops.index import _add_at
+
+    rng = np.random.default_rng(0)
+    index = rng.integers(-5, 5, (4, 6))
+    values = rng.standard_normal(index.shape + (3, 2))
+    expected = np.zeros((5, 3, 2))
+    np.add.at(expected, index, values)
+    got = np.zeros((5, 3, 2))
+    _add_at(got, index, values, np)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 INDEX_OPS = [
