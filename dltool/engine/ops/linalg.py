@@ -16,7 +16,7 @@ from typing import Any
 from dltool.engine import dtypes
 from dltool.engine.autograd.function import Function
 from dltool.engine.ops._boundary import with_out, write_out
-from dltool.engine.ops._utils import backward_operands, unbroadcast
+from dltool.engine.ops._utils import backward_operands, sum_rows, unbroadcast
 from dltool.engine.ops.elementwise import _pair, cast, where
 from dltool.engine.ops.index import index_select
 from dltool.engine.tensor import Tensor, _wrap_dim
@@ -94,7 +94,7 @@ class Linear(Function):
             x_rows = x if x.ndim == 2 else x.reshape(-1, weight.shape[1])
             weight_grad = grad_rows.T @ x_rows
         if needs_bias:
-            bias_grad = grad_rows.sum(0)
+            bias_grad = sum_rows(grad_rows)
         return x_grad, weight_grad, bias_grad
 
 

@@ -30,6 +30,7 @@ from dltool.engine import backend
 from dltool.engine.autograd.engine import grad
 from dltool.engine.autograd.function import Function
 from dltool.engine.autograd.grad_mode import state as _grad_state
+from dltool.engine.ops._utils import sum_rows
 from dltool.engine.ops.linalg import linear
 from dltool.engine.ops.rnn import cell_step, lstm_cell_step, unbind_steps
 from dltool.engine.ops.shape import stack
@@ -287,7 +288,7 @@ class Recurrence(Function):
         dw = None
         if needs[3]:  # all steps' products at once
             dw = dhidden.reshape(-1, dhidden.shape[2]).T @ ctx.h_prev.reshape(-1, ctx.h_prev.shape[2])
-        db = dhidden.sum(axis=(0, 1)) if b_hh is not None and needs[4] else None
+        db = sum_rows(dhidden.reshape(-1, dhidden.shape[2])) if b_hh is not None and needs[4] else None
         grads = (dx if needs[0] else None, dh if needs[1] else None, dc if needs[2] else None, dw, db)
         return *(None if g is None else Tensor._make(g) for g in grads), None, None
 
@@ -392,7 +393,7 @@ class LSTMCellStep(Function):
         d, _, dh, dc = _lstm_backward(ctx.saved_arrays, None, None, dh, dc, w_hh, range(1), xp)
         d = d[0]
         needs = ctx.needs_input_grad
-        db = d.sum(0) if needs[5] or needs[6] else None
+        db = sum_rows(d) if needs[5] or needs[6] else None
         return (
             d @ w_ih if needs[0] else None,
             dh if needs[1] else None,
