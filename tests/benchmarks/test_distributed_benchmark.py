@@ -2,6 +2,7 @@
 checked: see benchmarks/README.md)."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,6 @@ def test_quick_run_measures_both_models_on_two_ranks(tmp_path):
     for name in ("mlp", "cnn"):
         ranks = report["ranks"][name]
         assert ranks["bare_allreduce_s"] > 0 and ranks["averaged_allreduce_s"] > 0, name
-        assert all(ranks[f"sync_{variant}_s"] != 0 for variant in ("copied", "views", "views_zeroed")), name
+        assert all(math.isfinite(ranks[f"sync_{v}_s"]) for v in ("copied", "views", "views_zeroed")), name
         assert ranks["step_ddp_s"] > 0 and report["single"][name]["step_s"] > 0, name
     assert "bare Allreduce" in result.stdout and "2 ranks x 1 thread" in result.stdout  # the tables

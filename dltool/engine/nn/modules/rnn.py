@@ -127,10 +127,11 @@ class RNNBase(Module):
         """Run one direction of one layer: every step over the whole batch as one fused node, or
         over the packed batch ``sizes`` step by step; returns the outputs, last ``h`` and ``c``."""
         w_ih, w_hh, b_ih, b_hh = weights
-        if b_hh is not None and self.mode != "GRU":  # one bias add, outside GRU's reset gate
-            if sizes is None:  # added by each step of the fused loop, in its own buffer
-                return recurrence(self.mode, F.linear(x, w_ih), h, c, w_hh, b_ih + b_hh, reverse)
-            b_ih, b_hh = b_ih + b_hh, None
+        if b_hh is not None and self.mode != "GRU":
+            # outside GRU's reset gate the two biases are one: the fused loop adds it to each step in
+            # its own buffer, the packed path's cells get it in the input projection
+            merged = b_ih + b_hh
+            b_ih, b_hh = (None, merged) if sizes is None else (merged, None)
         if sizes is None:
             return recurrence(self.mode, F.linear(x, w_ih, b_ih), h, c, w_hh, b_hh, reverse)
         steps = split_views(F.linear(x, w_ih, b_ih), sizes, 0)
