@@ -44,8 +44,7 @@ def _gate_scale(mode: str, weight_shape: tuple, dtype: Any, xp: Any) -> Any:
     """Per row of ``W_hh``, the scale of its gate's pre-activations; None for the plain RNNs."""
     if mode not in _GATE_SCALES:
         return None
-    gate_size, hidden = weight_shape
-    return xp.repeat(xp.asarray(_GATE_SCALES[mode], dtype=dtype), hidden)
+    return xp.repeat(xp.asarray(_GATE_SCALES[mode], dtype=dtype), weight_shape[1])
 
 
 def _sigmoid_from_halved(v: Any) -> None:
