@@ -216,17 +216,20 @@ def test_lstm_cell_steps(bias: bool) -> None:
     _assert_runs_as(data, run, example)
 
 
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
-def test_a_recurrence_from_a_given_projection(mode: str) -> None:
+def test_a_reversed_recurrence_node(mode: str, bias: bool) -> None:
     from dltool.engine.ops.recurrence import recurrence
 
     gates = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1}[mode]
-    w_hh, b_hh = dl.randn(gates * 3, 3), dl.randn(gates * 3)
+    w_ih, w_hh = dl.randn(gates * 3, 5), dl.randn(gates * 3, 3)
+    b_ih, b_hh = (dl.randn(gates * 3), dl.randn(gates * 3)) if bias else (None, None)
 
-    def run(x_proj: dl.Tensor, h0: dl.Tensor, c0: dl.Tensor) -> tuple:
-        return recurrence(mode, x_proj, h0, c0 if mode == "LSTM" else None, w_hh, b_hh, reverse=True)[:2]
+    def run(x: dl.Tensor, h0: dl.Tensor, c0: dl.Tensor) -> tuple:
+        c0 = c0 if mode == "LSTM" else None
+        return recurrence(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=True)[:2]
 
-    example = (dl.randn(4, 2, gates * 3), dl.randn(2, 3), dl.randn(2, 3))
+    example = (dl.randn(4, 2, 5), dl.randn(2, 3), dl.randn(2, 3))
     _assert_runs_as(_exported(run, example), run, example)
 
 

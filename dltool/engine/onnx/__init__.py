@@ -287,7 +287,6 @@ def _build(
         except UnsupportedOperatorError as error:
             raise UnsupportedOperatorError(f"cannot export {node.kind}: {error}") from None
         for value, name in zip(node.outputs, made, strict=True):
-            b.producers[id(value)] = (node, args)
             if name is not None:
                 b.names[id(value)] = name
     outputs = leaves(graph.outputs, Value)

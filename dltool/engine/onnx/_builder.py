@@ -50,7 +50,6 @@ class Builder:
         self.nodes: list = []
         self.initializers: list = []
         self.names: dict[int, str] = {}
-        self.producers: dict[int, tuple] = {}  # id of a value -> (node, its arguments)
         self.sources: dict[str, tuple] = {}  # ONNX name -> (layout, NCHW name, ...): see _ops._convolution
         self._count = 0
 

@@ -372,24 +372,30 @@ _GATES = {
 }
 
 
+def _onnx_weights(b: Builder, mode: str, x: Value, weights: tuple) -> tuple[str, str, str]:
+    """ONNX's ``W``, ``R`` and ``B`` of one direction from ``(W_ih, W_hh, b_ih, b_hh)`` (the biases
+    may be None): their rows in ONNX's gate order, with the leading direction axis."""
+    w_ih, w_hh, b_ih, b_hh = weights
+    hidden = w_hh.shape[1]
+    blocks = _GATES[mode][1]
+    rows = b.const(np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in blocks]).astype(np.int64))
+    zeros = b.const(np.zeros(w_hh.shape[0], dtype=x.dtype))
+    w, r, *biases = (
+        zeros if t is None else b.add("Gather", [b.name(t), rows], axis=0) for t in (w_ih, w_hh, b_ih, b_hh)
+    )
+    return b.unsqueeze(w, [0]), b.unsqueeze(r, [0]), b.unsqueeze(b.add("Concat", biases, axis=0), [0])
+
+
 @converts(Recurrence)
 def _recurrence(b: Builder, node: Node, args: tuple) -> list:
-    x, h0, c0, w_hh, b_hh, mode, reverse = args
-    op_type, blocks = _GATES[mode]
-    hidden = w_hh.shape[1]
-    order = np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in blocks])
-    rows = b.const(order.astype(np.int64))
-    zeros = b.const(np.zeros(len(order), dtype=x.dtype))
-    source, w, b_w = _input_projection(b, x, order)
-    r = b.unsqueeze(b.add("Gather", [b.name(w_hh), rows], axis=0), [0])
-    b_w = zeros if b_w is None else b.add("Gather", [b.name(b_w), rows], axis=0)
-    b_r = zeros if b_hh is None else b.add("Gather", [b.name(b_hh), rows], axis=0)
-    bias = b.unsqueeze(b.add("Concat", [b_w, b_r], axis=0), [0])
-    inputs = [source, w, r, bias, "", b.unsqueeze(b.name(h0), [0])]
+    x, h0, c0, *weights, mode, reverse = args
+    op_type = _GATES[mode][0]
+    w, r, bias = _onnx_weights(b, mode, x, tuple(weights))
+    inputs = [b.name(x), w, r, bias, "", b.unsqueeze(b.name(h0), [0])]
     if c0 is not None:
         inputs.append(b.unsqueeze(b.name(c0), [0]))
     attributes: dict[str, Any] = {
-        "hidden_size": int(hidden),
+        "hidden_size": int(weights[1].shape[1]),
         "direction": "reverse" if reverse else "forward",
     }
     if op_type == "GRU":
@@ -404,26 +410,8 @@ def _recurrence(b: Builder, node: Node, args: tuple) -> list:
 @converts(LSTMCellStep)
 def _lstm_cell(b: Builder, node: Node, args: tuple) -> list:
     """One step of ONNX's ``LSTM``, its weights' rows in ONNX's gate order."""
-    x, h, c, w_ih, w_hh, b_ih, b_hh = args
-    hidden = w_hh.shape[1]
-    rows = b.const(np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in _GATES["LSTM"][1]]))
-    zeros = b.const(np.zeros(4 * hidden, dtype=x.dtype))
-    w, r, *biases = (
-        zeros if t is None else b.add("Gather", [b.name(t), rows], axis=0) for t in (w_ih, w_hh, b_ih, b_hh)
-    )
-    bias = b.add("Concat", biases, axis=0)
-    steps = [b.unsqueeze(t, [0]) for t in (b.name(x), w, r, bias, b.name(h), b.name(c))]
-    _, h_n, c_n = b.add("LSTM", [*steps[:4], "", *steps[4:]], outputs=3, hidden_size=int(hidden))
+    x, h, c, *weights = args
+    w, r, bias = _onnx_weights(b, "LSTM", x, tuple(weights))
+    x, h, c = (b.unsqueeze(b.name(t), [0]) for t in (x, h, c))
+    _, h_n, c_n = b.add("LSTM", [x, w, r, bias, "", h, c], outputs=3, hidden_size=int(weights[1].shape[1]))
     return [b.squeeze(h_n, [0]), b.squeeze(c_n, [0])]
-
-
-def _input_projection(b: Builder, x: Value, order: np.ndarray) -> tuple[str, str, Value | None]:
-    """ONNX's ``X``, ``W`` (gates in ONNX's order) and the bias for ``W`` of a recurrence whose
-    input projection ``x`` is given: the ``Linear`` that made it, taken apart; else ``x`` itself
-    with the gate permutation as ``W`` (exact in any precision)."""
-    made = b.producers.get(id(x))
-    if made is not None and made[0].op is linalg.Linear:
-        source, weight, bias = made[1]
-        w = b.add("Gather", [b.name(weight), b.const(order.astype(np.int64))], axis=0)
-        return b.name(source), b.unsqueeze(w, [0]), bias
-    return b.name(x), b.const(np.eye(len(order), dtype=x.dtype)[order][None], "W"), None

@@ -1,8 +1,8 @@
 """Recurrent layers ``RNN``, ``LSTM``, ``GRU`` and their single-step cells, with PyTorch's weights.
 
-Each layer projects the whole input sequence with one matmul, then runs the time steps of each
-direction as one fused node (``ops.recurrence``); a packed sequence, whose batch shrinks from step
-to step, runs the cells' compositions step by step instead. ``LSTMCell`` runs each call as one
+Each direction of each layer runs as one fused node (``ops.recurrence``), which projects the
+whole input sequence at once and then runs the time steps; a packed sequence, whose batch shrinks
+from step to step, runs the cells' compositions step by step instead. ``LSTMCell`` runs each call as one
 fused node too; the other cells compose engine ops. Parameter names, shapes, gate order and init are
 PyTorch's (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so state dicts load both ways.
 """
@@ -127,13 +127,10 @@ class RNNBase(Module):
         """Run one direction of one layer: every step over the whole batch as one fused node, or
         over the packed batch ``sizes`` step by step; returns the outputs, last ``h`` and ``c``."""
         w_ih, w_hh, b_ih, b_hh = weights
-        if b_hh is not None and self.mode != "GRU":
-            # outside GRU's reset gate the two biases are one: the fused loop adds it to each step in
-            # its own buffer, the packed path's cells get it in the input projection
-            merged = b_ih + b_hh
-            b_ih, b_hh = (None, merged) if sizes is None else (merged, None)
         if sizes is None:
-            return recurrence(self.mode, F.linear(x, w_ih, b_ih), h, c, w_hh, b_hh, reverse)
+            return recurrence(self.mode, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse)
+        if b_hh is not None and self.mode != "GRU":  # outside GRU's reset gate the two biases are one
+            b_ih, b_hh = b_ih + b_hh, None
         steps = split_views(F.linear(x, w_ih, b_ih), sizes, 0)
         w_hh_t = w_hh.t()
         outputs: list[Any] = [None] * len(steps)
