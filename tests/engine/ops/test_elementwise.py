@@ -77,6 +77,36 @@ def test_python_numbers_keep_the_float_dtype_and_node_names(dtype):
     assert (dl.tensor([1.0], dtype=dl.float16) / 3).dtype == dl.float16
 
 
+NUMBERS = [1.001, 0.5, -0.1, 3, 1 / 3, 1e-30, 2**40 + 1, 65504.0, float("inf"), True, 0.0, -0.0, float("nan")]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_numbers_given_to_numpy_as_cached_arrays_give_numpy_own_bits(dtype):
+    """The scalar ops hand numpy a number as a cached 0-d array (``elementwise._operand``): each
+    result is numpy's with the Python number, bit for bit (zeros' signs included) outside NaNs."""
+    from dltool.engine.ops.elementwise import _operand
+
+    data = np.random.default_rng(0).standard_normal(50).astype(dtype) * 10
+    data[:3] = 0.0, -0.0, np.nan
+    x = dl.tensor(data)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 2**40 overflows float16
+        for c in NUMBERS * 2:  # the second round reads the cache
+            pairs = [(_operand(c, data) * data, c * data), (x + c, data + c), (x - c, data - c)]
+            for got, want in [*pairs, (x * c, data * c), (x / c, data / c)]:
+                got = got.numpy() if isinstance(got, dl.Tensor) else got
+                assert got.dtype == want.dtype
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+                number = ~np.isnan(want)
+                np.testing.assert_array_equal(got[number].view(np.uint8), want[number].view(np.uint8))
+
+
+def test_a_number_the_dtype_cannot_hold_warns_on_every_call():
+    x = dl.tensor([1.0, 2.0], dtype=dl.float16)
+    for _ in range(2):
+        with pytest.warns(RuntimeWarning, match="overflow"):
+            assert np.isinf((x * 1e6).numpy()).all()
+
+
 @pytest.mark.parametrize("shape", [(5,), (2, 3), ()])
 @pytest.mark.parametrize("name,fn,low,high", UNARY, ids=[u[0] for u in UNARY])
 def test_unary_ops(name, fn, low, high, shape):
