@@ -324,6 +324,10 @@ def _data(value: Any) -> Any:
 
 
 class Recurrence(Function):
+    """One direction of a recurrent layer over a whole sequence, input projection included, as
+    one node: ``recurrence`` below. The loops of ``_LOOPS`` do the work on raw arrays (see the
+    module's docstring); the backward takes every weight's and the input's gradient from theirs."""
+
     array_gradients = True
 
     @staticmethod
