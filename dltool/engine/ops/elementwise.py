@@ -164,15 +164,15 @@ _OPERANDS_MAX = 1024  # distinct (number, dtype) pairs kept before the table sta
 
 def _operand(c: Any, array: Any) -> Any:
     """The number ``c`` as numpy combines it fastest with the float ``array``: a cached 0-d array
-    of its dtype. ``c`` itself next to other arrays (cupy takes Python numbers as they are) and
-    where a cache would differ: for zeros (``0.0 == -0.0`` would share an entry), NaN and numbers
-    the dtype cannot hold (numpy warns on each call)."""
+    of its dtype. ``c`` itself next to other arrays (cupy takes Python numbers as they are; an
+    integer array would promote) and where a cache would differ: for zeros (``0.0 == -0.0`` would
+    share an entry), NaN and numbers the dtype cannot hold (numpy warns on each call)."""
     if type(array) is not np.ndarray:
         return c
     key = (c, array.dtype)
     found = _OPERANDS.get(key)
     if found is None:
-        if not c or c != c:
+        if not c or c != c or array.dtype.kind != "f":
             return c
         try:
             with np.errstate(over="raise"):

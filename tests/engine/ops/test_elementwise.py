@@ -100,6 +100,12 @@ def test_numbers_given_to_numpy_as_cached_arrays_give_numpy_own_bits(dtype):
                 np.testing.assert_array_equal(got[number].view(np.uint8), want[number].view(np.uint8))
 
 
+def test_numbers_next_to_integer_arrays_stay_python_numbers():
+    from dltool.engine.ops.elementwise import _operand
+
+    assert _operand(0.5, np.arange(3)) == 0.5 and type(_operand(0.5, np.arange(3))) is float
+
+
 def test_a_number_the_dtype_cannot_hold_warns_on_every_call():
     x = dl.tensor([1.0, 2.0], dtype=dl.float16)
     for _ in range(2):
