@@ -176,6 +176,16 @@ def test_layers_run_one_fused_node_per_direction_and_packed_input_runs_the_cells
     assert lstm(packed)[0].data.grad_fn.name() != "RecurrenceBackward0"
 
 
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_an_input_of_another_dtype_than_the_weights_is_refused_as_pytorch_does(kind):
+    layer = getattr(dl.nn, kind)(3, 4)
+    with pytest.raises(ValueError, match="RNN input dtype .*float64.* does not match weight dtype .*float32"):
+        layer(dl.randn(5, 2, 3, dtype=dl.float64))
+    packed = dl.nn.utils.rnn.pack_padded_sequence(dl.randn(5, 2, 3, dtype=dl.float64), [5, 3])
+    with pytest.raises(ValueError, match="does not match weight dtype"):
+        layer(packed)
+
+
 def test_no_grad_gives_the_same_values():
     gru = dl.nn.GRU(3, 4, bidirectional=True)
     x = dl.randn(5, 2, 3)

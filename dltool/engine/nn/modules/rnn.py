@@ -164,6 +164,12 @@ class RNNBase(Module):
             batch, sizes = x.shape[1], None
         if x.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.shape[-1]}")
+        weight = self.weight_ih_l0
+        if x.dtype != weight.dtype:
+            raise ValueError(
+                f"RNN input dtype ({x.dtype}) does not match weight dtype ({weight.dtype}). Convert input: "
+                f"input.to({weight.dtype}), or convert model: model.to({x.dtype})"
+            )
         initial = [s for s in self._initial_state(hx, batched, batch, x) if s is not None]
         if packed and sorted_indices is not None:  # states follow the packed (longest-first) order
             initial = [s.index_select(1, sorted_indices) for s in initial]
