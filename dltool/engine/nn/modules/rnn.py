@@ -2,9 +2,9 @@
 
 Each direction of each layer runs as one fused node (``ops.recurrence``), which projects the
 whole input sequence at once and then runs the time steps; a packed sequence, whose batch shrinks
-from step to step, runs the cells' compositions step by step instead. ``LSTMCell`` runs each call as one
-fused node too; the other cells compose engine ops. Parameter names, shapes, gate order and init are
-PyTorch's (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so state dicts load both ways.
+from step to step, runs the cells' compositions step by step instead. ``LSTMCell`` runs each call
+as one fused node too; the other cells compose engine ops. Parameter names, shapes, gate order and
+init are PyTorch's (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so state dicts load both ways.
 """
 
 from __future__ import annotations
