@@ -19,9 +19,11 @@ run one thread, data-parallel ranks an equal share of the cores.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from threadpoolctl import ThreadpoolController, threadpool_limits
@@ -100,6 +102,28 @@ def adapt() -> None:
         for controller in _state.blas:
             controller.set_num_threads(wanted)
         _state.in_use = wanted
+
+
+def blas_threads() -> int:
+    """The threads numpy's BLAS runs on now (whoever set them: dltool, threadpoolctl, the environment)."""
+    _blas_ceiling()
+    return max((controller.num_threads or 1 for controller in _state.blas), default=1)
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the BLAS at one thread inside the block, and at the count it had after it."""
+    _blas_ceiling()
+    counts = [(controller, controller.num_threads) for controller in _state.blas]
+    for controller, count in counts:
+        if count != 1:
+            controller.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for controller, count in counts:
+            if count != 1:
+                controller.set_num_threads(count)
 
 
 def _blas_ceiling() -> int:

@@ -14,17 +14,6 @@ def _blas_threads() -> set[int]:
     return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
 
 
-@pytest.fixture
-def _restore_threads(monkeypatch):
-    for name in _threads.THREAD_VARIABLES:
-        monkeypatch.setenv(name, os.environ.get(name, "1"))  # set_num_threads writes them
-    monkeypatch.setattr(_threads, "_state", _threads._State())
-    with threadpoolctl.threadpool_limits(
-        limits=None, user_api="blas"
-    ):  # restores the BLAS thread count on exit
-        yield
-
-
 @pytest.mark.usefixtures("_restore_threads")
 def test_set_num_threads(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS")

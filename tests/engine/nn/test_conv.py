@@ -3,7 +3,7 @@ import pytest
 
 import dltool.engine as dl
 import dltool.engine.nn.functional as F
-from dltool.engine import nn
+from dltool.engine import _blas_pool, nn
 from dltool.engine.ops import conv as conv_ops
 from tests.engine.nn.layer_check import check_layer, gradcheck_layer
 from tests.op_check import check_op
@@ -79,10 +79,14 @@ BANDED = [
 ]
 
 
+@pytest.mark.usefixtures("_restore_threads")
+@pytest.mark.parametrize("pooled", [True, False], ids=["pooled", "in-order"])
 @pytest.mark.parametrize("band_bytes", [1, 6000])  # one output row per band, and two
 @pytest.mark.parametrize("make,shape", BANDED, ids=["conv", "strided-grouped", "transposed"])
-def test_convolutions_in_bands_match_pytorch(monkeypatch, band_bytes, make, shape):
+def test_convolutions_in_bands_match_pytorch(monkeypatch, band_bytes, make, shape, pooled):
     monkeypatch.setattr(conv_ops, "BAND_BYTES", band_bytes)
+    monkeypatch.setattr(_blas_pool, "MIN_PIECES", 2 if pooled else 10**9)
+    dl.set_num_threads(2)  # a pool of two workers, on any machine
     check_layer(make, shape)
     gradcheck_layer(make(dl), shape[:2] + (4, 3))
 
@@ -105,14 +109,18 @@ def test_a_convolution_keeps_its_padded_input_not_its_columns():
     assert not [value for value in vars(node).values() if isinstance(value, np.ndarray)]  # freed
 
 
+@pytest.mark.usefixtures("_restore_threads")
 def test_second_derivatives_through_a_banded_fold(monkeypatch):
     monkeypatch.setattr(conv_ops, "BAND_BYTES", 1)
+    monkeypatch.setattr(_blas_pool, "MIN_PIECES", 2)
+    dl.set_num_threads(2)
     x = dl.randn(2, 2, 4, 3, dtype=dl.float64, requires_grad=True)
     w = dl.randn(3, 2, 2, 2, dtype=dl.float64, requires_grad=True)
     assert dl.autograd.gradgradcheck(lambda x, w: F.conv2d(x, w, padding=1), (x, w))
     assert dl.autograd.gradgradcheck(lambda x, w: F.conv_transpose2d(x, w.transpose(0, 1), stride=2), (x, w))
 
 
+@pytest.mark.usefixtures("_restore_threads")
 def test_folded_product_equals_fold_of_the_whole_product(monkeypatch):
     geometry = dict(kernel_size=(2, 3), dilation=(2, 1), padding=(1, 2), stride=(1, 2))
     a = dl.randn(2 * 2 * 3, 5)  # columns of 2 channels' 2x3 windows, from 3 images
@@ -120,6 +128,8 @@ def test_folded_product_equals_fold_of_the_whole_product(monkeypatch):
     kernel, dil, pad, step, out = conv_ops._geometry(size, **geometry)
     b = dl.randn(5, out[0] * out[1] * 3)
     whole = conv_ops._col2im((a @ b).numpy(), size, kernel, dil, pad, step, out, True)
+    monkeypatch.setattr(_blas_pool, "MIN_PIECES", 2)
+    dl.set_num_threads(2)
     for band_bytes in (1, 200, 10**9):
         monkeypatch.setattr(conv_ops, "BAND_BYTES", band_bytes)
         banded = conv_ops._folded_product(a.numpy(), b.numpy(), size, kernel, dil, pad, step, out)
