@@ -52,7 +52,7 @@ def run_in_groups(task: Callable[[Piece], None], groups: Sequence[Sequence[Piece
                 for piece in group:
                     task(piece)
             else:
-                # list() waits for every piece and raises the first piece's error here
+                # list() returns once every piece is done, or raises here the error of a piece
                 list(_pool(workers).map(task, group))
 
 
