@@ -15,10 +15,11 @@ rank: the trainer's default per-process batch, a global batch of 256 as in the `
   bytes right after the same backward pass (on the gradients it wrote, as hot in cache as DDP's
   all-reduce finds them), and against the floor of any average, one division pass and that
   ``Allreduce``: with ``.grad`` copied to and from the buckets, with
-  ``gradient_as_bucket_view=True`` and ``.grad`` set to None before each backward (``zero_grad()``'s
-  default: copied into the bucket once), and with bucket views zeroed in place (``zero_grad(set_to_none=False)``: no copy, the
-  backward accumulates into the bucket). The variants and the bare calls take turns, round after
-  round, so that the machine's drift falls on all of them alike;
+  ``gradient_as_bucket_view=True`` and ``.grad`` set to None before each backward
+  (``zero_grad()``'s default: copied into the bucket once), and with bucket views zeroed in place
+  (``zero_grad(set_to_none=False)``: no copy, the backward accumulates into the bucket). The
+  variants and the bare calls take turns, round after round, so that the machine's drift falls on
+  all of them alike;
 - the share of a training step spent on communication: DDP as the trainer runs it (bucket views,
   buckets all-reduced from gradient hooks, overlapping backward) and, with overlap off, backward
   first and then one blocking ``Allreduce`` of all gradients, each against the same step without

@@ -14,6 +14,7 @@ in groups that do not overlap, one group after another.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,20 +41,16 @@ def run_in_groups(task: Callable[[Piece], None], groups: Sequence[Sequence[Piece
     as there are BLAS threads in use. Fewer run here at the BLAS threads in use, as any product
     would, and so do the pieces of other array modules (cupy queues them on its stream).
     """
-    if xp is not np or sum(len(group) for group in groups) < MIN_PIECES:
+    pooled = xp is np and sum(len(group) for group in groups) >= MIN_PIECES
+    workers = _threads.blas_threads() if pooled else 1
+    with _threads.one_blas_thread() if pooled else contextlib.nullcontext():
         for group in groups:
-            for piece in group:
-                task(piece)
-        return
-    workers = _threads.blas_threads()
-    with _threads.one_blas_thread():
-        for group in groups:
-            if workers <= 1 or len(group) <= 1:
-                for piece in group:
-                    task(piece)
-            else:
+            if workers > 1 and len(group) > 1:
                 # list() returns once every piece is done, or raises here the error of a piece
                 list(_pool(workers).map(task, group))
+            else:
+                for piece in group:
+                    task(piece)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:

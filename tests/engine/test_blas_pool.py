@@ -75,7 +75,7 @@ def test_a_limit_set_outside_dltool_holds_inside_and_after_the_pieces():
 
 
 def _conv_step(threads: int) -> list[np.ndarray]:
-    """Output and gradients of a convolution made in several bands, at ``threads`` BLAS threads."""
+    """Output and gradients of a 16-row convolution, at ``threads`` BLAS threads."""
     dl.set_num_threads(threads)
     dl.manual_seed(0)
     layer = nn.Conv2d(16, 32, 3, padding=1)
